@@ -1,0 +1,78 @@
+"""triggerhooks: run tasks when the right set of triggers has fired, in any order,
+on any server; react through signals; extend through plugins."""
+
+from __future__ import annotations
+
+from .events import connected, filter_events, on, send_event
+from .exceptions import (
+    ConfigurationError,
+    ConflictError,
+    DuplicateKeyError,
+    InstanceNotFoundError,
+    InvalidKwargsError,
+    InvalidStatusError,
+    InvalidTaskResultError,
+    MaxRetriesExceeded,
+    SignalHandlingError,
+    StorageUnavailableError,
+    TriggerhooksError,
+    UnknownKeyError,
+    UnstorableKwargsError,
+    with_context,
+)
+from .manager import TriggerManager, trigger_managers
+from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, TaskStatus
+from .plugins import hookimpl
+from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner, task_runners
+from .storages import (
+    MemoryStorageBackend,
+    StorageBackend,
+    open_storage,
+    storage_backends,
+)
+from .task import Retry, StatusChange, TaskContext, TriggerTask, trigger_task, trigger_tasks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SESSION_FINALIZED",
+    "ConfigurationError",
+    "ConflictError",
+    "DuplicateKeyError",
+    "InlineTaskRunner",
+    "InstanceNotFoundError",
+    "InvalidKwargsError",
+    "InvalidStatusError",
+    "InvalidTaskResultError",
+    "MaxRetriesExceeded",
+    "MemoryStorageBackend",
+    "Retry",
+    "SignalHandlingError",
+    "StatusChange",
+    "StorageBackend",
+    "StorageUnavailableError",
+    "TaskConfig",
+    "TaskContext",
+    "TaskInstance",
+    "TaskRunner",
+    "TaskStatus",
+    "ThreadingTaskRunner",
+    "TriggerManager",
+    "TriggerTask",
+    "TriggerhooksError",
+    "UnknownKeyError",
+    "UnstorableKwargsError",
+    "__version__",
+    "connected",
+    "filter_events",
+    "hookimpl",
+    "on",
+    "open_storage",
+    "send_event",
+    "storage_backends",
+    "task_runners",
+    "trigger_managers",
+    "trigger_task",
+    "trigger_tasks",
+    "with_context",
+]

@@ -1,0 +1,165 @@
+"""The workflow (task configuration) schema: one pydantic model, one place for the rules.
+
+``update_configuration``, workflow files and the JSON Schema all go through
+:func:`parse_configuration`, which reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
+
+from .exceptions import ConfigurationError, Problem
+from .models import TaskConfig
+
+__all__ = ["TaskSpec", "Workflow", "parse_configuration", "workflow_json_schema"]
+
+Name = Annotated[str, Field(min_length=1)]
+
+DIRECTIVES = ("after", "andEvery", "unless", "withParams", "using", "run")
+_SNAKE = {"and_every": "andEvery", "with_params": "withParams"}
+
+
+class TaskSpec(BaseModel):
+    """One task of a workflow. Unknown directives are kept as ``extras``."""
+
+    model_config = ConfigDict(extra="allow", validate_by_name=True, validate_by_alias=True,
+                              serialize_by_alias=True)
+
+    run: Name = Field(description="Name of a registered trigger task.")
+    after: list[Name] = Field(
+        default_factory=list,
+        description="Triggers (or task names, for cascades) that must all have fired.")
+    and_every: Name | None = Field(
+        default=None, alias="andEvery",
+        description="One more instance for each firing of this trigger.")
+    unless: list[Name] = Field(
+        default_factory=list,
+        description="Once all of these fired, instances not started yet are abandoned.")
+    with_params: dict[str, dict[str, JsonValue]] = Field(
+        default_factory=dict, alias="withParams",
+        description="Static kwargs merged under the trigger kwargs, keyed like them.")
+    using: Name | None = Field(default=None, description="Task runner for this task.")
+
+
+class Workflow(RootModel[dict[Name, TaskSpec]]):
+    """A whole workflow: task name -> task."""
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a workflow file."""
+    schema = Workflow.model_json_schema(by_alias=True)
+    schema["title"] = "triggerhooks workflow"
+    return schema
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _cycles(configs: Mapping[str, TaskConfig]) -> list[list[str]]:
+    """Cycles of tasks waiting on each other's cascades (they could never run)."""
+    edges = {name: [t for t in (*c.after, *filter(None, [c.and_every])) if t in configs]
+             for name, c in configs.items()}
+    found: list[list[str]] = []
+    seen: set[str] = set()
+    for start in configs:
+        if start in seen:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = []
+        on_path: set[str] = set()
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                if node in on_path:
+                    cycle = [*path[path.index(node):], node]
+                    if not any(set(cycle) == set(c) for c in found):
+                        found.append(cycle)
+                    continue
+                if node in seen:
+                    continue
+                path.append(node)
+                on_path.add(node)
+            children = edges[node]
+            if index < len(children):
+                stack.append((node, index + 1))
+                stack.append((children[index], 0))
+            else:
+                seen.add(node)
+                on_path.discard(node)
+                path.pop()
+    return found
+
+
+def parse_configuration(
+    configuration: Mapping[str, Any],
+    *,
+    known_tasks: Collection[str] | None = None,
+    known_runners: Collection[str] | None = None,
+    existing: Mapping[str, TaskConfig] | None = None,
+) -> dict[str, TaskConfig]:
+    """Validate a workflow mapping and return its tasks, or raise one
+    :class:`ConfigurationError` that lists every problem.
+
+    ``known_tasks`` / ``known_runners`` check ``run`` and ``using`` against the
+    registries; ``existing`` tasks take part in the cycle check.
+    """
+    problems: list[Problem] = []
+    if not isinstance(configuration, Mapping):
+        raise ConfigurationError([Problem("", "a configuration must be a mapping of task "
+                                              f"names to tasks, not {type(configuration).__name__}")])
+    configs: dict[str, TaskConfig] = {}
+    for name, raw in configuration.items():
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(repr(name), "a task name must be a non-empty string"))
+            continue
+        try:
+            spec = TaskSpec.model_validate(raw)
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(Problem(_location((name, *error["loc"])), error["msg"]))
+            continue
+        extras = dict(spec.model_extra or {})
+        for key in list(extras):
+            known = _SNAKE.get(key)
+            guess = known or next(iter(difflib.get_close_matches(key, DIRECTIVES, 1, 0.75)), None)
+            if guess:
+                problems.append(Problem(f"{name}.{key}", f"unknown directive (did you mean {guess!r}?)"))
+        if not spec.after and spec.and_every is None:
+            problems.append(Problem(name, "needs 'after' or 'andEvery': it could never run"))
+        if known_tasks is not None and spec.run not in known_tasks:
+            listed = ", ".join(sorted(known_tasks)) or "none"
+            problems.append(Problem(f"{name}.run",
+                                    f"unknown trigger task {spec.run!r}; known: {listed}"))
+        if known_runners is not None and spec.using is not None and spec.using not in known_runners:
+            listed = ", ".join(sorted(known_runners))
+            problems.append(Problem(f"{name}.using",
+                                    f"unknown task runner {spec.using!r}; known: {listed}"))
+        configs[name] = TaskConfig(
+            name=name,
+            run=spec.run,
+            after=tuple(dict.fromkeys(spec.after)),
+            and_every=spec.and_every,
+            unless=tuple(dict.fromkeys(spec.unless)),
+            with_params=spec.with_params,
+            using=spec.using,
+            extras=extras,
+        )
+    merged = {**(existing or {}), **configs}
+    for cycle in _cycles(merged):
+        if any(name in configs for name in cycle):
+            problems.append(Problem(cycle[0], "tasks wait for each other and could never run: "
+                                              + " -> ".join(cycle)))
+    if problems:
+        raise ConfigurationError(problems)
+    return configs

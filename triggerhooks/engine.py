@@ -1,0 +1,305 @@
+"""The rules of a session, as pure transitions over a :class:`SessionView`.
+
+Every public function here builds the :class:`Changes` of one atomic step
+(a fire, a status change, a replay, ...). They read only through the view and
+never write, so an optimistic backend can run them again after a conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .exceptions import InstanceNotFoundError, InvalidStatusError
+from .models import (
+    RESOLVED,
+    SESSION_FINALIZED,
+    TaskConfig,
+    TaskInstance,
+    TaskStatus,
+    utcnow,
+)
+from .serialization import JsonDict, loads
+from .storages.base import Changes, Notice, SessionView, TaskState
+
+__all__ = ["Transition"]
+
+_UNSTARTED = TaskStatus.UNSTARTED
+_SCHEDULED = TaskStatus.SCHEDULED
+
+
+def _merge_params(kwargs: JsonDict, with_params: JsonDict) -> JsonDict:
+    """``withParams`` under the trigger kwargs: trigger kwargs win, key by key."""
+    for key, params in with_params.items():
+        given = kwargs.get(key)
+        if isinstance(given, dict) and isinstance(params, dict):
+            kwargs[key] = {**params, **given}
+        elif given is None:
+            kwargs[key] = params
+    return kwargs
+
+
+class Transition:
+    """Builds one transition's changes against a view, copying state before changing it."""
+
+    __slots__ = ("_before", "changes", "now", "view")
+
+    def __init__(self, view: SessionView) -> None:
+        self.view = view
+        self.changes = Changes()
+        self.now = utcnow()
+        self._before: dict[str, bool] = {}
+
+    # -- reading, with this transition's own changes on top ----------------------------
+
+    def has_fired(self, trigger: str) -> bool:
+        return trigger in self.changes.fired or self.view.fired(trigger)
+
+    def kwargs_of(self, trigger: str) -> JsonDict:
+        raw = self.changes.fired.get(trigger) or self.view.kwargs(trigger)
+        return loads(raw) if raw else {}
+
+    def peek_state(self, task: str) -> TaskState:
+        return self.changes.states.get(task) or self.view.state(task)
+
+    def edit_state(self, task: str) -> TaskState:
+        state = self.changes.states.get(task)
+        if state is None:
+            current = self.view.state(task)
+            self._before[task] = current.is_resolved
+            state = self.changes.states[task] = current.copy()
+        return state
+
+    def instance(self, name: str) -> TaskInstance:
+        found = self.changes.instances.get(name) or self.view.instance(name)
+        if found is None:
+            raise InstanceNotFoundError(f"no task instance named {name!r} in this session")
+        return found
+
+    def config_of(self, instance: TaskInstance) -> TaskConfig:
+        config = self.view.task(instance.task_name)
+        if config is None:
+            raise InstanceNotFoundError(
+                f"instance {instance.name!r} belongs to task {instance.task_name!r}, "
+                "which is no longer configured")
+        return config
+
+    # -- writing -------------------------------------------------------------------------
+
+    def put(self, instance: TaskInstance, status: TaskStatus, *,
+            metadata: Mapping[str, Any] | None = None, kwargs: JsonDict | None = None,
+            log_level: int | None = None, logs_resolved: bool | None = None,
+            notice: str | None = None, config: TaskConfig | None = None,
+            extra: JsonDict | None = None) -> TaskInstance:
+        """Write a new version of ``instance`` and keep its task's bookkeeping in step."""
+        meta = dict(instance.metadata)
+        if metadata:
+            meta.update(metadata)
+        if status != instance.status or "timestamps" not in meta:
+            meta["timestamps"] = {**meta.get("timestamps", {}), status.value: self.now}
+        level = instance.log_level if log_level is None else log_level
+        resolved_logs = instance.logs_resolved if logs_resolved is None else logs_resolved
+        updated = TaskInstance(
+            instance.name, status, instance.kwargs if kwargs is None else kwargs, meta,
+            level, resolved_logs)
+        self.changes.instances[updated.name] = updated
+        state = self.edit_state(updated.task_name)
+        if status in RESOLVED:
+            state.open.pop(updated.name, None)
+        else:
+            state.open[updated.name] = status.value
+        if level >= logging.WARNING and not resolved_logs:
+            state.logs[updated.name] = level
+        else:
+            state.logs.pop(updated.name, None)
+        if notice is not None:
+            self.changes.notices.append(Notice(notice, updated, config, extra or {}))
+        return updated
+
+    def create(self, config: TaskConfig, status: TaskStatus, kwargs: JsonDict,
+               metadata: JsonDict | None = None) -> TaskInstance:
+        state = self.edit_state(config.name)
+        name = f"{config.name}#{state.next}"
+        state.next += 1
+        placeholder = TaskInstance(name, status, kwargs, {})
+        return self.put(placeholder, status, metadata=metadata)
+
+    def schedule(self, config: TaskConfig, instance: TaskInstance, countdown: float = 0.0,
+                 kwargs: JsonDict | None = None) -> TaskInstance:
+        if kwargs is None:
+            kwargs = {trigger: self.kwargs_of(trigger) for trigger in config.requires}
+            if config.and_every is not None:
+                kwargs[config.and_every] = instance.kwargs.get(config.and_every, {})
+            _merge_params(kwargs, config.with_params)
+        scheduled = self.put(instance, _SCHEDULED, kwargs=kwargs, notice="scheduled",
+                             config=config)
+        self.changes.schedule.append((scheduled, config, countdown))
+        return scheduled
+
+    def abandon_pending(self, config: TaskConfig) -> None:
+        state = self.peek_state(config.name)
+        if state.next == 0:
+            instance = self.create(config, TaskStatus.ABANDONED, {})
+            self.changes.notices.append(Notice("abandoned", instance, config))
+            return
+        for name in state.pending():
+            self.put(self.instance(name), TaskStatus.ABANDONED, notice="abandoned", config=config)
+
+    # -- the rules -----------------------------------------------------------------------
+
+    def fire(self, trigger: str, kwargs: bytes) -> bool:
+        """Record a firing and move every task it concerns on; False if it was ignored."""
+        if trigger == SESSION_FINALIZED:
+            if self.has_fired(SESSION_FINALIZED):
+                return False
+            self.changes.metadata = {"finalizedAt": self.now}
+        self.changes.fired[trigger] = kwargs
+        for config in self.view.tasks_for(trigger):
+            self._evaluate(config, trigger, kwargs)
+        return True
+
+    def _vetoed(self, config: TaskConfig) -> bool:
+        return bool(config.unless) and all(self.has_fired(t) for t in config.unless)
+
+    def _ready(self, config: TaskConfig) -> bool:
+        return all(self.has_fired(t) for t in config.requires)
+
+    def _evaluate(self, config: TaskConfig, trigger: str, kwargs: bytes) -> None:
+        if config.unless and self._vetoed(config):
+            if trigger in config.unless:
+                self.abandon_pending(config)
+            return
+        if config.and_every is None:
+            if self.peek_state(config.name).next == 0 and self._ready(config):
+                self.schedule(config, self.create(config, _UNSTARTED, {}))
+            return
+        if trigger == config.and_every:
+            self.create(config, _UNSTARTED, {trigger: loads(kwargs)})
+        if self._ready(config):
+            state = self.peek_state(config.name)
+            for name in state.pending():
+                if state.open[name] == _UNSTARTED:
+                    self.schedule(config, self.instance(name))
+
+    def claim(self, name: str) -> tuple[TaskInstance, TaskConfig] | None:
+        """scheduled -> running, exactly once; None when the instance is not scheduled."""
+        instance = self.changes.instances.get(name) or self.view.instance(name)
+        if instance is None or instance.status is not _SCHEDULED:
+            return None
+        config = self.config_of(instance)
+        running = self.put(instance, TaskStatus.RUNNING, notice="started", config=config)
+        return running, config
+
+    def complete(self, name: str, result: bytes, log_level: int, cascade: bool = True) -> bool:
+        """running -> finished with ``result``; the task's name fires with it as kwargs."""
+        instance = self.instance(name)
+        if instance.status is not TaskStatus.RUNNING:
+            return False
+        config = self.config_of(instance)
+        value = loads(result)
+        self.put(instance, TaskStatus.FINISHED, metadata={"result": value}, log_level=log_level,
+                 notice="completed", config=config, extra={"result": value})
+        if cascade:
+            self.fire(instance.task_name, result)
+        return True
+
+    def fail(self, name: str, metadata: JsonDict, log_level: int,
+             exception: BaseException | None = None) -> TaskInstance | None:
+        """running -> failed, recording what went wrong."""
+        instance = self.instance(name)
+        if instance.status is not TaskStatus.RUNNING:
+            return None
+        return self.put(instance, TaskStatus.FAILED, metadata=metadata, log_level=log_level,
+                        notice="failed", config=self.config_of(instance),
+                        extra={"exception": exception})
+
+    def set_status(self, name: str, status: TaskStatus, metadata: JsonDict | None,
+                   cascade: bool, cascade_kwargs: bytes,
+                   log_level: int | None = None) -> TaskInstance:
+        instance = self.instance(name)
+        config = self.config_of(instance)
+        notice = {TaskStatus.FINISHED: "completed", TaskStatus.FAILED: "failed",
+                  TaskStatus.ABANDONED: "abandoned", TaskStatus.SCHEDULED: "scheduled",
+                  TaskStatus.RUNNING: "started"}.get(status, "status")
+        extra: JsonDict = {"exception": None}
+        if status is TaskStatus.FINISHED:
+            extra = {"result": loads(cascade_kwargs) if cascade else
+                     (metadata or {}).get("result", instance.metadata.get("result"))}
+        updated = self.put(instance, status, metadata=metadata, notice=notice, config=config,
+                           extra=extra, log_level=log_level)
+        if status is _SCHEDULED:
+            self.changes.schedule.append((updated, config, 0.0))
+        if cascade:
+            self.fire(instance.task_name, cascade_kwargs)
+        return updated
+
+    def replay(self, name: str, replacement_kwargs: JsonDict | None, countdown: float = 0.0,
+               metadata: JsonDict | None = None) -> TaskInstance:
+        """failed -> replayed, and a copy of it scheduled with ``metadata["parent"]``."""
+        instance = self.instance(name)
+        if not instance.can_replay:
+            raise InvalidStatusError(
+                f"cannot replay {name}: it is {instance.status.value}, only failed instances "
+                "can be replayed")
+        config = self.config_of(instance)
+        self.put(instance, TaskStatus.REPLAYED, notice="replayed", config=config)
+        meta: JsonDict = {"parent": name, **(metadata or {})}
+        kwargs = instance.kwargs if replacement_kwargs is None else replacement_kwargs
+        copy = self.create(config, _UNSTARTED, kwargs, meta)
+        return self.schedule(config, copy, countdown, kwargs=kwargs)
+
+    def skip(self, name: str, cascade: bool, result: bytes) -> TaskInstance:
+        """failed -> skipped, optionally firing the cascade as if it had finished."""
+        instance = self.instance(name)
+        if not instance.can_skip:
+            raise InvalidStatusError(
+                f"cannot skip {name}: it is {instance.status.value}, only failed instances "
+                "can be skipped")
+        config = self.config_of(instance)
+        meta = {"result": loads(result)} if cascade else None
+        skipped = self.put(instance, TaskStatus.SKIPPED, metadata=meta, notice="skipped",
+                           config=config, extra={"cascade": cascade})
+        if cascade:
+            self.fire(instance.task_name, result)
+        return skipped
+
+    def update_metadata(self, name: str, metadata: JsonDict) -> TaskInstance:
+        instance = self.instance(name)
+        return self.put(instance, instance.status, metadata=metadata)
+
+    def resolve_logs(self, name: str) -> TaskInstance:
+        instance = self.instance(name)
+        return self.put(instance, instance.status, logs_resolved=True)
+
+    def configure(self, configs: Mapping[str, TaskConfig]) -> None:
+        """Store the merged configuration and run one-shot tasks whose triggers all fired."""
+        merged = dict(self.view.all_tasks())
+        merged.update(configs)
+        self.changes.configs = merged
+        for config in configs.values():
+            if config.unless and self._vetoed(config):
+                self.abandon_pending(config)
+            elif (config.and_every is None and self.peek_state(config.name).next == 0
+                  and config.requires and self._ready(config)):
+                self.schedule(config, self.create(config, _UNSTARTED, {}))
+        counted = [c for c in merged.values() if not c.waits_for_finalization]
+        self.changes.counted = len(counted)
+        self.changes.unresolved = sum(
+            not self.peek_state(c.name).is_resolved for c in counted)
+
+    # -- finishing -----------------------------------------------------------------------
+
+    def finish(self) -> Changes:
+        """Close the transition: count tasks that became resolved or unresolved."""
+        changes = self.changes
+        if self._before and changes.configs is None:
+            delta = 0
+            for task, was_resolved in self._before.items():
+                config = self.view.task(task)
+                if config is None or config.waits_for_finalization:
+                    continue
+                delta += was_resolved - changes.states[task].is_resolved
+            changes.unresolved_delta = delta
+        return changes
+

@@ -1,0 +1,157 @@
+"""Errors raised by triggerhooks, all derived from :class:`TriggerhooksError`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from class_registry import RegistryKeyError
+
+__all__ = [
+    "ConfigurationError",
+    "ConflictError",
+    "DuplicateKeyError",
+    "InstanceNotFoundError",
+    "InvalidKwargsError",
+    "InvalidStatusError",
+    "InvalidTaskResultError",
+    "MaxRetriesExceeded",
+    "PluginLoadWarning",
+    "Problem",
+    "RunnerError",
+    "SignalHandlingError",
+    "StorageUnavailableError",
+    "TriggerhooksError",
+    "UnknownKeyError",
+    "UnstorableKwargsError",
+    "with_context",
+]
+
+E = TypeVar("E", bound=BaseException)
+
+
+class TriggerhooksError(Exception):
+    """Base class of every error raised by triggerhooks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem found in a workflow configuration, with where it was found."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ConfigurationError(TriggerhooksError, ValueError):
+    """A task configuration is invalid; ``problems`` lists every problem found.
+
+    Nothing is stored when this is raised.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        count = len(self.problems)
+        super().__init__(f"invalid configuration ({count} problem{'s' * (count != 1)}):\n{lines}")
+
+
+class UnknownKeyError(TriggerhooksError, RegistryKeyError):
+    """A registry has no class under the requested key; the message lists the known keys."""
+
+    def __init__(self, registry: str, key: object, known: Iterable[object], hint: str = "") -> None:
+        self.registry = registry
+        self.key = key
+        self.known = sorted(map(str, known))
+        known_text = ", ".join(repr(k) for k in self.known) or "none"
+        message = f"unknown {registry} {key!r}; known: {known_text}"
+        super().__init__(message + (f" ({hint})" if hint else ""))
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DuplicateKeyError(TriggerhooksError):
+    """Two different classes were registered under one key; the message names both sources."""
+
+
+class StorageUnavailableError(TriggerhooksError):
+    """The storage backend cannot be used (server down, file unwritable, ...).
+
+    The message names the location with any password removed. Nothing was
+    half-written: the operation either failed before its commit or committed
+    atomically.
+    """
+
+
+class ConflictError(StorageUnavailableError):
+    """Concurrent writers kept changing the session; gave up after a bounded number of retries."""
+
+
+class UnstorableKwargsError(TriggerhooksError, TypeError):
+    """Trigger kwargs, a task result or metadata cannot be stored as JSON.
+
+    Raised before any state changes.
+    """
+
+
+class InstanceNotFoundError(TriggerhooksError, KeyError):
+    """The session has no task instance (or task) of that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "instance not found"
+
+
+class InvalidStatusError(TriggerhooksError, ValueError):
+    """An instance is not in a status that allows the requested change."""
+
+
+class InvalidTaskResultError(TriggerhooksError, TypeError):
+    """A task returned something other than a JSON-serializable mapping."""
+
+
+class InvalidKwargsError(TriggerhooksError, ValueError):
+    """A task's trigger kwargs failed validation; ``problems`` lists every problem."""
+
+    def __init__(self, task_instance: str, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        lines = "; ".join(str(problem) for problem in self.problems)
+        super().__init__(f"invalid trigger kwargs for {task_instance}: {lines}")
+
+
+class MaxRetriesExceeded(TriggerhooksError):
+    """A task called ``retry()`` more often than its ``max_retries`` allows."""
+
+
+class RunnerError(TriggerhooksError):
+    """A task runner was used in a way it does not support."""
+
+
+class SignalHandlingError(TriggerhooksError):
+    """Raised after every receiver ran when receivers flagged ``raise_exception`` failed.
+
+    ``caught_exceptions`` holds every exception, in the order they were raised.
+    """
+
+    def __init__(self, caught_exceptions: Sequence[BaseException]) -> None:
+        self.caught_exceptions = list(caught_exceptions)
+        super().__init__(", ".join(str(exc) for exc in self.caught_exceptions))
+
+
+class PluginLoadWarning(UserWarning):
+    """An installed plugin could not be loaded; the others still are."""
+
+
+def with_context(exc: E, context: Mapping[str, Any]) -> E:
+    """Attach a ``context`` mapping to ``exc`` and return it, for ``raise with_context(...)``.
+
+    The context is logged with the exception by a task's logger context and
+    stored in the failed instance's ``metadata["exceptionContext"]``.
+    """
+    existing = getattr(exc, "context", None)
+    merged = {**existing, **context} if isinstance(existing, Mapping) else dict(context)
+    exc.context = merged  # type: ignore[attr-defined]
+    return exc

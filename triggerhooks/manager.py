@@ -1,0 +1,448 @@
+"""The trigger manager: the public face of a session."""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from blinker import Signal
+
+from . import signals
+from .config import parse_configuration
+from .engine import Transition
+from .events import load_receiver_modules, send_event
+from .exceptions import (
+    InvalidTaskResultError,
+    SignalHandlingError,
+    UnstorableKwargsError,
+)
+from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, parse_status, split_instance_name
+from .registry import Registry
+from .runners import TaskRunner, task_runners
+from .serialization import JsonDict, dumps, dumps_mapping, loads
+from .storages.base import Changes, Commit, Notice, Plan, SessionView, StorageBackend
+from .task import Retry, StatusChange, TaskContext, TriggerTask, trigger_tasks
+
+__all__ = ["TASK_RUNNER_ENV", "TriggerManager", "trigger_managers"]
+
+log = logging.getLogger(__name__)
+
+TASK_RUNNER_ENV = "TRIGGERHOOKS_TASK_RUNNER"
+
+trigger_managers: Registry[TriggerManager] = Registry("trigger manager", attr_name="name")
+"""Trigger manager classes by key: ``trigger_managers.get("default", storage)``."""
+
+InstanceRef = str | TaskInstance
+
+_NOTICE_SIGNALS: dict[str, Signal] = {
+    "scheduled": signals.task_scheduled,
+    "started": signals.task_started,
+    "completed": signals.task_completed,
+    "failed": signals.task_failed,
+    "abandoned": signals.instance_abandoned,
+}
+
+
+def _instance_name(instance: InstanceRef) -> str:
+    name = instance.name if isinstance(instance, TaskInstance) else instance
+    split_instance_name(name)
+    return name
+
+
+def _dotted(cls: type) -> str:
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _failure_metadata(exc: BaseException) -> JsonDict:
+    context = getattr(exc, "context", None)
+    if context is not None:
+        try:
+            context = loads(dumps(context))
+        except UnstorableKwargsError:
+            context = {"repr": repr(context)}
+    return {
+        "exceptionType": _dotted(type(exc)),
+        "exceptionInfo": "".join(traceback.format_exception(exc)),
+        "exceptionContext": context,
+    }
+
+
+def _run(compute: Callable[[Transition], Any]) -> Callable[[SessionView], Changes]:
+    def transition(view: SessionView) -> Changes:
+        step = Transition(view)
+        step.changes.result = compute(step)
+        return step.finish()
+    return transition
+
+
+class TriggerManager:
+    """Fires triggers into one session (``storage``) and runs the tasks that become ready.
+
+    Subclass to override the hooks ``_post_fire``, ``_post_replay`` and
+    ``_post_skip``; register a subclass with ``trigger_managers.register(key)``.
+    """
+
+    name: ClassVar[str] = "default"
+    default_task_runner_name: ClassVar[str | None] = None
+    """Runner for tasks without ``using``; falls back to ``$TRIGGERHOOKS_TASK_RUNNER``, then ``inline``."""
+    finalize_log_level: int | None = None
+    """When set, a session is finalized only once no instance has unresolved logs at this level."""
+    TRIGGER_SESSION_FINALIZED: ClassVar[str] = SESSION_FINALIZED
+
+    def __init__(self, storage: StorageBackend, *, task_runner: str | None = None,
+                 finalize_log_level: int | None = None) -> None:
+        self.storage = storage
+        self.task_runner_name = (task_runner or type(self).default_task_runner_name
+                                 or os.environ.get(TASK_RUNNER_ENV) or "inline")
+        if finalize_log_level is not None:
+            self.finalize_log_level = finalize_log_level
+        self._runners: dict[str, TaskRunner] = {}
+        load_receiver_modules()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} session={self.storage.uid!r}>"
+
+    # -- configuration -------------------------------------------------------------------
+
+    def update_configuration(self, configuration: Mapping[str, Any]) -> None:
+        """Add or replace tasks. Every problem is reported at once and nothing is stored."""
+        configs = parse_configuration(
+            configuration, known_tasks=set(map(str, trigger_tasks.keys())),
+            known_runners=set(map(str, task_runners.keys())), existing=self.storage.tasks)
+
+        is_new = "createdAt" not in self.storage.metadata
+
+        def compute(step: Transition) -> None:
+            step.configure(configs)
+            if is_new:
+                step.changes.metadata = {"createdAt": step.now}
+
+        commit = self.storage.transact(Plan(full=True), _run(compute))
+        self._after(commit, announce=[(signals.configuration_updated, type(self),
+                                       {"tasks": configs})])
+
+    # -- firing --------------------------------------------------------------------------
+
+    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> None:
+        """Record a trigger and run every task it makes ready (in any order, any process).
+
+        Raises :class:`UnstorableKwargsError` before any change if the kwargs
+        are not JSON-serializable. A task's exception is never raised here.
+        """
+        if not isinstance(trigger_name, str) or not trigger_name:
+            raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
+        raw = dumps_mapping(trigger_kwargs, f"kwargs of trigger {trigger_name!r}")
+        kwargs = trigger_kwargs if trigger_kwargs is not None else {}
+        if signals.pre_fire.receivers:
+            send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
+                       trigger_name=trigger_name, trigger_kwargs=kwargs)
+        commit = self.storage.transact(Plan(trigger=trigger_name),
+                                       _run(lambda step: step.fire(trigger_name, raw)))
+        self._after(commit, fired=(trigger_name, kwargs))
+
+    # -- running (called by task runners) ----------------------------------------------------
+
+    def execute(self, instance: InstanceRef) -> TaskInstance | None:
+        """Run one scheduled instance: claim it, run its task, store the outcome.
+
+        Returns the instance as stored at the end, or ``None`` when it was not
+        ``scheduled`` (already taken by another worker, abandoned, ...).
+        """
+        name = _instance_name(instance)
+        commit = self.storage.transact(Plan(instances=(name,)), _run(lambda step: step.claim(name)))
+        claimed = commit.changes.result
+        if claimed is None:
+            log.info("%s: instance %s is not scheduled any more; not running it",
+                     self.storage.uid, name)
+            return None
+        self._after(commit)
+        running, config = claimed
+        task_name = running.task_name
+        try:
+            task = trigger_tasks.get(config.run)
+        except Exception as exc:
+            return self._finish_failed(name, exc, None)
+        context = TaskContext(self, running, task)
+        try:
+            outcome = task.run(context)
+            if isinstance(outcome, StatusChange):
+                return self._finish_status(name, outcome, context)
+            if outcome is not None and not isinstance(outcome, Mapping):
+                raise InvalidTaskResultError(
+                    f"task {config.run!r} returned {type(outcome).__name__}; a trigger task must "
+                    "return a mapping (the kwargs of its cascade) or None")
+            try:
+                raw = dumps_mapping(outcome, f"result of {name}")
+            except UnstorableKwargsError as exc:
+                raise InvalidTaskResultError(str(exc)) from None
+            result = loads(raw)
+            if signals.pre_fire.receivers:
+                send_event(signals.pre_fire, type(self), manager=self,
+                           session_uid=self.storage.uid, trigger_name=task_name,
+                           trigger_kwargs=result)
+        except Retry as retry:
+            return self._finish_retry(name, retry, context)
+        except StatusChange as change:
+            return self._finish_status(name, change, context)
+        except Exception as exc:
+            return self._finish_failed(name, exc, context)
+        except BaseException as exc:
+            self._finish_failed(name, exc, context)
+            raise
+        commit = self.storage.transact(
+            Plan(trigger=task_name, instances=(name,)),
+            _run(lambda step: step.complete(name, raw, context.log_level)))
+        self._after(commit, fired=(task_name, result) if commit.changes.result else None)
+        return commit.changes.instances.get(name)
+
+    def _finish_failed(self, name: str, exc: BaseException,
+                       context: TaskContext | None) -> TaskInstance | None:
+        if context is None or id(exc) not in context.logged_exceptions:
+            log.warning("%s: task instance %s failed: %s: %s", self.storage.uid, name,
+                        type(exc).__name__, exc)
+        meta = _failure_metadata(exc)
+        level = context.log_level if context else logging.NOTSET
+        commit = self.storage.transact(
+            Plan(instances=(name,)), _run(lambda step: step.fail(name, meta, level, exc)))
+        self._after(commit)
+        return commit.changes.instances.get(name)
+
+    def _finish_retry(self, name: str, retry: Retry, context: TaskContext) -> TaskInstance | None:
+        cause = retry.exc if retry.exc is not None else retry
+        meta = _failure_metadata(cause)
+        retries = int(context.task_instance.metadata.get("retries", 0)) + 1
+        replacement = retry.replacement_kwargs
+        if replacement is not None:
+            replacement = loads(dumps_mapping(replacement, f"replacement kwargs of {name}"))
+
+        def compute(step: Transition) -> TaskInstance | None:
+            if step.fail(name, meta, context.log_level, cause) is None:
+                return None
+            return step.replay(name, replacement, retry.cooldown, {"retries": retries})
+
+        commit = self.storage.transact(Plan(instances=(name,)), _run(compute))
+        copy = commit.changes.result
+        self._after(commit, then=None if copy is None else lambda: self._replayed(copy, name))
+        return commit.changes.instances.get(name)
+
+    def _finish_status(self, name: str, change: StatusChange,
+                       context: TaskContext) -> TaskInstance | None:
+        try:
+            return self._set_status(name, change.status.value, change.metadata, change.cascade,
+                                    change.cascade_kwargs, level=context.log_level)
+        except Exception as exc:
+            return self._finish_failed(name, exc, context)
+
+    # -- after a commit ------------------------------------------------------------------------
+
+    def _announce(self, notice: Notice) -> None:
+        signal = _NOTICE_SIGNALS.get(notice.kind)
+        if signal is None or not signal.receivers:
+            return
+        sender: Any = None
+        if notice.config is not None:
+            try:
+                sender = trigger_tasks.get_class(notice.config.run)
+            except KeyError:
+                sender = None
+        send_event(signal, sender, manager=self, session_uid=self.storage.uid,
+                   task_instance=notice.instance, **notice.extra)
+
+    def _emit(self, signal: Signal, sender: Any, errors: list[BaseException],
+              **kwargs: Any) -> None:
+        if signal.receivers:
+            try:
+                send_event(signal, sender, manager=self, session_uid=self.storage.uid, **kwargs)
+            except SignalHandlingError as exc:
+                errors.extend(exc.caught_exceptions)
+
+    def _after(self, commit: Commit, fired: tuple[str, Mapping[str, Any]] | None = None,
+               then: Callable[[], None] | None = None,
+               announce: list[tuple[Signal, Any, JsonDict]] | None = None) -> None:
+        """Everything that follows a commit, in the documented order:
+        instance signals, ``post_fire`` (and ``session_finalized``), hooks,
+        finalization, then the hand-off of scheduled instances to runners."""
+        changes = commit.changes
+        errors: list[BaseException] = []
+        for notice in changes.notices:
+            try:
+                self._announce(notice)
+            except SignalHandlingError as exc:
+                errors.extend(exc.caught_exceptions)
+        for signal, sender, kwargs in announce or ():
+            self._emit(signal, sender, errors, **kwargs)
+        if fired is not None and changes.result is not False:
+            trigger_name, trigger_kwargs = fired
+            scheduled = [instance for instance, _, _ in changes.schedule]
+            self._emit(signals.post_fire, type(self), errors, trigger_name=trigger_name,
+                       trigger_kwargs=trigger_kwargs, tasks_scheduled=scheduled)
+            if trigger_name == SESSION_FINALIZED:
+                self._emit(signals.session_finalized, type(self), errors)
+            self._post_fire(trigger_name, scheduled)
+        if then is not None:
+            try:
+                then()
+            except SignalHandlingError as exc:
+                errors.extend(exc.caught_exceptions)
+        if commit.ready_to_finalize:
+            try:
+                self._finalize()
+            except SignalHandlingError as exc:
+                errors.extend(exc.caught_exceptions)
+        for instance, config, countdown in changes.schedule:
+            self._runner(config).schedule(self, instance.name, countdown)
+        if errors:
+            raise SignalHandlingError(errors)
+
+    def _runner(self, config: TaskConfig) -> TaskRunner:
+        key = config.using or self.task_runner_name
+        runner = self._runners.get(key)
+        if runner is None:
+            runner = self._runners[key] = task_runners.get(key)
+        return runner
+
+    def _finalize(self) -> None:
+        level = self.finalize_log_level
+        if level is not None and self.storage.get_instances_with_unresolved_logs(level):
+            return
+        self.fire(SESSION_FINALIZED)
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _post_fire(self, trigger_name: str, tasks_scheduled: list[TaskInstance]) -> None:
+        """Called after every stored firing (cascades included), before tasks are handed off."""
+
+    def _post_replay(self, task_instance: TaskInstance) -> None:
+        """Called after a failed instance was replayed, with the new copy."""
+
+    def _post_skip(self, task_instance: TaskInstance, cascade: bool) -> None:
+        """Called after a failed instance was skipped (and its cascade fired)."""
+
+    # -- instances -------------------------------------------------------------------------------
+
+    def _task_sender(self, instance: TaskInstance) -> Any:
+        config = self.storage.tasks.get(instance.task_name)
+        if config is None:
+            return None
+        try:
+            return trigger_tasks.get_class(config.run)
+        except KeyError:
+            return None
+
+    def _replayed(self, copy: TaskInstance, parent: str) -> None:
+        errors: list[BaseException] = []
+        self._emit(signals.post_replay, self._task_sender(copy), errors, task_instance=copy,
+                   parent=parent)
+        self._post_replay(copy)
+        if errors:
+            raise SignalHandlingError(errors)
+
+    def replay_failed_instance(self, instance: InstanceRef,
+                               replacement_kwargs: Mapping[str, Any] | None = None) -> TaskInstance:
+        """Mark a failed instance ``replayed`` and schedule a copy (``metadata["parent"]``).
+
+        ``replacement_kwargs`` replaces the copy's trigger kwargs. Returns the copy.
+        """
+        name = _instance_name(instance)
+        replacement = None
+        if replacement_kwargs is not None:
+            replacement = loads(dumps_mapping(replacement_kwargs, f"replacement kwargs of {name}"))
+        if signals.pre_replay.receivers:
+            current = self.storage[name]
+            send_event(signals.pre_replay, self._task_sender(current), manager=self,
+                       session_uid=self.storage.uid, task_instance=current)
+        commit = self.storage.transact(Plan(instances=(name,)),
+                                       _run(lambda step: step.replay(name, replacement)))
+        copy: TaskInstance = commit.changes.result
+        self._after(commit, then=lambda: self._replayed(copy, name))
+        return copy
+
+    def skip_failed_instance(self, instance: InstanceRef, cascade: bool = False,
+                             result: Mapping[str, Any] | None = None) -> TaskInstance:
+        """Mark a failed instance ``skipped``; with ``cascade``, fire its task's name
+        with ``result`` as if it had finished."""
+        name = _instance_name(instance)
+        raw = dumps_mapping(result, f"result for skipped {name}")
+        task_name = split_instance_name(name)[0]
+        current = None
+        if signals.pre_skip.receivers:
+            current = self.storage[name]
+            send_event(signals.pre_skip, self._task_sender(current), manager=self,
+                       session_uid=self.storage.uid, task_instance=current, cascade=cascade)
+        if cascade and signals.pre_fire.receivers:
+            send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
+                       trigger_name=task_name, trigger_kwargs=loads(raw))
+        commit = self.storage.transact(Plan(trigger=task_name if cascade else None,
+                                            instances=(name,)),
+                                       _run(lambda step: step.skip(name, cascade, raw)))
+        skipped: TaskInstance = commit.changes.result
+
+        def announce() -> None:
+            errors: list[BaseException] = []
+            self._emit(signals.post_skip, self._task_sender(skipped), errors,
+                       task_instance=skipped, cascade=cascade)
+            self._post_skip(skipped, cascade)
+            if errors:
+                raise SignalHandlingError(errors)
+
+        self._after(commit, fired=(task_name, loads(raw)) if cascade else None, then=announce)
+        return skipped
+
+    def update_instance_status(self, instance: InstanceRef, status: str,
+                               metadata: Mapping[str, Any] | None = None, cascade: bool = False,
+                               cascade_kwargs: Mapping[str, Any] | None = None) -> TaskInstance:
+        """Set an instance's status by hand (merging ``metadata``); with ``cascade``,
+        fire its task's name with ``cascade_kwargs``."""
+        return self._set_status(_instance_name(instance), status, metadata, cascade,
+                                cascade_kwargs)
+
+    def _set_status(self, name: str, status: str, metadata: Mapping[str, Any] | None,
+                    cascade: bool, cascade_kwargs: Mapping[str, Any] | None,
+                    level: int | None = None) -> TaskInstance:
+        new_status = parse_status(status)
+        meta = loads(dumps_mapping(metadata, f"metadata of {name}")) if metadata else None
+        raw = dumps_mapping(cascade_kwargs, f"cascade kwargs of {name}")
+        task_name = split_instance_name(name)[0]
+        if cascade and signals.pre_fire.receivers:
+            send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
+                       trigger_name=task_name, trigger_kwargs=loads(raw))
+
+        commit = self.storage.transact(
+            Plan(trigger=task_name if cascade else None, instances=(name,)),
+            _run(lambda step: step.set_status(name, new_status, meta, cascade, raw, level)))
+        self._after(commit, fired=(task_name, loads(raw)) if cascade else None)
+        return commit.changes.instances[name]
+
+    def update_instance_metadata(self, instance: InstanceRef,
+                                 metadata: Mapping[str, Any]) -> TaskInstance:
+        """Merge ``metadata`` into an instance's metadata."""
+        name = _instance_name(instance)
+        meta = loads(dumps_mapping(metadata, f"metadata of {name}"))
+        commit = self.storage.transact(Plan(instances=(name,)),
+                                       _run(lambda step: step.update_metadata(name, meta)))
+        self._after(commit)
+        return commit.changes.instances[name]
+
+    def mark_instance_logs_resolved(self, instance: InstanceRef) -> TaskInstance:
+        """Mark an instance's logs as reviewed: it no longer has unresolved logs."""
+        name = _instance_name(instance)
+        commit = self.storage.transact(Plan(instances=(name,)),
+                                       _run(lambda step: step.resolve_logs(name)))
+        self._after(commit)
+        return commit.changes.instances[name]
+
+    def get_unresolved_tasks(self) -> list[TaskConfig]:
+        """Tasks that have not run yet or have an unresolved instance."""
+        return self.storage.get_unresolved_tasks()
+
+    def get_unresolved_instances(self) -> list[TaskInstance]:
+        """Instances that are not finished, skipped, replayed or abandoned."""
+        return self.storage.get_unresolved_instances()
+
+
+def task_class(config: TaskConfig) -> type[TriggerTask]:
+    """The registered task class a configuration runs."""
+    return trigger_tasks.get_class(config.run)

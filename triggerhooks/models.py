@@ -1,0 +1,200 @@
+"""The value types of a session: task configurations, task instances and statuses."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from .serialization import JsonDict
+
+__all__ = [
+    "SESSION_FINALIZED",
+    "TaskConfig",
+    "TaskInstance",
+    "TaskStatus",
+    "instance_name",
+    "split_instance_name",
+    "utcnow",
+]
+
+SESSION_FINALIZED = "sessionFinalized"
+"""The trigger fired once when every task of a session is resolved."""
+
+
+class TaskStatus(StrEnum):
+    """Where a task instance is in its life; compares equal to its plain string."""
+
+    UNSTARTED = "unstarted"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    REPLAYED = "replayed"
+    SKIPPED = "skipped"
+    ABANDONED = "abandoned"
+
+
+RESOLVED = frozenset({TaskStatus.FINISHED, TaskStatus.SKIPPED, TaskStatus.REPLAYED,
+                      TaskStatus.ABANDONED})
+PENDING = frozenset({TaskStatus.UNSTARTED, TaskStatus.SCHEDULED})
+_STATUSES = {status.value: status for status in TaskStatus}
+
+
+def utcnow() -> str:
+    """The current time as an aware UTC ISO 8601 string."""
+    return datetime.now(UTC).isoformat()
+
+
+def instance_name(task: str, index: int) -> str:
+    return f"{task}#{index}"
+
+
+def split_instance_name(name: str) -> tuple[str, int]:
+    """``"t_x#3"`` -> ``("t_x", 3)``; raises ``ValueError`` for anything else."""
+    task, sep, index = name.rpartition("#")
+    if not sep or not task or not index.isdigit():
+        raise ValueError(f"not a task instance name: {name!r}")
+    return task, int(index)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskConfig:
+    """One task of a session's configuration (see the configuration directives)."""
+
+    name: str
+    run: str
+    after: tuple[str, ...] = ()
+    and_every: str | None = None
+    unless: tuple[str, ...] = ()
+    with_params: JsonDict = field(default_factory=dict)
+    using: str | None = None
+    extras: JsonDict = field(default_factory=dict)
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """Every trigger an instance waits for: ``after`` (and_every excluded)."""
+        return tuple(t for t in self.after if t != self.and_every)
+
+    @property
+    def triggers(self) -> frozenset[str]:
+        """Every trigger whose firing concerns this task."""
+        names = set(self.after) | set(self.unless)
+        if self.and_every:
+            names.add(self.and_every)
+        return frozenset(names)
+
+    @property
+    def waits_for_finalization(self) -> bool:
+        return SESSION_FINALIZED in self.after or self.and_every == SESSION_FINALIZED
+
+    def to_json(self) -> JsonDict:
+        data: JsonDict = {"run": self.run, "after": list(self.after)}
+        if self.and_every is not None:
+            data["andEvery"] = self.and_every
+        if self.unless:
+            data["unless"] = list(self.unless)
+        if self.with_params:
+            data["withParams"] = self.with_params
+        if self.using is not None:
+            data["using"] = self.using
+        data.update(self.extras)
+        return data
+
+    @classmethod
+    def from_json(cls, name: str, data: JsonDict) -> TaskConfig:
+        known = {"run", "after", "andEvery", "unless", "withParams", "using"}
+        return cls(
+            name=name,
+            run=data["run"],
+            after=tuple(data.get("after", ())),
+            and_every=data.get("andEvery"),
+            unless=tuple(data.get("unless", ())),
+            with_params=data.get("withParams", {}),
+            using=data.get("using"),
+            extras={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInstance:
+    """One run (or planned run) of a task; ``name`` is ``"<task>#<n>"``.
+
+    Instances are snapshots: reading the storage again gives the current state.
+    """
+
+    name: str
+    status: TaskStatus = TaskStatus.UNSTARTED
+    kwargs: JsonDict = field(default_factory=dict)
+    metadata: JsonDict = field(default_factory=dict)
+    log_level: int = logging.NOTSET
+    logs_resolved: bool = False
+
+    @property
+    def task_name(self) -> str:
+        return self.name.rpartition("#")[0]
+
+    @property
+    def index(self) -> int:
+        return int(self.name.rpartition("#")[2])
+
+    @property
+    def log_level_name(self) -> str:
+        return logging.getLevelName(self.log_level)
+
+    @property
+    def is_resolved(self) -> bool:
+        """Finished, skipped, replayed or abandoned: nothing more will happen to it."""
+        return self.status in RESOLVED
+
+    @property
+    def can_run(self) -> bool:
+        """Not started yet (unstarted or scheduled)."""
+        return self.status in PENDING
+
+    @property
+    def can_replay(self) -> bool:
+        return self.status is TaskStatus.FAILED
+
+    @property
+    def can_skip(self) -> bool:
+        return self.status is TaskStatus.FAILED
+
+    @property
+    def can_abandon(self) -> bool:
+        """Not started yet; ``unless`` abandons exactly these."""
+        return self.status in PENDING
+
+    def to_json(self) -> JsonDict:
+        data: JsonDict = {"status": self.status.value, "kwargs": self.kwargs,
+                          "metadata": self.metadata}
+        if self.log_level:
+            data["logLevel"] = self.log_level
+        if self.logs_resolved:
+            data["logsResolved"] = True
+        return data
+
+    @classmethod
+    def from_json(cls, name: str, data: JsonDict) -> TaskInstance:
+        return cls(
+            name=name,
+            status=_STATUSES[data["status"]],
+            kwargs=data["kwargs"],
+            metadata=data["metadata"],
+            log_level=data.get("logLevel", 0),
+            logs_resolved=data.get("logsResolved", False),
+        )
+
+    def __repr__(self) -> str:
+        return f"<TaskInstance {self.name} {self.status.value}>"
+
+
+def parse_status(value: str | TaskStatus) -> TaskStatus:
+    """Accept a status or its string, rejecting unknown values with the list of valid ones."""
+    try:
+        return _STATUSES[value]
+    except KeyError:
+        raise ValueError(
+            f"unknown status {value!r}; expected one of {', '.join(_STATUSES)}"
+        ) from None

@@ -1,0 +1,69 @@
+"""Run tasks in the calling thread, cascades included, without recursion."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from .base import TaskRunner
+
+if TYPE_CHECKING:
+    from ..manager import TriggerManager
+
+__all__ = ["InlineTaskRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class _Queue(threading.local):
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, TriggerManager, str]] = []
+        self.draining = False
+
+
+class InlineTaskRunner(TaskRunner):
+    """Runs each instance in the thread that scheduled it, before the scheduling call returns.
+
+    Instances scheduled while a task runs (cascades) join a per-thread work
+    queue that the outermost call drains, so a chain of any length never
+    deepens the stack. A ``cooldown`` waits in the queue, blocking the caller.
+    """
+
+    name = "inline"
+
+    _queue = _Queue()
+    _counter = itertools.count()
+
+    def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
+        queue = self._queue
+        due = time.monotonic() + countdown if countdown > 0 else 0.0
+        heapq.heappush(queue.heap, (due, next(self._counter), manager, instance_name))
+        if queue.draining:
+            return
+        queue.draining = True
+        errors: list[Exception] = []
+        try:
+            heap = queue.heap
+            while heap:
+                due, _, owner, name = heapq.heappop(heap)
+                if due:
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                try:
+                    owner.execute(name)
+                except Exception as exc:  # keep draining: the rest of the queue is not at fault
+                    errors.append(exc)
+        except BaseException:
+            queue.heap.clear()
+            raise
+        finally:
+            queue.draining = False
+        if errors:
+            for extra in errors[1:]:
+                log.error("inline task runner: %s", extra, exc_info=extra)
+            raise errors[0]

@@ -1,0 +1,77 @@
+"""Run each task instance in its own thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from ..exceptions import RunnerError
+from .base import TaskRunner
+
+if TYPE_CHECKING:
+    from ..manager import TriggerManager
+
+__all__ = ["ThreadingTaskRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class ThreadingTaskRunner(TaskRunner):
+    """Starts a daemon thread per instance; :meth:`join_all` waits for all of them.
+
+    Cascades scheduled by a task thread start further threads, and
+    ``join_all`` waits for those too.
+    """
+
+    name = "threading"
+
+    _threads: ClassVar[set[threading.Thread]] = set()
+    _lock: ClassVar[threading.Condition] = threading.Condition()
+    _local: ClassVar[threading.local] = threading.local()
+
+    def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
+        thread = threading.Thread(target=self._run, args=(manager, instance_name, countdown),
+                                  name=f"triggerhooks {instance_name}", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    @classmethod
+    def _run(cls, manager: TriggerManager, instance_name: str, countdown: float) -> None:
+        cls._local.in_task = True
+        try:
+            if countdown > 0:
+                time.sleep(countdown)
+            manager.execute(instance_name)
+        except Exception:
+            log.exception("threading task runner: executing %s failed", instance_name)
+        finally:
+            with cls._lock:
+                cls._threads.discard(threading.current_thread())
+                cls._lock.notify_all()
+
+    @classmethod
+    def join_all(cls, timeout: float | None = None) -> None:
+        """Wait until every task thread, and every thread their cascades started, has ended.
+
+        Raises :class:`RunnerError` when called from a task thread (it would
+        wait for itself) or when ``timeout`` seconds pass first.
+        """
+        if getattr(cls._local, "in_task", False):
+            raise RunnerError("join_all() cannot be called from a task thread: it would wait "
+                              "for itself")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with cls._lock:
+            while cls._threads:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise RunnerError(f"{len(cls._threads)} task thread(s) still running after "
+                                      f"{timeout}s")
+                cls._lock.wait(remaining)
+
+    @classmethod
+    def active_count(cls) -> int:
+        with cls._lock:
+            return len(cls._threads)

@@ -1,0 +1,39 @@
+"""JSON encoding of everything a storage keeps (never pickle)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .exceptions import UnstorableKwargsError
+
+__all__ = ["JsonDict", "dumps", "dumps_mapping", "loads"]
+
+JsonDict = dict[str, Any]
+
+# Datetimes, dataclasses and subclasses of builtins would be converted silently
+# and come back as something else; refuse them so stored values round-trip.
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+loads = orjson.loads
+
+
+def dumps(value: Any, what: str = "value") -> bytes:
+    """Encode ``value`` as JSON, or raise :class:`UnstorableKwargsError` naming ``what``."""
+    try:
+        return orjson.dumps(value, option=_OPTIONS)
+    except TypeError as exc:
+        raise UnstorableKwargsError(f"{what} cannot be stored as JSON: {exc}") from None
+
+
+def dumps_mapping(value: object, what: str) -> bytes:
+    """Encode a mapping with string keys, rejecting anything else before it is stored."""
+    if value is None:
+        return b"{}"
+    if not isinstance(value, Mapping):
+        raise UnstorableKwargsError(f"{what} must be a mapping, not {type(value).__name__}")
+    if not isinstance(value, dict):
+        value = dict(value)
+    return dumps(value, what)

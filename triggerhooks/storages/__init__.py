@@ -1,0 +1,71 @@
+"""Storage backends and their registry (``storage_backends``).
+
+Built-in keys: ``memory``, ``sqlite`` (the embedded default) and ``redis``.
+:func:`open_storage` picks one from a URL such as ``redis://host/0``,
+``sqlite:///path/to/file.sqlite3`` or ``memory://``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..registry import Registry
+from ..serialization import JsonDict
+from .base import Changes, Commit, Plan, SessionView, StorageBackend, TaskState
+from .memory import MemoryStorageBackend, MemoryStore
+
+__all__ = [
+    "DEFAULT_STORAGE_URL",
+    "STORAGE_URL_ENV",
+    "Changes",
+    "Commit",
+    "MemoryStorageBackend",
+    "MemoryStore",
+    "Plan",
+    "SessionView",
+    "StorageBackend",
+    "TaskState",
+    "open_reference",
+    "open_storage",
+    "redact_url",
+    "storage_backends",
+]
+
+STORAGE_URL_ENV = "TRIGGERHOOKS_STORAGE_URL"
+DEFAULT_STORAGE_URL = "sqlite:///triggerhooks.sqlite3"
+
+storage_backends: Registry[StorageBackend] = Registry("storage backend", attr_name="name")
+"""Storage backend classes by key: ``storage_backends.get("redis", uid)``."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc[2]}").geturl()
+
+
+def open_storage(url: str | None, uid: str, **options: Any) -> StorageBackend:
+    """The storage for session ``uid`` at ``url`` (default: ``$TRIGGERHOOKS_STORAGE_URL``,
+    else ``sqlite:///triggerhooks.sqlite3``); the URL's scheme selects the backend."""
+    url = url or os.environ.get(STORAGE_URL_ENV) or DEFAULT_STORAGE_URL
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    for key in storage_backends:
+        cls = storage_backends.get_class(key)
+        if scheme in cls.url_schemes:
+            return cls.from_url(url, uid, **options)
+    known = sorted({s for k in storage_backends
+                    for s in storage_backends.get_class(k).url_schemes})
+    raise ValueError(f"no storage backend handles URL {redact_url(url)!r}; known schemes: "
+                     + ", ".join(f"{s}://" for s in known))
+
+
+def open_reference(reference: JsonDict) -> StorageBackend:
+    """Rebuild a storage from :meth:`StorageBackend.reference` (what workers receive)."""
+    cls = storage_backends.get_class(reference["backend"])
+    return cls.from_reference(reference)
