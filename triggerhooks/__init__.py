@@ -26,6 +26,7 @@ from .plugins import hookimpl
 from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner, task_runners
 from .storages import (
     MemoryStorageBackend,
+    SqliteStorageBackend,
     StorageBackend,
     open_storage,
     storage_backends,
@@ -48,6 +49,7 @@ __all__ = [
     "MemoryStorageBackend",
     "Retry",
     "SignalHandlingError",
+    "SqliteStorageBackend",
     "StatusChange",
     "StorageBackend",
     "StorageUnavailableError",
