@@ -154,6 +154,7 @@ def test_receivers_run_in_connection_order_any_sender_first(manager: TriggerMana
 
 
 def test_on_rejects_what_it_cannot_connect() -> None:
+    before = dict(post_fire.receivers)
     with pytest.raises(ValueError, match="at least one signal"):
         on([])
     with pytest.raises(TypeError, match="blinker signals"):
@@ -163,7 +164,7 @@ def test_on_rejects_what_it_cannot_connect() -> None:
 
     with pytest.raises(TypeError, match="coroutine function"):
         on(post_fire)(coroutine)
-    assert not post_fire.receivers
+    assert post_fire.receivers == before
 
 
 # -- filter_events ------------------------------------------------------------------------------
@@ -337,25 +338,27 @@ def test_raise_flag_belongs_to_the_connection(caplog: pytest.LogCaptureFixture) 
 
 def test_connected_disconnects_completely(manager: TriggerManager) -> None:
     calls = Recorder()
+    before = (dict(task_completed.receivers), dict(task_failed.receivers))
     with connected(calls, [task_completed, task_failed], sender=ImportSubject,
                    raise_exception=True) as receiver:
         assert receiver is calls
         manager.update_configuration({"t": {"after": ["go"], "run": ImportSubject.name}})
         manager.fire("go")
     assert len(calls.calls) == 1
-    # nothing left behind: the "no receivers" fast path is back
-    assert not task_completed.receivers and not task_failed.receivers
+    # nothing left behind (with no other receivers, the "no receivers" fast path is back)
+    assert (task_completed.receivers, task_failed.receivers) == before
 
 
 def test_capture_signals_records_names_senders_and_arguments(manager: TriggerManager) -> None:
     manager.update_configuration({"t": {"after": ["go"], "run": ImportSubject.name}})
+    before = (dict(task_completed.receivers), dict(post_fire.receivers))
     with capture_signals(task_completed, post_fire) as sent:
         manager.fire("go", {"n": 1})
     assert sent.names == ["post_fire", "task_completed", "post_fire", "post_fire"]
     assert [s["trigger_name"] for s in sent.of(post_fire)] == ["go", "t", "sessionFinalized"]
     completed = sent.of("task_completed")[0]
     assert completed.sender is ImportSubject and completed["result"] == {"subjectId": 42}
-    assert not task_completed.receivers and not post_fire.receivers
+    assert (task_completed.receivers, post_fire.receivers) == before
 
     with capture_signals(sender=ImportSubject) as only_subject:
         manager.fire("again")
