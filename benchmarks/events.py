@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from triggerhooks import (  # noqa: E402
+from triggerhooks import (
     MemoryStorageBackend,
     TriggerManager,
     capture_signals,
@@ -32,10 +28,10 @@ from triggerhooks import (  # noqa: E402
     send_event,
     trigger_task,
 )
-from triggerhooks.events import CapturedSignals  # noqa: E402
-from triggerhooks.signals import namespace  # noqa: E402
-from triggerhooks.storages.base import Notice  # noqa: E402
-from triggerhooks.task import TaskContext  # noqa: E402
+from triggerhooks.events import CapturedSignals
+from triggerhooks.signals import namespace
+from triggerhooks.storages.base import Notice
+from triggerhooks.task import TaskContext
 
 RECEIVERS = 10
 
