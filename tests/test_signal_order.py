@@ -347,3 +347,10 @@ def test_on_decorated_receivers_in_a_module_style(manager: TriggerManager) -> No
                                   "e": {"after": ["a"], "run": "tests.echo"}})
     manager.fire("a")
     assert notified == ["r#1: {'attempt': 2}"]
+
+
+def test_fire_signals_pass_the_kwargs_as_stored(manager: TriggerManager) -> None:
+    with capture_signals(pre_fire, post_fire) as sent:
+        manager.fire("a", {"ids": (1, 2), "nested": {"flag": True}})
+    assert [s["trigger_kwargs"] for s in sent] == [{"ids": [1, 2], "nested": {"flag": True}}] * 2
+    assert manager.storage.latest_kwargs["a"] == sent[0]["trigger_kwargs"]

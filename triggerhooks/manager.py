@@ -157,7 +157,8 @@ class TriggerManager:
         if not isinstance(trigger_name, str) or not trigger_name:
             raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
         raw = dumps_mapping(trigger_kwargs, f"kwargs of trigger {trigger_name!r}")
-        kwargs = trigger_kwargs if trigger_kwargs is not None else {}
+        # Receivers get the kwargs as stored (JSON types), as tasks do; built only for them.
+        kwargs = loads(raw) if signals.pre_fire.receivers or signals.post_fire.receivers else {}
         if signals.pre_fire.receivers:
             if trigger_name == SESSION_FINALIZED and self.storage.is_finalized:
                 return  # fired once per session; later fires are ignored, without signals
