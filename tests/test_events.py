@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -366,6 +367,8 @@ def test_capture_signals_records_names_senders_and_arguments(manager: TriggerMan
 
 
 def test_every_signal_is_documented() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "events.md").read_text()
     for name, signal in namespace.items():
         assert signal.__doc__ and "sender" in signal.__doc__, name
+        assert f"| `{name}` |" in page, f"{name} is missing from the table in docs/events.md"
 
