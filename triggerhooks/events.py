@@ -109,7 +109,9 @@ def on(signal: Signal | Iterable[Signal], sender: Any = ANY,
     with ``@trigger_task``) for task signals, a manager class for session
     signals. ``raise_exception=True`` makes its failures raise
     :class:`SignalHandlingError` from the call that sent the signal instead of
-    being only logged. The receiver is returned unchanged.
+    being only logged; the flag belongs to the (signal, receiver) pair, so
+    connecting the same function again replaces it. The receiver is returned
+    unchanged.
     """
     signals = _as_signals(signal)
     sender = _task_sender(sender)
