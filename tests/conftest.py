@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,3 +66,19 @@ def manager(storage: StorageBackend) -> TriggerManager:
 def _no_leftover_threads() -> Iterator[None]:
     yield
     ThreadingTaskRunner.join_all(timeout=30)
+
+
+@pytest.fixture
+def isolated_signals() -> Iterator[None]:
+    """Disconnect, after the test, every receiver it connected to a triggerhooks signal."""
+    from triggerhooks.signals import namespace
+
+    before = {name: set(signal.receivers) for name, signal in namespace.items()}
+    yield
+    for name, signal in namespace.items():
+        for receiver_id in set(signal.receivers) - before[name]:
+            receiver = signal.receivers[receiver_id]
+            if isinstance(receiver, weakref.ref):
+                receiver = receiver()
+            if receiver is not None:
+                signal.disconnect(receiver)

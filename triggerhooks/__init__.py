@@ -3,7 +3,14 @@ on any server; react through signals; extend through plugins."""
 
 from __future__ import annotations
 
-from .events import connected, filter_events, on, send_event
+from .events import (
+    ReceiverModuleError,
+    capture_signals,
+    connected,
+    filter_events,
+    on,
+    send_event,
+)
 from .exceptions import (
     ConfigurationError,
     ConflictError,
@@ -47,6 +54,7 @@ __all__ = [
     "InvalidTaskResultError",
     "MaxRetriesExceeded",
     "MemoryStorageBackend",
+    "ReceiverModuleError",
     "Retry",
     "SignalHandlingError",
     "SqliteStorageBackend",
@@ -65,6 +73,7 @@ __all__ = [
     "UnknownKeyError",
     "UnstorableKwargsError",
     "__version__",
+    "capture_signals",
     "connected",
     "filter_events",
     "hookimpl",
