@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from ..events import BackgroundCall
     from ..manager import TriggerManager
 
 __all__ = ["TaskRunner"]
@@ -25,3 +26,13 @@ class TaskRunner(ABC):
     @abstractmethod
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
         """Arrange for ``manager.execute(instance_name)`` to run after ``countdown`` seconds."""
+
+    def schedule_receiver(self, manager: TriggerManager, call: BackgroundCall) -> None:
+        """Run a background signal receiver (``@on(..., background=True)``) for ``manager``'s session.
+
+        ``call.run(manager)`` makes the call; ``call.to_json()`` is what another
+        process needs (with ``triggerhooks.sessions.session_reference(manager)``).
+        The default runs it at once, in the calling thread: the signal is sent
+        after the change is stored, and after the blocking receivers ran.
+        """
+        call.run(manager)
