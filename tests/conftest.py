@@ -8,14 +8,16 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import tests.tasks  # noqa: F401 - registers the shared tasks
+from tests.helpers import HeldTaskRunner
 from triggerhooks import TriggerManager
-from triggerhooks.runners import ThreadingTaskRunner
+from triggerhooks.runners import ThreadingTaskRunner, task_runners
 from triggerhooks.storages import MemoryStorageBackend, StorageBackend
 from triggerhooks.storages.memory import MemoryStore
 
 StorageFactory = Callable[..., StorageBackend]
 
 BACKENDS = ["memory"]
+RUNNERS = ["inline", "threading"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -51,6 +53,28 @@ def storage(make_storage: StorageFactory) -> StorageBackend:
 @pytest.fixture
 def manager(storage: StorageBackend) -> TriggerManager:
     return TriggerManager(storage)
+
+
+@pytest.fixture(params=RUNNERS)
+def runner_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def any_manager(storage: StorageBackend, runner_name: str) -> TriggerManager:
+    """A manager on a fresh session, once per built-in runner; call ``settle()`` after changes."""
+    return TriggerManager(storage, task_runner=runner_name)
+
+
+@pytest.fixture
+def held() -> Iterator[type[HeldTaskRunner]]:
+    """The ``held`` runner: it keeps instances ``scheduled`` until the test releases them."""
+    task_runners.register("held")(HeldTaskRunner)
+    try:
+        yield HeldTaskRunner
+    finally:
+        HeldTaskRunner.held.clear()
+        task_runners.unregister("held")
 
 
 @pytest.fixture(autouse=True)

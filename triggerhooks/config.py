@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
 
-from .exceptions import ConfigurationError, Problem
+from .exceptions import ConfigurationError, Problem, UnstorableKwargsError
 from .models import TaskConfig
+from .serialization import dumps
 
 __all__ = ["TaskSpec", "Workflow", "parse_configuration", "workflow_json_schema"]
 
@@ -123,6 +124,8 @@ def parse_configuration(
         if not isinstance(name, str) or not name:
             problems.append(Problem(repr(name), "a task name must be a non-empty string"))
             continue
+        if isinstance(raw, TaskConfig):
+            raw = raw.to_json()
         try:
             spec = TaskSpec.model_validate(raw)
         except ValidationError as exc:
@@ -130,11 +133,19 @@ def parse_configuration(
                 problems.append(Problem(_location((name, *error["loc"])), error["msg"]))
             continue
         extras = dict(spec.model_extra or {})
-        for key in list(extras):
-            known = _SNAKE.get(key)
-            guess = known or next(iter(difflib.get_close_matches(key, DIRECTIVES, 1, 0.75)), None)
+        for key, value in extras.items():
+            if key in _SNAKE:
+                problems.append(Problem(f"{name}.{key}",
+                                        f"given twice, as {key!r} and {_SNAKE[key]!r}"))
+                continue
+            guess = next(iter(difflib.get_close_matches(key, DIRECTIVES, 1, 0.75)), None)
             if guess:
                 problems.append(Problem(f"{name}.{key}", f"unknown directive (did you mean {guess!r}?)"))
+                continue
+            try:
+                dumps(value, "the value")
+            except UnstorableKwargsError as exc:
+                problems.append(Problem(f"{name}.{key}", str(exc)))
         if not spec.after and spec.and_every is None:
             problems.append(Problem(name, "needs 'after' or 'andEvery': it could never run"))
         if known_tasks is not None and spec.run not in known_tasks:

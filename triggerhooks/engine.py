@@ -7,7 +7,6 @@ never write, so an optimistic backend can run them again after a conflict.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +26,12 @@ __all__ = ["Transition"]
 
 _UNSTARTED = TaskStatus.UNSTARTED
 _SCHEDULED = TaskStatus.SCHEDULED
+_RUNNING = TaskStatus.RUNNING
+_VALUES = {status: status.value for status in TaskStatus}
+_NOTICES = {TaskStatus.FINISHED: "completed", TaskStatus.FAILED: "failed",
+            TaskStatus.ABANDONED: "abandoned", TaskStatus.SCHEDULED: "scheduled",
+            TaskStatus.RUNNING: "started"}
+"""The notice (and so the signal) a status set by hand or by a StatusChange announces."""
 
 
 def _merge_params(kwargs: JsonDict, with_params: JsonDict) -> JsonDict:
@@ -89,30 +94,31 @@ class Transition:
 
     def put(self, instance: TaskInstance, status: TaskStatus, *,
             metadata: Mapping[str, Any] | None = None, kwargs: JsonDict | None = None,
-            log_level: int | None = None, logs_resolved: bool | None = None,
+            log_level: int | None = None, mark_logs_resolved: bool = False,
             notice: str | None = None, config: TaskConfig | None = None,
             extra: JsonDict | None = None) -> TaskInstance:
         """Write a new version of ``instance`` and keep its task's bookkeeping in step."""
         meta = dict(instance.metadata)
         if metadata:
             meta.update(metadata)
-        if status != instance.status or "timestamps" not in meta:
-            meta["timestamps"] = {**meta.get("timestamps", {}), status.value: self.now}
-        level = instance.log_level if log_level is None else log_level
-        resolved_logs = instance.logs_resolved if logs_resolved is None else logs_resolved
+        value = _VALUES[status]
+        if status is not instance.status or "timestamps" not in meta:
+            meta["timestamps"] = {**meta.get("timestamps", {}), value: self.now}
         updated = TaskInstance(
             instance.name, status, instance.kwargs if kwargs is None else kwargs, meta,
-            level, resolved_logs)
-        self.changes.instances[updated.name] = updated
-        state = self.edit_state(updated.task_name)
+            instance.log_level if log_level is None else log_level,
+            mark_logs_resolved or instance.logs_marked_resolved)
+        name = updated.name
+        self.changes.instances[name] = updated
+        state = self.edit_state(name.rpartition("#")[0])
         if status in RESOLVED:
-            state.open.pop(updated.name, None)
+            state.open.pop(name, None)
         else:
-            state.open[updated.name] = status.value
-        if level >= logging.WARNING and not resolved_logs:
-            state.logs[updated.name] = level
+            state.open[name] = value
+        if updated.logs_resolved:
+            state.logs.pop(name, None)
         else:
-            state.logs.pop(updated.name, None)
+            state.logs[name] = updated.log_level
         if notice is not None:
             self.changes.notices.append(Notice(notice, updated, config, extra or {}))
         return updated
@@ -217,26 +223,34 @@ class Transition:
     def set_status(self, name: str, status: TaskStatus, metadata: JsonDict | None,
                    cascade: bool, cascade_kwargs: bytes,
                    log_level: int | None = None) -> TaskInstance:
+        """Any status, set by hand or by a task's :class:`StatusChange`; ``cascade`` fires
+        the task's name with ``cascade_kwargs``. A finished instance always gets a result."""
         instance = self.instance(name)
         config = self.config_of(instance)
-        notice = {TaskStatus.FINISHED: "completed", TaskStatus.FAILED: "failed",
-                  TaskStatus.ABANDONED: "abandoned", TaskStatus.SCHEDULED: "scheduled",
-                  TaskStatus.RUNNING: "started"}.get(status, "status")
-        extra: JsonDict = {"exception": None}
+        extra: JsonDict = {}
         if status is TaskStatus.FINISHED:
-            extra = {"result": loads(cascade_kwargs) if cascade else
-                     (metadata or {}).get("result", instance.metadata.get("result"))}
-        updated = self.put(instance, status, metadata=metadata, notice=notice, config=config,
-                           extra=extra, log_level=log_level)
+            metadata = dict(metadata or {})
+            if "result" not in metadata:
+                metadata["result"] = (loads(cascade_kwargs) if cascade
+                                      else instance.metadata.get("result", {}))
+            extra["result"] = metadata["result"]
+        elif status is TaskStatus.FAILED:
+            extra["exception"] = None
+        updated = self.put(instance, status, metadata=metadata, notice=_NOTICES.get(status),
+                           config=config, extra=extra, log_level=log_level)
         if status is _SCHEDULED:
             self.changes.schedule.append((updated, config, 0.0))
         if cascade:
-            self.fire(instance.task_name, cascade_kwargs)
+            self.fire(config.name, cascade_kwargs)
         return updated
 
     def replay(self, name: str, replacement_kwargs: JsonDict | None, countdown: float = 0.0,
                metadata: JsonDict | None = None) -> TaskInstance:
-        """failed -> replayed, and a copy of it scheduled with ``metadata["parent"]``."""
+        """failed -> replayed, and a copy of it scheduled with ``metadata["parent"]``.
+
+        The copy runs with the failed instance's kwargs, or with
+        ``replacement_kwargs`` (``withParams`` merged under them).
+        """
         instance = self.instance(name)
         if not instance.can_replay:
             raise InvalidStatusError(
@@ -245,23 +259,29 @@ class Transition:
         config = self.config_of(instance)
         self.put(instance, TaskStatus.REPLAYED, notice="replayed", config=config)
         meta: JsonDict = {"parent": name, **(metadata or {})}
-        kwargs = instance.kwargs if replacement_kwargs is None else replacement_kwargs
+        if replacement_kwargs is None:
+            kwargs = instance.kwargs
+        else:
+            kwargs = _merge_params(dict(replacement_kwargs), config.with_params)
         copy = self.create(config, _UNSTARTED, kwargs, meta)
         return self.schedule(config, copy, countdown, kwargs=kwargs)
 
     def skip(self, name: str, cascade: bool, result: bytes) -> TaskInstance:
-        """failed -> skipped, optionally firing the cascade as if it had finished."""
+        """failed -> skipped; with ``cascade``, fire the task's name with ``result`` as if
+        the instance had finished (the result is then kept in its metadata)."""
         instance = self.instance(name)
         if not instance.can_skip:
             raise InvalidStatusError(
                 f"cannot skip {name}: it is {instance.status.value}, only failed instances "
                 "can be skipped")
         config = self.config_of(instance)
-        meta = {"result": loads(result)} if cascade else None
+        meta: JsonDict = {"cascade": cascade}
+        if cascade:
+            meta["result"] = loads(result)
         skipped = self.put(instance, TaskStatus.SKIPPED, metadata=meta, notice="skipped",
                            config=config, extra={"cascade": cascade})
         if cascade:
-            self.fire(instance.task_name, result)
+            self.fire(config.name, result)
         return skipped
 
     def update_metadata(self, name: str, metadata: JsonDict) -> TaskInstance:
@@ -270,7 +290,7 @@ class Transition:
 
     def resolve_logs(self, name: str) -> TaskInstance:
         instance = self.instance(name)
-        return self.put(instance, instance.status, logs_resolved=True)
+        return self.put(instance, instance.status, mark_logs_resolved=True)
 
     def configure(self, configs: Mapping[str, TaskConfig]) -> None:
         """Store the merged configuration and run one-shot tasks whose triggers all fired."""
