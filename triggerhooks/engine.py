@@ -125,10 +125,11 @@ class Transition:
 
     def create(self, config: TaskConfig, status: TaskStatus, kwargs: JsonDict,
                metadata: JsonDict | None = None) -> TaskInstance:
+        """A new instance of ``config``; ``timestamps["unstarted"]`` is when it was created."""
         state = self.edit_state(config.name)
         name = f"{config.name}#{state.next}"
         state.next += 1
-        placeholder = TaskInstance(name, status, kwargs, {})
+        placeholder = TaskInstance(name, _UNSTARTED, kwargs, {"timestamps": {"unstarted": self.now}})
         return self.put(placeholder, status, metadata=metadata)
 
     def schedule(self, config: TaskConfig, instance: TaskInstance, countdown: float = 0.0,
