@@ -333,14 +333,15 @@ class TriggerManager:
             except SignalHandlingError as exc:
                 errors.extend(exc.caught_exceptions)
         failures: list[Exception] = []
-        for instance, config, countdown in changes.schedule:
+        if changes.schedule:
             # One failed hand-off must not keep the others from their runners.
-            try:
-                self._runner(config).schedule(self, instance.name, countdown)
-            except SignalHandlingError as exc:
-                errors.extend(exc.caught_exceptions)
-            except Exception as exc:
-                failures.append(exc)
+            for key, instances in self._by_runner(changes.schedule).items():
+                try:
+                    self._runner(key).schedule_many(self, instances)
+                except SignalHandlingError as exc:
+                    errors.extend(exc.caught_exceptions)
+                except Exception as exc:
+                    failures.append(exc)
         if failures:
             if errors:
                 failures.append(SignalHandlingError(errors))
@@ -350,8 +351,16 @@ class TriggerManager:
         if errors:
             raise SignalHandlingError(errors)
 
-    def _runner(self, config: TaskConfig) -> TaskRunner:
-        key = config.using or self.task_runner_name
+    def _by_runner(self, scheduled: list[tuple[TaskInstance, TaskConfig, float]]
+                   ) -> dict[str, list[tuple[str, float]]]:
+        """Runner name -> the scheduled ``(instance, countdown)`` pairs it takes, in order."""
+        groups: dict[str, list[tuple[str, float]]] = {}
+        for instance, config, countdown in scheduled:
+            groups.setdefault(config.using or self.task_runner_name, []).append(
+                (instance.name, countdown))
+        return groups
+
+    def _runner(self, key: str) -> TaskRunner:
         runner = self._runners.get(key)
         if runner is None:
             runner = self._runners[key] = task_runners.get(key)

@@ -7,6 +7,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .base import TaskRunner
@@ -26,11 +27,13 @@ class _Queue(threading.local):
 
 
 class InlineTaskRunner(TaskRunner):
-    """Runs each instance in the thread that scheduled it, before the scheduling call returns.
+    """Runs instances in the thread that scheduled them, before the outermost call returns.
 
     Instances scheduled while a task runs (cascades) join a per-thread work
     queue that the outermost call drains, so a chain of any length never
-    deepens the stack. A ``cooldown`` waits in the queue, blocking the caller.
+    deepens the stack. Instances run in the order they were scheduled; one
+    with a ``countdown`` (a retry's cooldown) waits its turn in the queue,
+    blocking the caller meanwhile.
     """
 
     name = "inline"
@@ -39,11 +42,19 @@ class InlineTaskRunner(TaskRunner):
     _counter = itertools.count()
 
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
+        self.schedule_many(manager, [(instance_name, countdown)])
+
+    def schedule_many(self, manager: TriggerManager,
+                      instances: Sequence[tuple[str, float]]) -> None:
         queue = self._queue
-        due = time.monotonic() + countdown if countdown > 0 else 0.0
-        heapq.heappush(queue.heap, (due, next(self._counter), manager, instance_name))
-        if queue.draining:
-            return
+        for instance_name, countdown in instances:
+            due = time.monotonic() + countdown if countdown > 0 else 0.0
+            heapq.heappush(queue.heap, (due, next(self._counter), manager, instance_name))
+        if not queue.draining:
+            self._drain(queue)
+
+    @staticmethod
+    def _drain(queue: _Queue) -> None:
         queue.draining = True
         errors: list[Exception] = []
         try:
