@@ -38,6 +38,7 @@ BAD = {
     "t_never": {"run": "tests.echo"},
     "t_types": {"after": "a", "unless": [""], "withParams": {"a": 1}, "run": 7},
     "t_typo": {"after": ["a"], "unles": ["x"], "run": "tests.echo"},
+    "t_shape_and_run": {"after": "a", "run": "app.tasks.Gone", "using": "celery"},
     "t_twice": {"after": ["a"], "andEvery": "p", "and_every": "q", "run": "tests.echo"},
     "t_extra": {"after": ["a"], "run": "tests.echo", "when": datetime.date(2024, 1, 1)},
     "t_loop1": {"after": ["t_loop2"], "run": "tests.echo"},
@@ -66,6 +67,9 @@ def test_a_bad_configuration_reports_every_problem_and_stores_nothing(
         ("t_types.withParams.a", "Input should be a valid dictionary"),
         ("t_types.run", "Input should be a valid string"),
         ("t_typo.unles", "unknown directive"),
+        ("t_shape_and_run.after", "Input should be a valid list"),
+        ("t_shape_and_run.run", "unknown trigger task 'app.tasks.Gone'"),
+        ("t_shape_and_run.using", "unknown task runner 'celery'"),
         ("t_twice.and_every", "given twice, as 'and_every' and 'andEvery'"),
         ("t_extra.when", "the value cannot be stored as JSON: Type is not JSON serializable: "
                          "datetime.date"),
