@@ -43,7 +43,7 @@ def test_choosing_manager_and_storage_from_settings(monkeypatch: pytest.MonkeyPa
         manager.fire("a")
         assert get_trigger_manager("cookbook-runtime").storage["t#0"].status == "finished"
 
-        monkeypatch.setattr(sys.modules[__name__], "TRIGGER_MANAGER_TYPE", "finalizing")
+        monkeypatch.setattr(sys.modules[__name__], "TRIGGER_MANAGER_TYPE", "test-finalizing")
         assert type(get_trigger_manager("cookbook-runtime")) is FinalizingTriggerManager
     finally:
         manager.storage.clear()
@@ -77,11 +77,11 @@ class FinalizingTriggerManager(TriggerManager):
 @pytest.fixture
 def finalizing() -> Iterator[None]:
     """Don't forget to register your trigger manager!"""
-    trigger_managers.register("finalizing")(FinalizingTriggerManager)
+    trigger_managers.register("test-finalizing")(FinalizingTriggerManager)
     try:
         yield
     finally:
-        trigger_managers.unregister("finalizing")
+        trigger_managers.unregister("test-finalizing")
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ WORKFLOW = {
 def test_the_finalizing_manager_fires_session_finalized_once(
         finalizing: None, storage: StorageBackend, runner_name: str,
         finalizations: list[str]) -> None:
-    manager = trigger_managers.get("finalizing", storage, task_runner=runner_name)
+    manager = trigger_managers.get("test-finalizing", storage, task_runner=runner_name)
     manager.update_configuration(WORKFLOW)
     manager.fire("firstPageReceived")
     manager.fire("pageReceived", {"page": 1})
