@@ -48,13 +48,20 @@ def _merge_params(kwargs: JsonDict, with_params: JsonDict) -> JsonDict:
 class Transition:
     """Builds one transition's changes against a view, copying state before changing it."""
 
-    __slots__ = ("_before", "changes", "now", "view")
+    __slots__ = ("_before", "_now", "changes", "view")
 
     def __init__(self, view: SessionView) -> None:
         self.view = view
         self.changes = Changes()
-        self.now = utcnow()
+        self._now: str | None = None
         self._before: dict[str, bool] = {}
+
+    @property
+    def now(self) -> str:
+        """The time of this transition (one for all its timestamps), taken when first needed."""
+        if self._now is None:
+            self._now = utcnow()
+        return self._now
 
     # -- reading, with this transition's own changes on top ----------------------------
 
@@ -97,58 +104,76 @@ class Transition:
             log_level: int | None = None, mark_logs_resolved: bool = False,
             notice: str | None = None, config: TaskConfig | None = None,
             extra: JsonDict | None = None) -> TaskInstance:
-        """Write a new version of ``instance`` and keep its task's bookkeeping in step."""
+        """Write a new version of ``instance``, timestamping a status it had not."""
         meta = dict(instance.metadata)
         if metadata:
             meta.update(metadata)
-        value = _VALUES[status]
         if status is not instance.status or "timestamps" not in meta:
-            meta["timestamps"] = {**meta.get("timestamps", {}), value: self.now}
+            meta["timestamps"] = {**meta.get("timestamps", {}), _VALUES[status]: self.now}
         updated = TaskInstance(
             instance.name, status, instance.kwargs if kwargs is None else kwargs, meta,
             instance.log_level if log_level is None else log_level,
             mark_logs_resolved or instance.logs_marked_resolved)
-        name = updated.name
-        self.changes.instances[name] = updated
-        state = self.edit_state(name.rpartition("#")[0])
-        if status in RESOLVED:
-            state.open.pop(name, None)
-        else:
-            state.open[name] = value
-        if updated.logs_resolved:
-            state.logs.pop(name, None)
-        else:
-            state.logs[name] = updated.log_level
-        if notice is not None:
-            self.changes.notices.append(Notice(notice, updated, config, extra or {}))
-        return updated
+        return self._record(updated, updated.name.rpartition("#")[0], notice, config, extra)
 
     def create(self, config: TaskConfig, status: TaskStatus, kwargs: JsonDict,
-               metadata: JsonDict | None = None) -> TaskInstance:
+               metadata: JsonDict | None = None, notice: str | None = None) -> TaskInstance:
         """A new instance of ``config``; ``timestamps["unstarted"]`` is when it was created."""
         state = self.edit_state(config.name)
         name = f"{config.name}#{state.next}"
         state.next += 1
-        placeholder = TaskInstance(name, _UNSTARTED, kwargs, {"timestamps": {"unstarted": self.now}})
-        return self.put(placeholder, status, metadata=metadata)
+        now = self.now
+        stamps = {"unstarted": now} if status is _UNSTARTED else {
+            "unstarted": now, _VALUES[status]: now}
+        meta: JsonDict = {**metadata, "timestamps": stamps} if metadata else {"timestamps": stamps}
+        return self._record(TaskInstance(name, status, kwargs, meta), config.name, notice, config)
 
-    def schedule(self, config: TaskConfig, instance: TaskInstance, countdown: float = 0.0,
-                 kwargs: JsonDict | None = None) -> TaskInstance:
+    def _record(self, instance: TaskInstance, task: str, notice: str | None,
+                config: TaskConfig | None, extra: JsonDict | None = None) -> TaskInstance:
+        """Add ``instance`` to the changes and keep its task's bookkeeping in step."""
+        name = instance.name
+        self.changes.instances[name] = instance
+        state = self.edit_state(task)
+        if instance.status in RESOLVED:
+            state.open.pop(name, None)
+        else:
+            state.open[name] = _VALUES[instance.status]
+        if instance.logs_resolved:
+            state.logs.pop(name, None)
+        else:
+            state.logs[name] = instance.log_level
+        if notice is not None:
+            self.changes.notices.append(Notice(notice, instance, config, extra or {}))
+        return instance
+
+    def kwargs_for(self, config: TaskConfig, own: JsonDict) -> JsonDict:
+        """What an instance runs with: the latest kwargs of each trigger it requires, its
+        own ``andEvery`` firing, and ``withParams`` merged under them."""
+        kwargs = {trigger: self.kwargs_of(trigger) for trigger in config.requires}
+        if config.and_every is not None:
+            kwargs[config.and_every] = own.get(config.and_every, {})
+        return _merge_params(kwargs, config.with_params) if config.with_params else kwargs
+
+    def schedule(self, config: TaskConfig, instance: TaskInstance) -> TaskInstance:
+        """An unstarted instance becomes ready: scheduled, with its kwargs complete."""
+        scheduled = self.put(instance, _SCHEDULED, kwargs=self.kwargs_for(config, instance.kwargs),
+                             notice="scheduled", config=config)
+        self.changes.schedule.append((scheduled, config, 0.0))
+        return scheduled
+
+    def schedule_new(self, config: TaskConfig, kwargs: JsonDict | None = None,
+                     countdown: float = 0.0, metadata: JsonDict | None = None) -> TaskInstance:
+        """A new instance, scheduled at once (a one-shot task that became ready, a replay)."""
         if kwargs is None:
-            kwargs = {trigger: self.kwargs_of(trigger) for trigger in config.requires}
-            if config.and_every is not None:
-                kwargs[config.and_every] = instance.kwargs.get(config.and_every, {})
-            _merge_params(kwargs, config.with_params)
-        scheduled = self.put(instance, _SCHEDULED, kwargs=kwargs, notice="scheduled",
-                             config=config)
+            kwargs = self.kwargs_for(config, {})
+        scheduled = self.create(config, _SCHEDULED, kwargs, metadata, notice="scheduled")
         self.changes.schedule.append((scheduled, config, countdown))
         return scheduled
 
     def abandon_pending(self, config: TaskConfig) -> None:
         state = self.peek_state(config.name)
         if state.next == 0:
-            instance = self.create(config, TaskStatus.ABANDONED, {})
-            self.changes.notices.append(Notice("abandoned", instance, config))
+            self.create(config, TaskStatus.ABANDONED, {}, notice="abandoned")
             return
         for name in state.pending():
             self.put(self.instance(name), TaskStatus.ABANDONED, notice="abandoned", config=config)
@@ -179,7 +204,7 @@ class Transition:
             return
         if config.and_every is None:
             if self.peek_state(config.name).next == 0 and self._ready(config):
-                self.schedule(config, self.create(config, _UNSTARTED, {}))
+                self.schedule_new(config)
             return
         if trigger == config.and_every:
             self.create(config, _UNSTARTED, {trigger: loads(kwargs)})
@@ -264,8 +289,7 @@ class Transition:
             kwargs = instance.kwargs
         else:
             kwargs = _merge_params(dict(replacement_kwargs), config.with_params)
-        copy = self.create(config, _UNSTARTED, kwargs, meta)
-        return self.schedule(config, copy, countdown, kwargs=kwargs)
+        return self.schedule_new(config, kwargs, countdown, meta)
 
     def skip(self, name: str, cascade: bool, result: bytes) -> TaskInstance:
         """failed -> skipped; with ``cascade``, fire the task's name with ``result`` as if
@@ -303,7 +327,7 @@ class Transition:
                 self.abandon_pending(config)
             elif (config.and_every is None and self.peek_state(config.name).next == 0
                   and config.requires and self._ready(config)):
-                self.schedule(config, self.create(config, _UNSTARTED, {}))
+                self.schedule_new(config)
         counted = [c for c in merged.values() if not c.waits_for_finalization]
         self.changes.counted = len(counted)
         self.changes.unresolved = sum(
