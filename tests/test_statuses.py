@@ -253,3 +253,14 @@ def test_debug_repr_is_plain_json(manager: TriggerManager, storage: StorageBacke
     assert data["latestKwargs"] == {"a": {"x": 1}, "t": {"received": {"a": {"x": 1}}},
                                     "sessionFinalized": {}}
     assert storage.debug_repr().items() <= data.items()
+
+
+def test_session_metadata_records_creation_and_finalization(manager: TriggerManager) -> None:
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
+    created = manager.storage.metadata["createdAt"]
+    manager.update_configuration({"u": {"after": ["a"], "run": "tests.noop"}})
+    assert manager.storage.metadata == {"createdAt": created}
+    manager.fire("a")
+    metadata = manager.storage.metadata
+    assert metadata["createdAt"] == created
+    assert datetime.fromisoformat(metadata["finalizedAt"]) >= datetime.fromisoformat(created)
