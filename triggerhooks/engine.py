@@ -171,6 +171,8 @@ class Transition:
         return scheduled
 
     def abandon_pending(self, config: TaskConfig) -> None:
+        """``unless`` vetoed the task: abandon its instances that have not started; a task
+        without any instance gets an abandoned ``#0``, so that it counts as resolved."""
         state = self.peek_state(config.name)
         if state.next == 0:
             self.create(config, TaskStatus.ABANDONED, {}, notice="abandoned")
@@ -220,13 +222,13 @@ class Transition:
         if instance is None or instance.status is not _SCHEDULED:
             return None
         config = self.config_of(instance)
-        running = self.put(instance, TaskStatus.RUNNING, notice="started", config=config)
+        running = self.put(instance, _RUNNING, notice="started", config=config)
         return running, config
 
     def complete(self, name: str, result: bytes, log_level: int, cascade: bool = True) -> bool:
         """running -> finished with ``result``; the task's name fires with it as kwargs."""
         instance = self.instance(name)
-        if instance.status is not TaskStatus.RUNNING:
+        if instance.status is not _RUNNING:
             return False
         config = self.config_of(instance)
         value = loads(result)
@@ -240,7 +242,7 @@ class Transition:
              exception: BaseException | None = None) -> TaskInstance | None:
         """running -> failed, recording what went wrong."""
         instance = self.instance(name)
-        if instance.status is not TaskStatus.RUNNING:
+        if instance.status is not _RUNNING:
             return None
         return self.put(instance, TaskStatus.FAILED, metadata=metadata, log_level=log_level,
                         notice="failed", config=self.config_of(instance),
