@@ -373,6 +373,12 @@ def register(plugin: object, name: str | None = None) -> str:
     """
     from .events import load_receiver_modules
 
+    def withdraw() -> None:
+        with _state.lock:
+            undo(_state.applied.pop(plugin_name, []))
+            if manager.is_registered(plugin):
+                manager.unregister(plugin)
+
     load_registrations()
     manager = get_plugin_manager()
     with _state.lock:
@@ -381,11 +387,15 @@ def register(plugin: object, name: str | None = None) -> str:
             if _state.loaded:  # else this runs inside the first load, which applies it
                 _state.applied[plugin_name] = _apply(manager, plugin_name, plugin)
             modules = _receiver_modules_of(manager, plugin_name, plugin)
-            if modules:
-                load_receiver_modules(modules)
         except BaseException:
-            undo(_state.applied.pop(plugin_name, []))
-            manager.unregister(plugin)
+            withdraw()
+            raise
+    if modules:
+        # Outside our lock: the events module takes its own lock, then ours.
+        try:
+            load_receiver_modules(modules)
+        except BaseException:
+            withdraw()
             raise
     return plugin_name
 
