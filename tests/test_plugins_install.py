@@ -61,14 +61,15 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
 
 
 def run(code: str | list[str], *paths: Path, cwd: Path | None = None,
-        flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run Python code (or ``-m`` arguments) in a fresh interpreter with ``paths`` importable."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("TRIGGERHOOKS_", "PYTHONWARNINGS"))}
+    env.update(extra_env or {})
     env["PYTHONPATH"] = os.pathsep.join(str(path) for path in paths)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     args = code if isinstance(code, list) else ["-c", textwrap.dedent(code)]
-    return subprocess.run([sys.executable, *flags, *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
                           env=env, cwd=cwd or ROOT, timeout=120, check=False)
 
 
@@ -309,6 +310,23 @@ def test_concurrent_first_use_loads_the_plugins_once(install: Install) -> None:
         "seen": [str(("ProbeRunner", ["inline", "probe", "threading"]))],
         "threads": 8,
     }
+
+
+def test_a_registry_used_while_plugins_load_still_gets_every_plugin(install: Install) -> None:
+    # The probe's module looks up a runner when imported, before the example is loaded.
+    done = run("""
+        from triggerhooks.plugins import list_plugins
+        from triggerhooks.runners import task_runners
+        keys = sorted(task_runners.keys())  # loads the probe, then the example
+        import triggerhooks_probe
+        print(triggerhooks_probe.looked_up_on_import, keys)
+        print([info.name for info in list_plugins()[0]])
+    """, install("probe"), install("example"), extra_env={"PROBE_LOOKUP_ON_IMPORT": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "InlineTaskRunner ['example-queue', 'inline', 'probe', 'threading']",
+        "['triggerhooks.builtins', 'probe', 'example']",
+    ]
 
 
 def test_the_example_plugins_own_tests_pass_against_the_installed_package(install: Install) -> None:
