@@ -277,3 +277,30 @@ def test_a_failed_hand_off_leaves_the_instance_scheduled_and_raises(
     assert manager.storage["t#0"].status == "scheduled"
     assert manager.storage["u#0"].status == "finished"  # the other hand-off still happened
     assert manager.storage.latest_kwargs["a"] == {}
+
+
+class CountingInline(InlineTaskRunner):
+    """An inline runner extended through schedule(), as subclasses do."""
+
+    name = "counting-inline"
+    seen: ClassVar[list[str]] = []
+
+    def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
+        type(self).seen.append(instance_name)
+        super().schedule(manager, instance_name, countdown)
+
+
+def test_an_inline_subclass_sees_every_instance_and_keeps_the_order(
+        manager: TriggerManager) -> None:
+    CountingInline.seen.clear()
+    task_runners.register("counting-inline")(CountingInline)
+    try:
+        manager.update_configuration({
+            name: {"after": [trigger], "using": "counting-inline", "run": "tests.noop"}
+            for name, trigger in [("first", "a"), ("second", "a"), ("after_first", "first")]})
+        manager.fire("a")
+    finally:
+        task_runners.unregister("counting-inline")
+    assert CountingInline.seen == ["first#0", "second#0", "after_first#0"]
+    started = sorted(manager.storage, key=lambda i: i.metadata["timestamps"]["running"])
+    assert [i.task_name for i in started] == ["first", "second", "after_first"]

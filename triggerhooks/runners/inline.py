@@ -42,16 +42,33 @@ class InlineTaskRunner(TaskRunner):
     _counter = itertools.count()
 
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
-        self.schedule_many(manager, [(instance_name, countdown)])
+        queue = self._queue
+        due = time.monotonic() + countdown if countdown > 0 else 0.0
+        heapq.heappush(queue.heap, (due, next(self._counter), manager, instance_name))
+        if not queue.draining:
+            self._drain(queue)
 
     def schedule_many(self, manager: TriggerManager,
                       instances: Sequence[tuple[str, float]]) -> None:
         queue = self._queue
-        for instance_name, countdown in instances:
-            due = time.monotonic() + countdown if countdown > 0 else 0.0
-            heapq.heappush(queue.heap, (due, next(self._counter), manager, instance_name))
-        if not queue.draining:
+        if queue.draining:
+            super().schedule_many(manager, instances)
+            return
+        # Queue the whole batch (through schedule(), which subclasses may extend)
+        # before running any of it, so instances run in the order they were scheduled.
+        queue.draining = True
+        error: Exception | None = None
+        try:
+            super().schedule_many(manager, instances)
+        except Exception as exc:
+            error = exc
+        finally:
+            queue.draining = False
+        try:
             self._drain(queue)
+        finally:
+            if error is not None:
+                raise error
 
     @staticmethod
     def _drain(queue: _Queue) -> None:
