@@ -116,6 +116,10 @@ class Fleet:
         for worker in self.workers.values():
             worker.stop()
 
+    def output(self) -> str:
+        """Every worker's whole log."""
+        return "\n".join(worker.output() for worker in self.workers.values())
+
     def logs(self) -> str:
         return "\n".join(f"--- {w.name} ---\n{w.output()[-4000:]}" for w in self.workers.values())
 

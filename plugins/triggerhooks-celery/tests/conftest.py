@@ -22,6 +22,7 @@ PREFIX = f"th-celery-test-{uuid.uuid4().hex[:10]}:"
 os.environ["TH_CELERY_TEST_PREFIX"] = PREFIX
 os.environ["TRIGGERHOOKS_CELERY_CONFIG"] = "celery_test_config"
 
+import celery_test_tasks  # noqa: E402, F401 - registers the test tasks here too
 from celery_testing import Fleet  # noqa: E402 - reads the prefix set above
 
 

@@ -124,6 +124,28 @@ def test_a_background_receiver_runs_on_a_worker(manager: TriggerManager, redis_c
                         "status": "finished", "result": {"announced": 7}, "stored": "finished"}
 
 
+def test_a_copy_delivered_while_its_task_runs_elsewhere_changes_nothing(
+        manager: TriggerManager, redis_client: redis.Redis, storage: StorageBackend,
+        fleet: Fleet) -> None:
+    manager.update_configuration({
+        "long": {"after": ["go"], "run": "celerytest.block"},
+        "next": {"after": ["long"], "run": "celerytest.record"},
+    })
+    manager.fire("go")
+    owner = wait_for(lambda: runs(redis_client, "long#0"), 30, "the task to start")[0]["worker"]
+
+    # The task outlives the broker's visibility timeout (3s): Redis delivers its message
+    # again, and the other worker finds the instance running under a live lease.
+    wait_for(lambda: f"long#0 is running on {owner}" in fleet.output(), 30,
+             f"the copy to be delivered\n{fleet.logs()}")
+    redis_client.rpush(RELEASE, b"go")
+
+    wait_for(lambda: finished(storage, "long#0", "next#0"), 30, "the task and its cascade")
+    assert [run["attempt"] for run in runs(redis_client, "long#0")] == [1]  # started once
+    assert len(runs(redis_client, "next#0")) == 1
+    assert claim_of(storage["long#0"]).worker == owner  # type: ignore[union-attr]
+
+
 def test_a_killed_worker_s_instance_is_taken_over_and_finishes_exactly_once(
         manager: TriggerManager, redis_client: redis.Redis, storage: StorageBackend,
         fleet: Fleet) -> None:
