@@ -23,4 +23,4 @@ broker_transport_options = {
 result_backend_transport_options = {"global_keyprefix": PREFIX}
 worker_enable_remote_control = False
 worker_send_task_events = False
-triggerhooks_lease = 1.5
+trigger_claim_lease = 1.5

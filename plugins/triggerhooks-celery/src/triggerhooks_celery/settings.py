@@ -14,5 +14,5 @@ RECEIVER_TASK = "triggerhooks.receive"
 
 DEFAULT_LEASE = 60.0
 """Seconds a worker's claim on a running instance holds without a heartbeat, unless
-the app's setting ``triggerhooks_lease`` says otherwise; a heartbeat renews it
+the app's setting ``trigger_claim_lease`` says otherwise; a heartbeat renews it
 every third of that."""

@@ -39,7 +39,7 @@ def execute_instance(task: Task[Any, Any], payload: JsonDict) -> JsonDict:
     """Run the instance ``payload["instance"]`` of the session ``payload["session"]``."""
     manager = open_session(payload["session"])
     name = payload["instance"]
-    lease = float(task.app.conf.get("triggerhooks_lease") or DEFAULT_LEASE)
+    lease = float(task.app.conf.get("trigger_claim_lease") or DEFAULT_LEASE)
     done = manager.execute(name, lease=lease, worker=task.request.hostname)
     if done is not None:
         return {"instance": name, "status": done.status.value}
