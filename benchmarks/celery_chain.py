@@ -134,12 +134,12 @@ def main() -> None:
     from celery import chain
 
     from triggerhooks import TriggerManager
-    from triggerhooks.storages import SqliteStorageBackend, StorageBackend, open_storage, storage_backends
+    from triggerhooks.storages import SqliteStorageBackend, StorageBackend, storage_backends
 
     def new_storage() -> StorageBackend:
         uid = f"{prefix}session-{uuid.uuid4().hex[:8]}"
         if "redis" in storage_backends:
-            return open_storage(args.redis, uid)
+            return storage_backends.get("redis", uid, args.redis, prefix=f"{prefix}sessions")
         return SqliteStorageBackend(uid, directory / "sessions.sqlite3")
 
     storage_kind = "redis" if "redis" in storage_backends else "sqlite"

@@ -14,8 +14,19 @@ from typing import Any, TypeVar
 import orjson
 import redis
 
+from triggerhooks.storages import SqliteStorageBackend, StorageBackend, storage_backends
+
 HERE = Path(__file__).resolve().parent
 PREFIX = os.environ["TH_CELERY_TEST_PREFIX"]
+REDIS_URL = os.environ.get("TH_CELERY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def session_storage(uid: str, sqlite_path: Path) -> StorageBackend:
+    """A storage every worker reaches: Redis (under the run's prefix) when the core has it,
+    else one SQLite file (workers on this machine)."""
+    if "redis" in storage_backends:
+        return storage_backends.get("redis", uid, REDIS_URL, prefix=f"{PREFIX}sessions")
+    return SqliteStorageBackend(uid, sqlite_path)
 
 T = TypeVar("T")
 

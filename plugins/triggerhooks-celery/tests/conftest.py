@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import redis
 
-REDIS_URL = os.environ.get("TH_CELERY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PREFIX = f"th-celery-test-{uuid.uuid4().hex[:10]}:"
 
 # Set before anything reads them: the test tasks' module and the default Celery app.
@@ -23,7 +22,7 @@ os.environ["TH_CELERY_TEST_PREFIX"] = PREFIX
 os.environ["TRIGGERHOOKS_CELERY_CONFIG"] = "celery_test_config"
 
 import celery_test_tasks  # noqa: E402, F401 - registers the test tasks here too
-from celery_testing import Fleet  # noqa: E402 - reads the prefix set above
+from celery_testing import REDIS_URL, Fleet  # noqa: E402 - reads the prefix set above
 
 
 @pytest.fixture(scope="session")

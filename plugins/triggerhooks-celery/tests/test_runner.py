@@ -14,19 +14,19 @@ import redis
 import triggerhooks_celery
 from celery import Celery
 from celery.app.utils import find_app
-from celery_testing import PREFIX
+from celery_testing import PREFIX, session_storage
 from triggerhooks_celery import CeleryTaskRunner, EagerModeError, create_app, get_app, install
 
 from triggerhooks import TaskStatus, TriggerManager
 from triggerhooks.plugins import list_plugins
 from triggerhooks.runners import task_runners
 from triggerhooks.sessions import SessionReferenceError, session_reference
-from triggerhooks.storages import MemoryStorageBackend, SqliteStorageBackend, StorageBackend
+from triggerhooks.storages import MemoryStorageBackend, StorageBackend
 
 
 @pytest.fixture
 def storage(sqlite_path: Path) -> Iterator[StorageBackend]:
-    created = SqliteStorageBackend(f"celery-unit-{uuid.uuid4().hex[:12]}", sqlite_path)
+    created = session_storage(f"celery-unit-{uuid.uuid4().hex[:12]}", sqlite_path)
     yield created
     created.clear()
 

@@ -12,18 +12,18 @@ import orjson
 import pytest
 import redis
 from celery_test_tasks import RELEASE, RetryOnce
-from celery_testing import PREFIX, Fleet, runs, wait_for
+from celery_testing import PREFIX, Fleet, runs, session_storage, wait_for
 
 from triggerhooks import TaskStatus, TriggerManager
 from triggerhooks.claims import claim_of
-from triggerhooks.storages import SqliteStorageBackend, StorageBackend
+from triggerhooks.storages import StorageBackend, open_reference
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def storage(sqlite_path: Path) -> Iterator[StorageBackend]:
-    created = SqliteStorageBackend(f"celery-{uuid.uuid4().hex[:12]}", sqlite_path)
+    created = session_storage(f"celery-{uuid.uuid4().hex[:12]}", sqlite_path)
     yield created
     created.clear()
 
@@ -46,8 +46,7 @@ def test_a_fan_in_task_runs_exactly_once(manager: TriggerManager, redis_client: 
         "after": {"after": ["fanIn"], "run": "celerytest.record"},
     })
     # Any order, and from managers built independently, as on different app servers.
-    TriggerManager(SqliteStorageBackend(storage.uid, storage.reference()["path"]),
-                   task_runner="celery").fire("c", {"z": 3})
+    TriggerManager(open_reference(storage.reference()), task_runner="celery").fire("c", {"z": 3})
     manager.fire("a", {"x": 1})
     manager.fire("b", {"y": 2})
     manager.fire("a", {"x": 10})  # again: a one-shot task does not run again

@@ -15,6 +15,8 @@ from typing import Any
 
 from celery import Celery
 
+from triggerhooks.exceptions import StorageUnavailableError
+
 from . import worker
 from .settings import CONFIG_ENV, DEFAULT_LEASE, EXECUTE_TASK, RECEIVER_TASK
 
@@ -60,6 +62,8 @@ def install(app: Celery) -> Celery:
             ignore_result=True,  # the outcome lives in the session, not in the result backend
             serializer="json",
             max_retries=None,  # re-checks of a claimed instance go on while it runs
+            # The session's storage is down: try again later rather than drop the message.
+            autoretry_for=(StorageUnavailableError,), retry_backoff=1, retry_backoff_max=60,
         )(function)
     with _lock:
         _installed = app
