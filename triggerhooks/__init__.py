@@ -26,6 +26,7 @@ from .plugins import hookimpl
 from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner, task_runners
 from .storages import (
     MemoryStorageBackend,
+    RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
     open_storage,
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidTaskResultError",
     "MaxRetriesExceeded",
     "MemoryStorageBackend",
+    "RedisStorageBackend",
     "Retry",
     "SignalHandlingError",
     "SqliteStorageBackend",
