@@ -17,6 +17,7 @@ session has.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import random
 import secrets
@@ -38,7 +39,6 @@ from .redis_scripts import TRANSACT
 
 if TYPE_CHECKING:
     import redis as redis_py
-    from redis.commands.core import Script
 
 __all__ = ["REDIS_PREFIX_ENV", "REDIS_URL_ENV", "RedisStorageBackend"]
 
@@ -51,6 +51,7 @@ _SUFFIXES = ("cfg", "idx", "kw", "ts", "tv", "inst", "meta")
 _INLINE_LIMIT = 4096
 """Kwargs up to this many bytes come with a read; longer ones only when a task needs them."""
 _OUR_QUERY = ("prefix", "ttl")
+_SCRIPT_SHA = hashlib.sha1(TRANSACT.encode()).hexdigest()
 _CACHED_SESSIONS = 1024
 """Sessions whose facts a process keeps per client (least recently used ones are dropped)."""
 
@@ -287,9 +288,24 @@ class _Client:
     def __init__(self, client: redis_py.Redis, url: str) -> None:
         self.redis = client
         self.url = url
-        self.script: Script = client.register_script(TRANSACT)
+        self._ids = itertools.count()
+        self._id_base = secrets.token_hex(4)
         self._sessions: OrderedDict[str, _SessionCache] = OrderedDict()
         self._lock = threading.Lock()
+
+    def txid(self) -> str:
+        """A commit id unique to this client (random base and a counter), 16 characters."""
+        return f"{self._id_base}{next(self._ids) & 0xFFFFFFFF:08x}"
+
+    def run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA, loading the script once per server when it answers NOSCRIPT."""
+        from redis.exceptions import NoScriptError
+
+        try:
+            return self.redis.evalsha(_SCRIPT_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            self.redis.script_load(TRANSACT)
+            return self.redis.evalsha(_SCRIPT_SHA, len(keys), *keys, *args)
 
     def session(self, key: str) -> _SessionCache:
         with self._lock:
@@ -587,14 +603,14 @@ class RedisStorageBackend(StorageBackend):
         names = plan.instances
         args = [mode, _INLINE_LIMIT, int(plan.full), plan.trigger or "", len(names), *names,
                 *(split_instance_name(name)[0] for name in names), *payload]
-        reply: list[Any] = self._call(lambda: conn.script(keys=self.keys, args=args))
+        reply: list[Any] = self._call(lambda: conn.run(self.keys, args))
         return reply
 
     # -- transitions ---------------------------------------------------------------------------
 
     def transact(self, plan: Plan, compute: Compute) -> Commit:
         cache = self._session_cache()
-        txid = secrets.token_hex(8)
+        txid = self._client().txid()
         view: _View | None = None
         facts = cache.plan_facts(plan)
         if facts is not None:

@@ -113,17 +113,18 @@ end
 local mode = ARGV[1]
 if mode == 'r' then return {'snapshot', snapshot()} end
 
+local state = redis.call('HMGET', meta, 'tx', 'cv', 'counted', 'unresolved')
+local recent = state[1] or ''
+local count, open = tonumber(state[3] or '0'), tonumber(state[4] or '0')
+local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
 local function counters(status)
-  local c = redis.call('HMGET', meta, 'counted', 'unresolved')
-  return {status, tonumber(c[1] or '0'), tonumber(c[2] or '0'),
-          redis.call('HEXISTS', kw, 'sessionFinalized')}
+  return {status, count, open, finalized}
 end
 
 local pos = 6 + 2 * n
 local txid = ARGV[pos]
-local recent = redis.call('HGET', meta, 'tx') or ''
 if mode == 'c' and string.find(recent, txid, 1, true) then return counters('done') end
-if (redis.call('HGET', meta, 'cv') or '') ~= ARGV[pos + 1] then
+if (state[2] or '') ~= ARGV[pos + 1] then
   return {'conflict', 'configuration', snapshot()}
 end
 local new_cv, configured, ttl = ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4]
@@ -165,7 +166,12 @@ end
 if mode == 'v' then return counters('ok') end
 
 local fired, instances, states, metadata = group(2), group(2), group(2), group(2)
-if #fired > 0 then hset(kw, fired) end
+if #fired > 0 then
+  hset(kw, fired)
+  for i = 1, #fired, 2 do
+    if fired[i] == 'sessionFinalized' then finalized = 1 end
+  end
+end
 if #instances > 0 then hset(inst, instances) end
 if #states > 0 then
   hset(ts, states)
@@ -179,9 +185,12 @@ if configured == '1' then
   redis.call('HSET', meta, 'order', ARGV[pos])
 end
 if new_cv ~= '' then redis.call('HSET', meta, 'cv', new_cv) end
-if counted ~= '' then redis.call('HSET', meta, 'counted', counted) end
-if unresolved ~= '' then redis.call('HSET', meta, 'unresolved', unresolved) end
-if delta ~= 0 then redis.call('HINCRBY', meta, 'unresolved', delta) end
+if counted ~= '' then count = tonumber(counted) end
+if unresolved ~= '' then open = tonumber(unresolved) end
+if counted ~= '' or unresolved ~= '' or delta ~= 0 then
+  open = open + delta
+  redis.call('HSET', meta, 'counted', count, 'unresolved', open)
+end
 if #metadata > 0 then hset(meta, metadata) end
 redis.call('HSET', meta, 'tx', txid .. ' ' .. string.sub(recent, 1, 17 * 7))
 if ttl ~= '' then
