@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import tests.tasks  # noqa: F401 - registers the shared tasks
+from tests.helpers import HeldTaskRunner
 from triggerhooks import TriggerManager
-from triggerhooks.runners import ThreadingTaskRunner
+from triggerhooks.runners import ThreadingTaskRunner, task_runners
 from triggerhooks.storages import (
     MemoryStorageBackend,
     RedisStorageBackend,
@@ -22,6 +24,7 @@ from triggerhooks.storages.memory import MemoryStore
 StorageFactory = Callable[..., StorageBackend]
 
 BACKENDS = ["memory", "sqlite", "redis"]
+RUNNERS = ["inline", "threading"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 """The shared test Redis; tests write only under ``redis_prefix`` and delete what they wrote."""
@@ -89,7 +92,45 @@ def manager(storage: StorageBackend) -> TriggerManager:
     return TriggerManager(storage)
 
 
+@pytest.fixture(params=RUNNERS)
+def runner_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def any_manager(storage: StorageBackend, runner_name: str) -> TriggerManager:
+    """A manager on a fresh session, once per built-in runner; call ``settle()`` after changes."""
+    return TriggerManager(storage, task_runner=runner_name)
+
+
+@pytest.fixture
+def held() -> Iterator[type[HeldTaskRunner]]:
+    """The ``held`` runner: it keeps instances ``scheduled`` until the test releases them."""
+    task_runners.register("held")(HeldTaskRunner)
+    try:
+        yield HeldTaskRunner
+    finally:
+        HeldTaskRunner.held.clear()
+        task_runners.unregister("held")
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_threads() -> Iterator[None]:
     yield
     ThreadingTaskRunner.join_all(timeout=30)
+
+
+@pytest.fixture
+def isolated_signals() -> Iterator[None]:
+    """Disconnect, after the test, every receiver it connected to a triggerhooks signal."""
+    from triggerhooks.signals import namespace
+
+    before = {name: set(signal.receivers) for name, signal in namespace.items()}
+    yield
+    for name, signal in namespace.items():
+        for receiver_id in set(signal.receivers) - before[name]:
+            receiver = signal.receivers[receiver_id]
+            if isinstance(receiver, weakref.ref):
+                receiver = receiver()
+            if receiver is not None:
+                signal.disconnect(receiver)

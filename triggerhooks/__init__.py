@@ -3,16 +3,26 @@ on any server; react through signals; extend through plugins."""
 
 from __future__ import annotations
 
-from .events import connected, filter_events, on, send_event
+from .events import (
+    ReceiverModuleError,
+    capture_signals,
+    connected,
+    filter_events,
+    on,
+    send_event,
+)
 from .exceptions import (
     ConfigurationError,
     ConflictError,
     DuplicateKeyError,
     InstanceNotFoundError,
     InvalidKwargsError,
+    InvalidPluginError,
     InvalidStatusError,
     InvalidTaskResultError,
+    InvalidTriggerError,
     MaxRetriesExceeded,
+    PluginLoadWarning,
     SignalHandlingError,
     StorageUnavailableError,
     TriggerhooksError,
@@ -44,10 +54,14 @@ __all__ = [
     "InlineTaskRunner",
     "InstanceNotFoundError",
     "InvalidKwargsError",
+    "InvalidPluginError",
     "InvalidStatusError",
     "InvalidTaskResultError",
+    "InvalidTriggerError",
     "MaxRetriesExceeded",
     "MemoryStorageBackend",
+    "PluginLoadWarning",
+    "ReceiverModuleError",
     "RedisStorageBackend",
     "Retry",
     "SignalHandlingError",
@@ -67,6 +81,7 @@ __all__ = [
     "UnknownKeyError",
     "UnstorableKwargsError",
     "__version__",
+    "capture_signals",
     "connected",
     "filter_events",
     "hookimpl",
