@@ -52,8 +52,12 @@ _INLINE_LIMIT = 4096
 """Kwargs up to this many bytes come with a read; longer ones only when a task needs them."""
 _OUR_QUERY = ("prefix", "ttl")
 _SCRIPT_SHA = hashlib.sha1(TRANSACT.encode()).hexdigest()
-_CACHED_SESSIONS = 1024
+_CACHED_SESSIONS = 256
 """Sessions whose facts a process keeps per client (least recently used ones are dropped)."""
+_CACHED_FACTS = 2048
+"""Facts of one kind a process keeps per session; past that they are forgotten and read again."""
+_CACHED_KWARGS = 512
+"""Kwargs up to this many bytes are kept with what a process knows; longer ones are read again."""
 
 T = TypeVar("T")
 
@@ -103,6 +107,20 @@ class _Facts:
     instances: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
 
 
+_configs: dict[tuple[str, bytes], TaskConfig] = {}
+
+
+def _config(name: str, raw: bytes) -> TaskConfig:
+    """A stored configuration, parsed once per process (configurations rarely change)."""
+    key = (name, raw)
+    config = _configs.get(key)
+    if config is None:
+        if len(_configs) >= 4096:
+            _configs.clear()
+        config = _configs[key] = TaskConfig.from_json(name, loads(raw))
+    return config
+
+
 def _parse_snapshot(plan: Plan, snap: list[Any]) -> tuple[_Facts, tuple[int, int, bool],
                                                           dict[str, TaskConfig] | None]:
     """The facts, the counters and (for a full plan) every configuration in a script's snapshot."""
@@ -128,7 +146,7 @@ def _parse_snapshot(plan: Plan, snap: list[Any]) -> tuple[_Facts, tuple[int, int
     concerned, tasks, configs, states, versions, triggers, fired, instances = snap[2:]
     for task, config, state, version in zip(tasks, configs, states, versions, strict=True):
         name = task.decode()
-        facts.configs[name] = None if config is None else TaskConfig.from_json(name, loads(config))
+        facts.configs[name] = None if config is None else _config(name, config)
         facts.states[name] = (int(version or 0),
                               TaskState() if state is None else TaskState.from_json(loads(state)))
     names = [t.decode() for t in triggers]
@@ -150,7 +168,7 @@ def _ordered_configs(raw: Mapping[bytes, bytes], order: bytes | None) -> dict[st
     for name in names:
         data = raw.get(name.encode())
         if data is not None:
-            configs[name] = TaskConfig.from_json(name, loads(data))
+            configs[name] = _config(name, data)
     return configs
 
 
@@ -221,7 +239,8 @@ class _SessionCache:
                 known = self.facts = _Facts(cv=facts.cv)
             known.configs.update(facts.configs)
             known.index.update(facts.index)
-            known.fired.update(facts.fired)
+            for trigger, value in facts.fired.items():
+                known.fired[trigger] = _kept(value)
             for task, state in facts.states.items():
                 if known.states.get(task, (None,))[0] != state[0]:
                     for name in [n for n in known.instances if n.rpartition("#")[0] == task]:
@@ -229,10 +248,11 @@ class _SessionCache:
                 known.states[task] = state
             for name, instance in facts.instances.items():
                 self._keep(known, name, instance)
+            _trim(known)
 
     def learn(self, read: _Facts, checked: Mapping[str, int], changes: Changes,
-              new_cv: bytes) -> None:
-        """Take in what a commit based on ``read`` wrote."""
+              new_cv: bytes, encoded: Mapping[str, bytes]) -> None:
+        """Take in what a commit based on ``read`` wrote (``encoded``: the instances' JSON)."""
         with self.lock:
             known = self.facts
             if changes.configs is not None:
@@ -248,13 +268,13 @@ class _SessionCache:
                     known.states[name] = read.states.get(name) or (0, TaskState())
                     for trigger in (name, SESSION_FINALIZED, *config.triggers):
                         known.index.setdefault(trigger, ([], []))
-                        known.fired[trigger] = read.fired.get(trigger)
+                        known.fired[trigger] = _kept(read.fired.get(trigger))
             elif known is None or known.cv != read.cv:
                 return
             elif new_cv:
                 known.cv = new_cv
             for trigger, raw in changes.fired.items():
-                known.fired[trigger] = raw if len(raw) <= _INLINE_LIMIT else len(raw)
+                known.fired[trigger] = _kept(raw)
             versions: dict[str, int] = {}
             for task, state in changes.states.items():
                 if task in checked:
@@ -267,7 +287,8 @@ class _SessionCache:
                 if version is None or instance.status in RESOLVED:
                     known.instances.pop(name, None)
                 else:
-                    known.instances[name] = (version, dumps(instance.to_json()))
+                    known.instances[name] = (version, encoded[name])
+            _trim(known)
 
     @staticmethod
     def _keep(known: _Facts, name: str, instance: tuple[int, bytes | None]) -> None:
@@ -280,6 +301,20 @@ class _SessionCache:
 
 
 _RESOLVED_NAMES = frozenset(status.value for status in RESOLVED)
+
+
+def _kept(value: bytes | int | None) -> bytes | int | None:
+    """What a cache keeps of a trigger's kwargs: small ones, else only that it fired."""
+    if isinstance(value, bytes) and len(value) > _CACHED_KWARGS:
+        return len(value)
+    return value
+
+
+def _trim(known: _Facts) -> None:
+    """Keep what a session's cache holds bounded; forgotten facts are simply read again."""
+    for facts in (known.configs, known.index, known.fired, known.states, known.instances):
+        if len(facts) > _CACHED_FACTS:
+            facts.clear()
 
 
 class _Client:
@@ -382,6 +417,7 @@ class _View(SessionView):
         self.all = all_configs
         self.counted, self.unresolved, self.finalized = counters
         self.checked: dict[str, int] = {}
+        self.encoded: dict[str, bytes] = {}
         self.unfired: set[str] = set()
         self.kwargs_read: dict[str, bytes] = {}
 
@@ -411,7 +447,7 @@ class _View(SessionView):
                 config = None
             else:
                 raw = self._fetch(lambda p: p.hget(self.backend.keys[0], name))[0]
-                config = None if raw is None else TaskConfig.from_json(name, loads(raw))
+                config = None if raw is None else _config(name, raw)
             configs[name] = config
         return config  # type: ignore[no-any-return]
 
@@ -641,7 +677,7 @@ class RedisStorageBackend(StorageBackend):
             status = reply[0]
             if status == b"ok":
                 if mode == "c":
-                    cache.learn(view.facts, view.checked, changes, new_cv)
+                    cache.learn(view.facts, view.checked, changes, new_cv, view.encoded)
                 return Commit(changes, int(reply[2]), int(reply[1]), bool(reply[3]))
             if status == b"done":  # our own earlier attempt landed; its reply was lost
                 cache.reset()
@@ -663,6 +699,7 @@ class RedisStorageBackend(StorageBackend):
         cannot be stored raises before anything is sent."""
         instances = [(name, dumps(inst.to_json(), f"instance {name}"))
                      for name, inst in changes.instances.items()]
+        view.encoded = dict(instances)
         metadata = [(f"m:{key}", dumps(value, f"session metadata {key!r}"))
                     for key, value in (changes.metadata or {}).items()]
         configs = changes.configs
