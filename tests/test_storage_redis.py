@@ -262,17 +262,17 @@ def test_kwargs_too_large_to_come_with_a_read(make: Callable[..., RedisStorageBa
 
 def test_what_a_process_knows_of_a_session_stays_bounded(
         make: Callable[..., RedisStorageBackend]) -> None:
-    from triggerhooks.storages import redis as backend
+    from triggerhooks.storages import redis_facts as backend
 
     storage = make()
     manager = TriggerManager(storage)
     manager.update_configuration({"t": {"after": ["a", "x-5"], "run": "tests.noop"}})
     manager.fire("a", {"big": "y" * 1000})
-    for number in range(backend._CACHED_FACTS + 10):
+    for number in range(backend.CACHED_FACTS + 10):
         manager.fire(f"x-{number}")
     known = storage._session_cache().facts
     assert known is not None
-    assert len(known.fired) <= backend._CACHED_FACTS and len(known.index) <= backend._CACHED_FACTS
+    assert len(known.fired) <= backend.CACHED_FACTS and len(known.index) <= backend.CACHED_FACTS
     assert storage["t#0"].kwargs == {"a": {"big": "y" * 1000}, "x-5": {}}
 
 
