@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .redis_facts import SessionCache
 from .redis_scripts import TRANSACT
@@ -97,11 +97,14 @@ def _connect(url: str) -> redis_py.Redis:
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.retry import Retry
 
-    query = dict(parse_qsl(urlsplit(url).query))
-    options: dict[str, Any] = {}
-    if "socket_connect_timeout" not in query:
-        options["socket_connect_timeout"] = 5.0
-    options["retry"] = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3)
+    # Defaults that the URL's own options override: a dead server is reported within
+    # seconds, a hung one within half a minute. Retried commands are safe: a commit
+    # carries an id the script remembers, so a re-sent one is applied once.
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 5.0,
+        "socket_timeout": 30.0,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3),
+    }
     try:
         return redis_py.Redis.from_url(url, **options)
     except (ValueError, TypeError) as exc:
