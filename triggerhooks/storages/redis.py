@@ -73,9 +73,12 @@ class _View(SessionView):
 
     def __init__(self, backend: RedisStorageBackend, facts: Facts, fresh: bool,
                  all_configs: dict[str, TaskConfig] | None = None,
-                 counters: tuple[int, int, bool] = (0, 0, False)) -> None:
+                 counters: tuple[int, int, bool] = (0, 0, False),
+                 cache: SessionCache | None = None) -> None:
         self.backend = backend
         self.facts = facts
+        self.cache = cache
+        """Where to look for an instance outside ``facts`` before asking Redis."""
         self.fresh = fresh
         """Read in one piece just now; a view built from the cache or that read lazily is not."""
         self.full = all_configs is not None
@@ -182,11 +185,24 @@ class _View(SessionView):
 
     def instance(self, name: str) -> TaskInstance | None:
         task = split_instance_name(name)[0]
-        known = self.facts.instances.get(name)
+        instances = self.facts.instances
+        known = instances.get(name)
+        state = self.facts.states.get(task)
+        if known is None and state is not None and self.cache is not None:
+            known = self.cache.instance(name, state[0])
+            if known is not None:
+                instances[name] = known
         if known is None:
+            # The engine reads a task's unresolved instances one after the other (to
+            # schedule or abandon them): fetch them all at once.
+            names = [name]
+            if state is not None:
+                names += [n for n in state[1].open if n != name and n not in instances][:999]
             keys = self.backend.keys
-            raw, version = self._fetch(lambda p: (p.hget(keys[5], name), p.hget(keys[4], task)))
-            known = self.facts.instances[name] = (int(version or 0), raw)
+            found, version = self._fetch(lambda p: (p.hmget(keys[5], names), p.hget(keys[4], task)))
+            for each, raw in zip(names, found, strict=True):
+                instances[each] = (int(version or 0), raw)
+            known = instances[name]
         self._check(task, known[0])
         return None if known[1] is None else TaskInstance.from_json(name, loads(known[1]))
 
@@ -315,7 +331,7 @@ class RedisStorageBackend(StorageBackend):
         view: _View | None = None
         facts = cache.plan_facts(plan)
         if facts is not None:
-            view = _View(self, facts, fresh=False)
+            view = _View(self, facts, fresh=False, cache=cache)
         base, cap = self.backoff
         for attempt in range(self.max_attempts):
             if view is None:
@@ -357,7 +373,7 @@ class RedisStorageBackend(StorageBackend):
     def _fresh_view(self, plan: Plan, snapshot: list[Any], cache: SessionCache) -> _View:
         facts, counters, every = parse_snapshot(plan, snapshot)
         cache.absorb(facts)
-        return _View(self, facts, fresh=True, all_configs=every, counters=counters)
+        return _View(self, facts, fresh=True, all_configs=every, counters=counters, cache=cache)
 
     def _payload(self, view: _View, changes: Changes, txid: str, new_cv: bytes = b"") -> list[Any]:
         """What the script checks and writes. Encodes everything first, so a value that

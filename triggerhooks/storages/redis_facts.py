@@ -188,9 +188,10 @@ class SessionCache:
             for trigger, value in facts.fired.items():
                 known.fired[trigger] = _kept(value)
             for task, state in facts.states.items():
-                if known.states.get(task, (None,))[0] != state[0]:
-                    for name in [n for n in known.instances if n.rpartition("#")[0] == task]:
-                        del known.instances[name]
+                old = known.states.get(task)
+                if old is not None and old[0] != state[0]:
+                    for name in old[1].open:  # the only instances a cache keeps
+                        known.instances.pop(name, None)
                 known.states[task] = state
             for name, instance in facts.instances.items():
                 self._keep(known, name, instance)
@@ -223,11 +224,18 @@ class SessionCache:
                 known.fired[trigger] = _kept(raw)
             versions: dict[str, int] = {}
             for task, state in changes.states.items():
-                if task in checked:
-                    versions[task] = checked[task] + 1
-                    known.states[task] = (versions[task], state)
-                else:  # pragma: no cover - every written state was read first
+                if task not in checked:  # pragma: no cover - every written state was read first
                     known.states.pop(task, None)
+                    continue
+                old = checked[task]
+                versions[task] = old + 1
+                known.states[task] = (old + 1, state)
+                # Instances of the task this commit did not write were exactly as known at
+                # the version it checked: they still are at the new one.
+                for name in state.open:
+                    cached = known.instances.get(name)
+                    if cached is not None and cached[0] == old and name not in changes.instances:
+                        known.instances[name] = (old + 1, cached[1])
             for name, instance in changes.instances.items():
                 version = versions.get(instance.task_name)
                 if version is None or instance.status in RESOLVED:
@@ -235,6 +243,13 @@ class SessionCache:
                 else:
                     known.instances[name] = (version, encoded[name])
             _trim(known)
+
+    def instance(self, name: str, version: int) -> tuple[int, bytes | None] | None:
+        """The instance as known at ``version`` of its task's state, if it is."""
+        with self.lock:
+            known = self.facts
+            found = None if known is None else known.instances.get(name)
+            return found if found is not None and found[0] == version else None
 
     @staticmethod
     def _keep(known: Facts, name: str, instance: tuple[int, bytes | None]) -> None:
