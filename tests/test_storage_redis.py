@@ -202,6 +202,48 @@ def test_a_stale_cache_never_runs_an_instance_twice(
     assert ours["t#0"].status == "finished"
 
 
+def test_instances_known_from_earlier_commits_stay_correct(
+        make: Callable[..., RedisStorageBackend], collect: list[str],  # noqa: F811
+        tmp_path: Any) -> None:
+    ours = make()
+    theirs = make(ours.uid)
+    mine = TriggerManager(ours)
+    mine.update_configuration({"t": {"after": ["go"], "andEvery": "page", "run": "tests.record",
+                                     "using": "tests.collect",
+                                     "withParams": {"record": {"path": str(tmp_path / "runs")}}}})
+    for number in range(4):
+        mine.fire("page", {"n": number})
+    mine.fire("go")  # schedules t#0..t#3; this process knows them, version by version
+    assert collect == ["t#0", "t#1", "t#2", "t#3"]
+    assert TriggerManager(theirs).execute("t#2") is not None
+    assert mine.execute("t#0") is not None  # its knowledge of t#2 is stale now
+    assert mine.execute("t#2") is None
+    assert mine.execute("t#1") is not None
+    assert TriggerManager(theirs).execute("t#3") is not None
+    assert mine.execute("t#3") is None
+    assert sorted((tmp_path / "runs").read_text().split()) == ["t#0", "t#1", "t#2", "t#3"]
+    assert [i.status for i in ours.instances_of_task("t")] == ["finished"] * 4
+
+
+def test_instances_changed_elsewhere_are_read_again(
+        make: Callable[..., RedisStorageBackend], collect: list[str]) -> None:  # noqa: F811
+    ours = make()
+    theirs = make(ours.uid)
+    mine = TriggerManager(ours)
+    mine.update_configuration({"t": {"after": ["go"], "andEvery": "page", "unless": ["stop"],
+                                     "run": "tests.noop", "using": "tests.collect"}})
+    mine.fire("page", {"n": 0})
+    mine.fire("page", {"n": 1})  # this process knows t#0 and t#1, unstarted
+    other = TriggerManager(theirs)
+    other.fire("go")
+    other.update_instance_metadata("t#1", {"note": "changed elsewhere"})
+    mine.fire("stop")  # abandons both, as they are now
+    abandoned = ours["t#1"]
+    assert abandoned.status == "abandoned"
+    assert abandoned.metadata["note"] == "changed elsewhere"
+    assert set(abandoned.metadata["timestamps"]) == {"unstarted", "scheduled", "abandoned"}
+
+
 def test_a_configuration_changed_elsewhere_is_seen(make: Callable[..., RedisStorageBackend]) -> None:
     ours = make()
     theirs = make(ours.uid)
