@@ -34,11 +34,11 @@ def test_every_public_error_derives_from_the_base_class() -> None:
 BAD = {
     "t_ok": {"after": ["a"], "run": "tests.echo"},
     "t_run": {"after": ["a"], "run": "app.tasks.Missing"},
-    "t_using": {"after": ["a"], "run": "tests.echo", "using": "celery"},
+    "t_using": {"after": ["a"], "run": "tests.echo", "using": "no-such-runner"},
     "t_never": {"run": "tests.echo"},
     "t_types": {"after": "a", "unless": [""], "withParams": {"a": 1}, "run": 7},
     "t_typo": {"after": ["a"], "unles": ["x"], "run": "tests.echo"},
-    "t_shape_and_run": {"after": "a", "run": "app.tasks.Gone", "using": "celery"},
+    "t_shape_and_run": {"after": "a", "run": "app.tasks.Gone", "using": "no-such-runner"},
     "t_twice": {"after": ["a"], "andEvery": "p", "and_every": "q", "run": "tests.echo"},
     "t_extra": {"after": ["a"], "run": "tests.echo", "when": datetime.date(2024, 1, 1)},
     "t_loop1": {"after": ["t_loop2"], "run": "tests.echo"},
@@ -60,7 +60,7 @@ def test_a_bad_configuration_reports_every_problem_and_stores_nothing(
     found = {(p.location, p.message.split(";")[0].split(" (")[0]) for p in error.problems}
     assert found == {
         ("t_run.run", "unknown trigger task 'app.tasks.Missing'"),
-        ("t_using.using", "unknown task runner 'celery'"),
+        ("t_using.using", "unknown task runner 'no-such-runner'"),
         ("t_never", "needs 'after' or 'andEvery': it could never run"),
         ("t_types.after", "Input should be a valid list"),
         ("t_types.unless[0]", "String should have at least 1 character"),
@@ -69,7 +69,7 @@ def test_a_bad_configuration_reports_every_problem_and_stores_nothing(
         ("t_typo.unles", "unknown directive"),
         ("t_shape_and_run.after", "Input should be a valid list"),
         ("t_shape_and_run.run", "unknown trigger task 'app.tasks.Gone'"),
-        ("t_shape_and_run.using", "unknown task runner 'celery'"),
+        ("t_shape_and_run.using", "unknown task runner 'no-such-runner'"),
         ("t_twice.and_every", "given twice, as 'and_every' and 'andEvery'"),
         ("t_extra.when", "the value cannot be stored as JSON: Type is not JSON serializable: "
                          "datetime.date"),

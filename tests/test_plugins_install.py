@@ -7,6 +7,7 @@ of a fresh interpreter, so the test venv itself never changes.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,56 @@ def run_json(code: str, *paths: Path) -> dict[str, object]:
     return result
 
 
+@dataclass(frozen=True)
+class Ambient:
+    """The plugins of the test environment itself (a user may have some installed):
+    what a fresh interpreter loads before a test adds its own packages."""
+
+    plugins: list[str]
+    keys: dict[str, list[str]]
+    blocks: dict[str, list[str]]
+
+    def ours(self, names: list[str], *installed: str) -> list[str]:
+        """``names`` without the plugins that are only ambient, in their order."""
+        return [name for name in names if name in installed or name not in self.plugins]
+
+    def with_keys(self, kind: str, *added: str) -> list[str]:
+        """The sorted keys of one registry once ``added`` are registered too."""
+        return sorted({*self.keys[kind], *added})
+
+
+def listing_blocks(text: str) -> dict[str, list[str]]:
+    """``python -m triggerhooks plugins`` output: plugin heading -> its indented lines."""
+    blocks: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            blocks[line] = lines = []
+        else:
+            lines.append(line)
+    return blocks
+
+
+@pytest.fixture(scope="session")
+def ambient() -> Ambient:
+    found = run_json("""
+        import json
+        from triggerhooks import storage_backends, task_runners, trigger_managers, trigger_tasks
+        from triggerhooks.plugins import list_plugins
+        plugins, failed = list_plugins()
+        registries = [trigger_managers, storage_backends, task_runners, trigger_tasks]
+        print(json.dumps({"plugins": [info.name for info in plugins], "failed": failed,
+                          "keys": {r.kind: sorted(map(str, r.keys())) for r in registries}}))
+    """)
+    assert found["failed"] == {}, "a plugin installed in the test environment fails to load"
+    plugins, keys = found["plugins"], found["keys"]
+    assert isinstance(plugins, list) and plugins[0] == "triggerhooks.builtins"
+    assert isinstance(keys, dict)
+    listing = run(["-m", "triggerhooks", "plugins"])
+    assert listing.returncode == 0, listing.stderr
+    return Ambient(plugins, keys, listing_blocks(listing.stdout))
+
+
 @pytest.fixture
 def removable_example(tmp_path: Path) -> Iterator[Path]:
     yield pip_install(SOURCES["example"], tmp_path / "site")
@@ -116,7 +168,11 @@ USE_THE_EXAMPLE = """
 """
 
 
-def test_an_installed_plugin_is_usable_by_key_until_removed(removable_example: Path) -> None:
+def test_an_installed_plugin_is_usable_by_key_until_removed(removable_example: Path,
+                                                            ambient: Ambient) -> None:
+    if "example" in ambient.plugins:
+        pytest.skip("the example plugin is installed in the test environment itself, so "
+                    "removing the test's copy changes nothing")
     result = run_json(USE_THE_EXAMPLE, removable_example)
     assert result["storage"] == "NamespacedMemoryStorage"
     assert result["uid"] == "front-desk/visit-1"
@@ -130,7 +186,9 @@ def test_an_installed_plugin_is_usable_by_key_until_removed(removable_example: P
     assert result["receiver"] == ["Hello, Ada!", "Hello, Grace!"]  # receivers from the plugin
     assert result["failed"] == {}
     plugins = result["plugins"]
-    assert isinstance(plugins, dict) and list(plugins) == ["triggerhooks.builtins", "example"]
+    assert isinstance(plugins, dict) and next(iter(plugins)) == "triggerhooks.builtins"
+    assert ambient.ours(list(plugins), "example") == ["example"]
+    assert set(plugins) == {*ambient.plugins, "example"}
     assert "memory" in plugins["triggerhooks.builtins"]["storage backend"]
     assert plugins["example"] == {
         "trigger manager": ["example-queued"], "storage backend": ["example-namespaced"],
@@ -155,29 +213,36 @@ def test_an_installed_plugin_is_usable_by_key_until_removed(removable_example: P
     assert gone.returncode == 0, gone.stderr
     installed, plugin_names, missing = gone.stdout.splitlines()
     assert installed == "not installed"
-    assert plugin_names == "['triggerhooks.builtins']"
+    assert plugin_names == repr(ambient.plugins)
     assert missing.startswith("unknown storage backend 'example-namespaced'; known: ")
     assert "'memory'" in missing and "example-" not in missing.partition("known:")[2]
 
 
-def test_python_m_triggerhooks_plugins_lists_what_each_plugin_registered(install: Install) -> None:
+def test_python_m_triggerhooks_plugins_lists_what_each_plugin_registered(
+        install: Install, ambient: Ambient) -> None:
     done = run(["-m", "triggerhooks", "plugins"], install("example"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("triggerhooks.builtins (built in)\n    trigger managers: default\n")
-    assert done.stdout.endswith(textwrap.dedent("""\
-        example (triggerhooks-example 0.1.0, entry point example = triggerhooks_example.plugin)
-            trigger managers: example-queued
-            storage backends: example-namespaced
-            task runners: example-queue
-            trigger tasks: triggerhooks_example.greet
-            receiver modules: triggerhooks_example.receivers
-        """))
+    assert done.stdout.endswith("\n")
+    blocks = listing_blocks(done.stdout)
+    heading = ("example (triggerhooks-example 0.1.0, entry point example = "
+               "triggerhooks_example.plugin)")
+    assert blocks.pop(heading) == [
+        "    trigger managers: example-queued",
+        "    storage backends: example-namespaced",
+        "    task runners: example-queue",
+        "    trigger tasks: triggerhooks_example.greet",
+        "    receiver modules: triggerhooks_example.receivers",
+    ]
+    # the other plugins are listed as they are without the example
+    assert blocks == {key: lines for key, lines in ambient.blocks.items() if key != heading}
 
 
 FAILED_NAMES = ["broken-hook", "broken-import", "broken-registration"]
 
 
-def test_failing_plugins_are_reported_and_the_others_still_load(install: Install) -> None:
+def test_failing_plugins_are_reported_and_the_others_still_load(install: Install,
+                                                                 ambient: Ambient) -> None:
     done = run("""
         import json, warnings
         from triggerhooks import UnknownKeyError
@@ -216,8 +281,9 @@ def test_failing_plugins_are_reported_and_the_others_still_load(install: Install
     # what the failing hook registered before raising was undone
     assert "half-registered" not in result["runners"] and "example-queue" in result["runners"]
     # the lookup that misses says which plugins failed
+    storages = ambient.with_keys("storage backend", "example-namespaced")
     assert result["unknown"].startswith(
-        "unknown storage backend 'misspelled'; known: 'example-namespaced', 'memory'")
+        f"unknown storage backend 'misspelled'; known: {', '.join(map(repr, storages))} (")
     assert ("(plugins that failed to load: broken-hook: triggerhooks-broken 0.1.0 (entry point "
             "broken-hook = triggerhooks_broken.misspelled): InvalidPluginError: ") in result["unknown"]
     # a warning for each, and an ERROR log with the traceback
@@ -273,7 +339,7 @@ def test_two_plugins_registering_one_key_is_an_error_naming_both(install: Instal
     assert listing.stderr.strip() == f"error: {message}"
 
 
-def test_concurrent_first_use_loads_the_plugins_once(install: Install) -> None:
+def test_concurrent_first_use_loads_the_plugins_once(install: Install, ambient: Ambient) -> None:
     result = run_json("""
         import json, sys, threading
         import triggerhooks_probe as probe
@@ -307,12 +373,13 @@ def test_concurrent_first_use_loads_the_plugins_once(install: Install) -> None:
     """, install("probe"))
     assert result == {
         "calls": 1,
-        "seen": [str(("ProbeRunner", ["inline", "probe", "threading"]))],
+        "seen": [str(("ProbeRunner", ambient.with_keys("task runner", "probe")))],
         "threads": 8,
     }
 
 
-def test_a_registry_used_while_plugins_load_still_gets_every_plugin(install: Install) -> None:
+def test_a_registry_used_while_plugins_load_still_gets_every_plugin(
+        install: Install, ambient: Ambient) -> None:
     # The probe's module looks up a runner when imported, before the example is loaded.
     done = run("""
         from triggerhooks.plugins import list_plugins
@@ -323,10 +390,13 @@ def test_a_registry_used_while_plugins_load_still_gets_every_plugin(install: Ins
         print([info.name for info in list_plugins()[0]])
     """, install("probe"), install("example"), extra_env={"PROBE_LOOKUP_ON_IMPORT": "1"})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
-        "InlineTaskRunner ['example-queue', 'inline', 'probe', 'threading']",
-        "['triggerhooks.builtins', 'probe', 'example']",
-    ]
+    looked_up, plugins = done.stdout.splitlines()
+    runners = ambient.with_keys("task runner", "example-queue", "probe")
+    assert looked_up == f"InlineTaskRunner {runners}"
+    names = ast.literal_eval(plugins)
+    assert names[0] == "triggerhooks.builtins"
+    assert ambient.ours(names, "probe", "example") == ["probe", "example"]
+    assert set(names) == {*ambient.plugins, "probe", "example"}
 
 
 def test_the_example_plugins_own_tests_pass_against_the_installed_package(install: Install) -> None:

@@ -215,10 +215,13 @@ def test_a_manager_class_sets_its_default(storage: StorageBackend, held: type[He
 
 def test_an_unknown_runner_is_reported_when_the_manager_is_made(
         storage: StorageBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TASK_RUNNER_ENV, "celeri")
-    with pytest.raises(UnknownKeyError, match="unknown task runner 'celeri'; known: 'inline', "
-                                              "'threading'"):
+    monkeypatch.setenv(TASK_RUNNER_ENV, "no-such-runner")
+    with pytest.raises(UnknownKeyError) as caught:
         TriggerManager(storage)
+    known = sorted(map(str, task_runners.keys()))  # plugins installed here may add runners
+    assert {"inline", "threading"} <= set(known)
+    assert str(caught.value) == (
+        "unknown task runner 'no-such-runner'; known: " + ", ".join(map(repr, known)))
 
 
 # -- writing a runner ------------------------------------------------------------------------
