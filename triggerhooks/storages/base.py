@@ -259,17 +259,20 @@ class StorageBackend(ABC):
         """Session-level metadata (``createdAt``, ``finalizedAt``)."""
         return self._load_metadata()
 
-    def get(self, name: str) -> TaskInstance | None:
+    def get(self, instance: str | TaskInstance) -> TaskInstance | None:
+        """The stored instance of that name (a name or a ``TaskInstance``), or ``None``."""
+        name = instance.name if isinstance(instance, TaskInstance) else instance
         return self._load_instances([name]).get(name)
 
-    def __getitem__(self, name: str) -> TaskInstance:
-        instance = self.get(name)
-        if instance is None:
+    def __getitem__(self, instance: str | TaskInstance) -> TaskInstance:
+        found = self.get(instance)
+        if found is None:
+            name = instance.name if isinstance(instance, TaskInstance) else instance
             raise InstanceNotFoundError(f"session {self.uid!r} has no instance {name!r}")
-        return instance
+        return found
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+    def __contains__(self, instance: object) -> bool:
+        return isinstance(instance, (str, TaskInstance)) and self.get(instance) is not None
 
     def __iter__(self) -> Iterator[TaskInstance]:
         return iter(self._load_instances().values())
