@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import importlib
 import pathlib
+import pkgutil
 import re
 from typing import Any
 
@@ -14,19 +16,45 @@ import triggerhooks
 from triggerhooks import (
     ConfigurationError,
     InvalidStatusError,
+    Retry,
+    StatusChange,
     TriggerhooksError,
     TriggerManager,
+    UnknownKeyError,
     UnstorableKwargsError,
+    open_storage,
 )
 from triggerhooks.exceptions import InvalidTriggerError, Problem
 
+CONTROL_FLOW = {Retry, StatusChange}
+"""Raised by a task to tell its manager what to do next: not errors."""
+
 
 def test_every_public_error_derives_from_the_base_class() -> None:
-    errors = [getattr(triggerhooks.exceptions, name) for name in triggerhooks.exceptions.__all__]
-    errors = [e for e in errors if isinstance(e, type) and issubclass(e, BaseException)
-              and not issubclass(e, Warning)]
-    assert len(errors) > 10
-    assert all(issubclass(e, TriggerhooksError) for e in errors)
+    errors: dict[str, type] = {}
+    for module in pkgutil.walk_packages(triggerhooks.__path__, "triggerhooks."):
+        public = importlib.import_module(module.name)
+        for name in getattr(public, "__all__", ()):
+            value = getattr(public, name)
+            if (isinstance(value, type) and issubclass(value, BaseException)
+                    and not issubclass(value, Warning) and value not in CONTROL_FLOW):
+                errors[f"{value.__module__}.{value.__qualname__}"] = value
+    assert "triggerhooks.sessions.SessionReferenceError" in errors
+    assert "triggerhooks.events.ReceiverModuleError" in errors
+    assert len(errors) > 15
+    assert [name for name, error in errors.items() if not issubclass(error, TriggerhooksError)] == []
+
+
+def test_an_unknown_storage_url_scheme_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownKeyError) as caught:
+        open_storage("dynamo://admin:hunter2@db.example.com/sessions", "uid")
+    error = caught.value
+    assert isinstance(error, TriggerhooksError)
+    assert str(error).startswith("unknown storage URL scheme 'dynamo'; known: ")
+    assert {"memory", "redis", "sqlite"} <= set(error.known)
+    assert str(error).endswith("(URL 'dynamo://admin:***@db.example.com/sessions')")
+    with pytest.raises(UnknownKeyError, match=r"URL 'sessions\.sqlite3' has no scheme://"):
+        open_storage("sessions.sqlite3", "uid")
 
 
 # -- configuration -----------------------------------------------------------------------------

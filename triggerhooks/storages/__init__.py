@@ -11,6 +11,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..exceptions import UnknownKeyError
 from ..registry import Registry
 from ..serialization import JsonDict
 from .base import Changes, Commit, Plan, SessionView, StorageBackend, TaskState
@@ -59,17 +60,19 @@ def redact_url(url: str) -> str:
 
 def open_storage(url: str | None, uid: str, **options: Any) -> StorageBackend:
     """The storage for session ``uid`` at ``url`` (default: ``$TRIGGERHOOKS_STORAGE_URL``,
-    else ``sqlite:///triggerhooks.sqlite3``); the URL's scheme selects the backend."""
+    else ``sqlite:///triggerhooks.sqlite3``); the URL's scheme selects the backend.
+
+    A scheme no backend handles raises :class:`UnknownKeyError` listing the known schemes.
+    """
     url = url or os.environ.get(STORAGE_URL_ENV) or DEFAULT_STORAGE_URL
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     for key in storage_backends:
         cls = storage_backends.get_class(key)
         if scheme in cls.url_schemes:
             return cls.from_url(url, uid, **options)
-    known = sorted({s for k in storage_backends
-                    for s in storage_backends.get_class(k).url_schemes})
-    raise ValueError(f"no storage backend handles URL {redact_url(url)!r}; known schemes: "
-                     + ", ".join(f"{s}://" for s in known))
+    known = {s for k in storage_backends for s in storage_backends.get_class(k).url_schemes}
+    where = f"URL {redact_url(url)!r}" + ("" if scheme else " has no scheme://")
+    raise UnknownKeyError("storage URL scheme", scheme, known, where)
 
 
 def open_reference(reference: JsonDict) -> StorageBackend:
