@@ -15,6 +15,7 @@ from triggerhooks import (
     StatusChange,
     TaskContext,
     TaskStatus,
+    TriggerhooksError,
     TriggerManager,
     TriggerTask,
     trigger_task,
@@ -347,8 +348,25 @@ def test_a_finished_status_change_keeps_its_cascade_kwargs_as_result(
 
 @pytest.mark.parametrize("status", ["unstarted", "running", "replayed", "nonsense"])
 def test_status_change_rejects_statuses_a_task_cannot_end_in(status: str) -> None:
-    with pytest.raises(InvalidStatusError if status == "nonsense" else ValueError):
+    with pytest.raises(InvalidStatusError) as caught:
         StatusChange(status)
+    assert isinstance(caught.value, TriggerhooksError) and isinstance(caught.value, ValueError)
+    if status != "nonsense":
+        assert str(caught.value).startswith(f"a task cannot end in status {status!r}")
+
+
+def test_a_status_change_to_scheduled_runs_the_instance_again(manager: TriggerManager) -> None:
+    @trigger_task(name="test_tasks.once_more")
+    def once_more(context: TaskContext) -> Any:
+        if not context.task_instance.metadata.get("again"):
+            return StatusChange("scheduled", {"again": True})
+        return {"runs": 2}
+
+    manager.update_configuration({"t": {"after": ["a"], "run": "test_tasks.once_more"}})
+    manager.fire("a")
+    instance = manager.storage["t#0"]
+    assert (instance.status, instance.metadata["result"]) == ("finished", {"runs": 2})
+    assert instance.metadata["again"] is True
 
 
 def test_a_status_change_with_unstorable_metadata_fails_the_instance(

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
-from .exceptions import InvalidKwargsError, MaxRetriesExceeded, Problem, with_context
+from .exceptions import (
+    InvalidKwargsError,
+    InvalidStatusError,
+    MaxRetriesExceeded,
+    Problem,
+    with_context,
+)
 from .models import TaskInstance, TaskStatus, parse_status
 from .registry import Registry
 from .serialization import JsonDict
@@ -54,7 +60,9 @@ class StatusChange(Exception):
                  cascade: bool = False, cascade_kwargs: Mapping[str, Any] | None = None) -> None:
         self.status = parse_status(status)
         if self.status in (TaskStatus.UNSTARTED, TaskStatus.RUNNING, TaskStatus.REPLAYED):
-            raise ValueError(f"a task cannot end in status {self.status.value!r}")
+            raise InvalidStatusError(f"a task cannot end in status {self.status.value!r}; "
+                                     "it may end finished, failed, skipped, abandoned or "
+                                     "scheduled")
         self.metadata = dict(metadata or {})
         self.cascade = cascade
         self.cascade_kwargs = dict(cascade_kwargs or {})
