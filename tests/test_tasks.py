@@ -304,6 +304,43 @@ def test_retry_from_a_function_task(configured: TriggerManager) -> None:
         "replayed", "failed"]
 
 
+class RetryWithoutRaise(TriggerTask):
+    """Calls ``self.retry`` as a statement: it raises by itself."""
+
+    name = "test_tasks.RetryWithoutRaise"
+    max_retries = 1
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        if not context.task_instance.metadata.get("retries"):
+            self.retry(exc=ConnectionError("server busy"))
+        return {"retried": True}
+
+
+def test_retry_raises_by_itself_and_shows_where_it_was_called(manager: TriggerManager) -> None:
+    manager.update_configuration({"t": {"after": ["a"], "run": RetryWithoutRaise.name}})
+    manager.fire("a")
+    first, copy = manager.storage.instances_of_task("t")
+    assert (first.status, copy.status) == ("replayed", "finished")
+    assert copy.metadata["result"] == {"retried": True}
+    info = first.metadata["exceptionInfo"]
+    # the exception was never raised: the traceback is the one of the retry() call
+    assert info.startswith("Traceback (most recent call last):")
+    assert 'self.retry(exc=ConnectionError("server busy"))' in info
+    assert info.endswith("ConnectionError: server busy\n")
+
+
+def test_a_manual_replay_counts_retries_afresh(manager: TriggerManager) -> None:
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.flaky"}})
+    manager.fire("a", {"failures": 10})
+    assert [i.metadata.get("retries") for i in manager.storage.instances_of_task("t")] == [
+        None, 1, 2, 3]
+    manager.replay_failed_instance("t#3")
+    instances = manager.storage.instances_of_task("t")
+    assert [i.metadata.get("retries") for i in instances[4:]] == [None, 1, 2, 3]
+    assert instances[4].metadata["parent"] == "t#3"
+    assert instances[-1].metadata["exceptionType"] == "triggerhooks.exceptions.MaxRetriesExceeded"
+
+
 def test_retry_outside_a_run_raises_retry() -> None:
     from triggerhooks import Retry
 

@@ -6,6 +6,7 @@ import logging
 import os
 import traceback
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, ClassVar, NamedTuple
 
 from blinker import Signal
@@ -66,7 +67,9 @@ def _dotted(cls: type) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _failure_metadata(exc: BaseException) -> JsonDict:
+def _failure_metadata(exc: BaseException, where: TracebackType | None = None) -> JsonDict:
+    """What a failed instance stores; ``where`` is the traceback to show for an exception
+    that was never raised (``retry(exc=ValueError(...))``)."""
     context = getattr(exc, "context", None)
     if context is not None:
         try:
@@ -75,7 +78,8 @@ def _failure_metadata(exc: BaseException) -> JsonDict:
             context = {"repr": repr(context)}
     return {
         "exceptionType": _dotted(type(exc)),
-        "exceptionInfo": "".join(traceback.format_exception(exc)),
+        "exceptionInfo": "".join(traceback.format_exception(
+            type(exc), exc, exc.__traceback__ or where)),
         "exceptionContext": context,
     }
 
@@ -312,7 +316,7 @@ class TriggerManager:
             except UnstorableKwargsError as exc:
                 return self._finish_failed(name, exc, context, token)
         cause = retry.exc if retry.exc is not None else retry
-        meta = _failure_metadata(cause)
+        meta = _failure_metadata(cause, retry.__traceback__)
         retries = int(context.task_instance.metadata.get("retries", 0)) + 1
 
         def compute(step: Transition) -> TaskInstance | None:
