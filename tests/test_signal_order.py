@@ -335,6 +335,23 @@ def test_a_status_set_by_hand_sends_task_signals(manager: TriggerManager) -> Non
     assert sent.of(task_completed)[0]["result"] == {"fixed": True}
 
 
+@pytest.mark.parametrize(("status", "expected"), [
+    ("unstarted", []), ("scheduled", ["task_scheduled"]), ("running", ["task_started"]),
+    ("finished", ["task_completed"]), ("failed", ["task_failed"]), ("replayed", []),
+    ("skipped", []), ("abandoned", ["instance_abandoned"]),
+])
+def test_the_task_signal_of_each_status_set_by_hand(manager: TriggerManager, status: str,
+                                                    expected: list[str]) -> None:
+    # the table of docs/events.md: which signal update_instance_status sends for each status
+    manager.update_configuration({"bad": {"after": ["a"], "run": "tests.boom"}})
+    manager.fire("a")
+    with capture_signals() as sent:
+        manager.update_instance_status("bad#0", status)
+    task_signals = [name for name in sent.names if name.startswith(("task_", "instance_"))]
+    assert task_signals[:1] == expected  # (a scheduled one runs again: more follow)
+    assert sent.names[:1] == expected or not expected  # sent first
+
+
 def test_on_decorated_receivers_in_a_module_style(manager: TriggerManager) -> None:
     # The shape of the contract's example: sender filter plus predicate.
     notified: list[str] = []
