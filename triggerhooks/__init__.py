@@ -23,6 +23,7 @@ from .exceptions import (
     InvalidTriggerError,
     MaxRetriesExceeded,
     PluginLoadWarning,
+    RunnerError,
     SignalHandlingError,
     StorageUnavailableError,
     TriggerhooksError,
@@ -34,6 +35,7 @@ from .manager import TriggerManager, trigger_managers
 from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, TaskStatus
 from .plugins import hookimpl
 from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner, task_runners
+from .sessions import SessionReferenceError
 from .storages import (
     MemoryStorageBackend,
     RedisStorageBackend,
@@ -64,6 +66,8 @@ __all__ = [
     "ReceiverModuleError",
     "RedisStorageBackend",
     "Retry",
+    "RunnerError",
+    "SessionReferenceError",
     "SignalHandlingError",
     "SqliteStorageBackend",
     "StatusChange",
