@@ -218,6 +218,22 @@ def test_an_installed_plugin_is_usable_by_key_until_removed(removable_example: P
     assert "'memory'" in missing and "example-" not in missing.partition("known:")[2]
 
 
+def test_plugins_are_loaded_on_first_use_not_on_import(install: Install) -> None:
+    result = run_json("""
+        import json, sys
+        import triggerhooks
+        from triggerhooks.manager import trigger_managers
+        loaded = lambda: sorted(m for m in sys.modules if m.startswith("triggerhooks_example"))
+        on_import = loaded()
+        trigger_managers.get("default", triggerhooks.MemoryStorageBackend("lazy"))
+        print(json.dumps({"import": on_import, "manager": loaded()}))
+    """, install("example"))
+    assert result == {"import": [], "manager": [
+        "triggerhooks_example", "triggerhooks_example.manager", "triggerhooks_example.plugin",
+        "triggerhooks_example.receivers", "triggerhooks_example.runner",
+        "triggerhooks_example.storage", "triggerhooks_example.tasks"]}
+
+
 def test_python_m_triggerhooks_plugins_lists_what_each_plugin_registered(
         install: Install, ambient: Ambient) -> None:
     done = run(["-m", "triggerhooks", "plugins"], install("example"))
