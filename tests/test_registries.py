@@ -11,6 +11,8 @@ from class_registry import RegistryKeyError
 from triggerhooks import (
     InlineTaskRunner,
     MemoryStorageBackend,
+    RedisStorageBackend,
+    SqliteStorageBackend,
     ThreadingTaskRunner,
     TriggerhooksError,
     TriggerManager,
@@ -37,10 +39,12 @@ def auditing() -> Iterator[None]:
 
 def test_built_in_keys() -> None:
     assert {"default"} <= set(trigger_managers.keys())
-    assert {"memory"} <= set(storage_backends.keys())
+    assert {"memory", "sqlite", "redis"} <= set(storage_backends.keys())
     assert {"inline", "threading"} <= set(task_runners.keys())
     assert trigger_managers.get_class("default") is TriggerManager
     assert storage_backends.get_class("memory") is MemoryStorageBackend
+    assert storage_backends.get_class("sqlite") is SqliteStorageBackend
+    assert storage_backends.get_class("redis") is RedisStorageBackend
     assert task_runners.get_class("inline") is InlineTaskRunner
     assert task_runners.get_class("threading") is ThreadingTaskRunner
 
