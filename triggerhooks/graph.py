@@ -176,7 +176,7 @@ def _dot_task_label(graph: WorkflowGraph, name: str) -> str:
 def to_dot(graph: WorkflowGraph) -> str:
     """The graph in Graphviz DOT (``dot -Tsvg`` draws it)."""
     ids = _ids(graph)
-    lines = ["digraph workflow {", "    rankdir=LR;",
+    lines = ["digraph workflow {", "    rankdir=LR;", '    graph [fontname="Helvetica"];',
              '    node [fontname="Helvetica", fontsize=11];',
              '    edge [fontname="Helvetica", fontsize=9, color="#4b5563"];']
     if graph.title:

@@ -155,7 +155,8 @@ class _Lines:
 
 
 def _json_positions(text: str, doc: WorkflowFile) -> None:
-    """Record the position of every value of an already valid JSON text."""
+    """Record where each value of an already valid JSON text is: its key for a mapping
+    entry, the value itself for an array element."""
     lines = _Lines(text)
     tokens = [(m.start(m.lastindex or 0), m.group(m.lastindex or 0))
               for m in _JSON_TOKEN.finditer(text) if m.lastindex]
@@ -169,12 +170,14 @@ def _json_positions(text: str, doc: WorkflowFile) -> None:
         if token == "{":
             seen: set[str] = set()
             while tokens[position][1] != "}":
-                key = json.loads(tokens[position][1])
+                key_offset, key_token = tokens[position]
+                key = json.loads(key_token)
                 if key in seen:
                     doc.duplicates.append((*path, key))
                 seen.add(key)
                 position += 2  # the key and ":"
                 value((*path, key))
+                doc.positions[(*path, key)] = lines.at(key_offset)
                 if tokens[position][1] == ",":
                     position += 1
             position += 1
@@ -256,10 +259,12 @@ def _parse_toml(text: str, doc: WorkflowFile) -> list[FileProblem]:
 
 # -- YAML --------------------------------------------------------------------------------------
 
-def _yaml_positions(node: Any, path: KeyPath, doc: WorkflowFile) -> None:
+def _yaml_positions(node: Any, path: KeyPath, doc: WorkflowFile, mark: Any = None) -> None:
+    """Record where each node is: its key for a mapping entry, the node for the rest."""
     import yaml
 
-    doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    mark = mark or node.start_mark
+    doc.positions[path] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
@@ -269,7 +274,7 @@ def _yaml_positions(node: Any, path: KeyPath, doc: WorkflowFile) -> None:
             if key in seen:
                 doc.duplicates.append((*path, key))
             seen.add(key)
-            _yaml_positions(value_node, (*path, key), doc)
+            _yaml_positions(value_node, (*path, key), doc, key_node.start_mark)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _yaml_positions(item, (*path, index), doc)

@@ -197,12 +197,14 @@ def _split_modules(values: tuple[str, ...]) -> list[str]:
 
 
 def _configure_logging(level: str) -> None:
+    """Print task logs on standard error, unless the host program configured logging."""
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
                           rich_tracebacks=False)
-    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler])
 
 
-@click.group(cls=TriggerhooksGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TriggerhooksGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--storage", "storage_url", envvar=STORAGE_URL_ENV, default=DEFAULT_STORAGE_URL,
               show_default=True, metavar="URL", show_envvar=True,
               help="Where sessions live: sqlite:///path, redis://host:port/db or memory://.")
@@ -212,8 +214,8 @@ def _configure_logging(level: str) -> None:
                    "repeat, or separate with commas.")
 @click.option("--manager", "manager_key", envvar=MANAGER_ENV, default="default", show_default=True,
               metavar="KEY", show_envvar=True, help="Registered trigger manager to use.")
-@click.option("--log-level", default="WARNING", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               help="Show task logs at this level and above.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print signals as they happen.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every signal, pre_* ones included.")
@@ -239,7 +241,10 @@ def cli(ctx: click.Context, storage_url: str, imports: tuple[str, ...], manager_
               help="Also check that every `run` names a registered trigger task and every "
                    "`using` a registered runner (see --import).")
 def validate(files: tuple[str, ...], strict: bool) -> None:
-    """Check workflow files (JSON, TOML or YAML) and list every problem with its file:line."""
+    """Check workflow files and list every problem with its file:line.
+
+    Workflow files are JSON (.json), TOML (.toml) or YAML (.yaml, .yml).
+    """
     settings = _settings()
     known_tasks = known_runners = None
     if strict:
@@ -267,7 +272,7 @@ def validate(files: tuple[str, ...], strict: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the schema to this file instead of standard output.")
 def schema(output: str | None) -> None:
-    """Print the JSON Schema of a workflow file (for editors and other tools)."""
+    """Print the JSON Schema of workflow files (for editors and other tools)."""
     text = json.dumps(workflow_json_schema(), indent=2) + "\n"
     if output:
         Path(output).write_text(text, encoding="utf-8")
@@ -322,7 +327,7 @@ def fire(session: str, trigger: str, kwargs_text: str | None) -> None:
 @click.option("--kwargs", "kwargs_text", metavar="JSON",
               help="Replacement trigger kwargs for the copy: a JSON object, or @file.json.")
 def replay(session: str, instance: str, kwargs_text: str | None) -> None:
-    """Replay a failed INSTANCE of SESSION: mark it replayed and run a copy."""
+    """Replay a failed INSTANCE of SESSION: mark it replayed, run a copy."""
     settings = _settings()
     kwargs = _json_option(kwargs_text, "--kwargs")
     manager = settings.manager(session)
@@ -341,7 +346,7 @@ def replay(session: str, instance: str, kwargs_text: str | None) -> None:
 @click.option("--result", "result_text", metavar="JSON",
               help="Kwargs of the cascade (with --cascade): a JSON object, or @file.json.")
 def skip(session: str, instance: str, cascade: bool, result_text: str | None) -> None:
-    """Skip a failed INSTANCE of SESSION (optionally firing its cascade)."""
+    """Skip a failed INSTANCE of SESSION, optionally firing its cascade."""
     settings = _settings()
     result = _json_option(result_text, "--result")
     if result is not None and not cascade:
@@ -358,10 +363,11 @@ def skip(session: str, instance: str, cascade: bool, result_text: str | None) ->
 @click.argument("instances", nargs=-1, metavar="[INSTANCE]...")
 @click.option("--all", "all_", is_flag=True,
               help="Every instance with unresolved logs at --level or above.")
-@click.option("--level", default="WARNING", show_default=True,
-              type=click.Choice(["WARNING", "ERROR", "CRITICAL"], case_sensitive=False))
+@click.option("--level", default="warning", show_default=True,
+              type=click.Choice(["warning", "error", "critical"], case_sensitive=False),
+              help="With --all: the lowest level of the logs to resolve.")
 def resolve_logs(session: str, instances: tuple[str, ...], all_: bool, level: str) -> None:
-    """Mark the logs of INSTANCEs (or --all) of SESSION as reviewed."""
+    """Mark the logs of instances of SESSION as reviewed."""
     settings = _settings()
     if bool(instances) == all_:
         raise click.UsageError("name the instances or pass --all (not both)")
@@ -385,7 +391,11 @@ def resolve_logs(session: str, instances: tuple[str, ...], all_: bool, level: st
 @click.argument("session")
 @click.option("--json", "as_json", is_flag=True, help="Print the session as JSON.")
 def show(session: str, as_json: bool) -> None:
-    """Show the tasks and instances of SESSION: status, log level, last change."""
+    """Show the tasks and instances of SESSION with their status.
+
+    Each instance is shown with its status, log level, last change and its
+    result or exception; --json prints everything.
+    """
     settings = _settings()
     storage = settings.existing(session)
     if as_json:
@@ -405,7 +415,7 @@ def show(session: str, as_json: bool) -> None:
 @click.option("--session", "is_session", is_flag=True,
               help="TARGET is a session even if a file of that name exists.")
 def graph(target: str, format_: str | None, output: str | None, is_session: bool) -> None:
-    """Draw a workflow file, or a session with its instance statuses coloured.
+    """Draw a workflow file, or a session coloured by instance status.
 
     Mermaid and DOT are text; SVG and PNG need Graphviz's `dot` on PATH.
     """
@@ -439,7 +449,10 @@ def graph(target: str, format_: str | None, output: str | None, is_session: bool
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
 def plugins(as_json: bool) -> None:
-    """List the loaded plugins, what each registers, and plugins that failed to load."""
+    """List the loaded plugins and what each registers.
+
+    Plugins that failed to load are listed with the reason.
+    """
     settings = _settings()
     infos, failed = list_plugins()
     if as_json:
@@ -458,7 +471,11 @@ def plugins(as_json: bool) -> None:
 @click.option("--embedded", is_flag=True,
               help="Fire isEmbeddedApplication first: browser metadata is then abandoned.")
 def demo(session: str, embedded: bool) -> None:
-    """Run the questionnaire workflow and show its signals and the final session."""
+    """Run the questionnaire workflow: signals as they happen, then the session.
+
+    The session stays in the storage (by default the SQLite file
+    triggerhooks.sqlite3 in the working directory) for `triggerhooks show`.
+    """
     from ..demo import run_questionnaire
 
     settings = _settings()
