@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import tests.tasks  # noqa: F401 - registers the shared tasks
 from triggerhooks import TriggerManager
 from triggerhooks.runners import ThreadingTaskRunner
-from triggerhooks.storages import MemoryStorageBackend, StorageBackend
+from triggerhooks.storages import MemoryStorageBackend, SqliteStorageBackend, StorageBackend
 from triggerhooks.storages.memory import MemoryStore
 
 StorageFactory = Callable[..., StorageBackend]
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "sqlite"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -24,16 +26,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_storage(backend: str) -> Iterator[StorageFactory]:
-    """Build storages of the parametrized backend; sessions are removed afterwards."""
+def make_storage(backend: str, tmp_path: Path) -> Iterator[StorageFactory]:
+    """Build storages of the parametrized backend; sessions are removed afterwards.
+
+    Storages made with the same uid share one session (as across processes).
+    """
     created: list[StorageBackend] = []
     store = MemoryStore()
+    sqlite_path = tmp_path / "triggerhooks.sqlite3"
 
     def make(uid: str | None = None) -> StorageBackend:
         uid = uid or f"test-{uuid.uuid4().hex[:12]}"
+        storage: StorageBackend
         if backend == "memory":
-            storage: StorageBackend = MemoryStorageBackend(uid, store=store)
-        else:  # pragma: no cover - other backends are added with their storages
+            storage = MemoryStorageBackend(uid, store=store)
+        elif backend == "sqlite":
+            storage = SqliteStorageBackend(uid, sqlite_path)
+        else:  # pragma: no cover - a backend named in BACKENDS without a branch here
             raise ValueError(backend)
         created.append(storage)
         return storage
@@ -57,3 +66,19 @@ def manager(storage: StorageBackend) -> TriggerManager:
 def _no_leftover_threads() -> Iterator[None]:
     yield
     ThreadingTaskRunner.join_all(timeout=30)
+
+
+@pytest.fixture
+def isolated_signals() -> Iterator[None]:
+    """Disconnect, after the test, every receiver it connected to a triggerhooks signal."""
+    from triggerhooks.signals import namespace
+
+    before = {name: set(signal.receivers) for name, signal in namespace.items()}
+    yield
+    for name, signal in namespace.items():
+        for receiver_id in set(signal.receivers) - before[name]:
+            receiver = signal.receivers[receiver_id]
+            if isinstance(receiver, weakref.ref):
+                receiver = receiver()
+            if receiver is not None:
+                signal.disconnect(receiver)

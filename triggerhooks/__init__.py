@@ -3,7 +3,14 @@ on any server; react through signals; extend through plugins."""
 
 from __future__ import annotations
 
-from .events import connected, filter_events, on, send_event
+from .events import (
+    ReceiverModuleError,
+    capture_signals,
+    connected,
+    filter_events,
+    on,
+    send_event,
+)
 from .exceptions import (
     ConfigurationError,
     ConflictError,
@@ -26,6 +33,7 @@ from .plugins import hookimpl
 from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner, task_runners
 from .storages import (
     MemoryStorageBackend,
+    SqliteStorageBackend,
     StorageBackend,
     open_storage,
     storage_backends,
@@ -46,8 +54,10 @@ __all__ = [
     "InvalidTaskResultError",
     "MaxRetriesExceeded",
     "MemoryStorageBackend",
+    "ReceiverModuleError",
     "Retry",
     "SignalHandlingError",
+    "SqliteStorageBackend",
     "StatusChange",
     "StorageBackend",
     "StorageUnavailableError",
@@ -63,6 +73,7 @@ __all__ = [
     "UnknownKeyError",
     "UnstorableKwargsError",
     "__version__",
+    "capture_signals",
     "connected",
     "filter_events",
     "hookimpl",

@@ -8,6 +8,7 @@ from .manager import TriggerManager
 from .plugins import hookimpl
 from .runners import InlineTaskRunner, ThreadingTaskRunner
 from .storages import MemoryStorageBackend
+from .storages.sqlite import SqliteStorageBackend
 
 
 @hookimpl
@@ -18,6 +19,7 @@ def triggerhooks_register_managers(registry: Any) -> None:
 @hookimpl
 def triggerhooks_register_storages(registry: Any) -> None:
     registry.register("memory")(MemoryStorageBackend)
+    registry.register("sqlite")(SqliteStorageBackend)
 
 
 @hookimpl

@@ -16,16 +16,22 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from blinker import ANY, Signal
 from blinker._utilities import make_id
 
 from .exceptions import SignalHandlingError, TriggerhooksError
+from .signals import namespace
 
 __all__ = [
     "ANY",
+    "RECEIVER_MODULES_ENV",
+    "CapturedSignals",
     "ReceiverModuleError",
+    "SentSignal",
+    "capture_signals",
     "connected",
     "filter_events",
     "load_receiver_modules",
@@ -38,76 +44,125 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
 RECEIVER_MODULES_ENV = "TRIGGERHOOKS_RECEIVER_MODULES"
+"""Environment variable naming receiver modules to import, comma-separated."""
 
-# (id(signal), receiver id) -> raise_exception
-_raising: dict[tuple[int, Hashable], bool] = {}
+# (signal, receiver id) -> the receiver, for receivers connected with raise_exception=True.
+# Holding the receiver keeps its id from being reused while the entry exists.
+_raising: dict[tuple[Signal, Hashable], Callable[..., Any]] = {}
+_watched: set[int] = set()
+
 _loaded_modules: set[str] = set()
 _modules_lock = threading.Lock()
 _modules_done = False
 
 
 class ReceiverModuleError(TriggerhooksError, ImportError):
-    """A configured receiver module could not be imported."""
+    """A configured receiver module could not be imported; the message names it and why."""
 
 
 def dotted_name(obj: Any) -> str:
-    target = getattr(obj, "__wrapped__", obj)
+    """``module.qualname`` of a receiver (of the decorated function for wrapped ones)."""
+    target = inspect.unwrap(obj) if callable(obj) else obj
     module = getattr(target, "__module__", None) or "?"
     qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
     return f"{module}.{qualname}"
 
 
 def _task_sender(sender: Any) -> Any:
-    """Function tasks stand for their generated task class as a sender."""
+    """A function task (``@trigger_task``) stands for its generated task class as a sender."""
     return getattr(sender, "__trigger_task__", sender)
+
+
+def _as_signals(signal: Signal | Iterable[Signal]) -> list[Signal]:
+    signals = [signal] if isinstance(signal, Signal) else list(signal)
+    if not signals:
+        raise ValueError("@on needs at least one signal")
+    for each in signals:
+        if not isinstance(each, Signal):
+            raise TypeError(f"@on expects blinker signals, not {each!r}")
+    return signals
+
+
+def _forget_flag(signal: Signal, *, receiver: Callable[..., Any], **kwargs: Any) -> None:
+    """Drop a receiver's raise_exception flag once it is fully disconnected."""
+    receiver_id = make_id(receiver)
+    if receiver_id not in signal.receivers:
+        _raising.pop((signal, receiver_id), None)
+
+
+def _set_raising(signal: Signal, receiver: Callable[..., Any], raise_exception: bool) -> None:
+    key = (signal, make_id(receiver))
+    if not raise_exception:
+        _raising.pop(key, None)
+        return
+    _raising[key] = receiver
+    if id(signal) not in _watched:
+        _watched.add(id(signal))
+        signal.receiver_disconnected.connect(_forget_flag, sender=signal, weak=False)
 
 
 def on(signal: Signal | Iterable[Signal], sender: Any = ANY,
        raise_exception: bool = False) -> Callable[[F], F]:
     """Connect the decorated function (strongly) to one signal or a list of signals.
 
-    ``sender`` limits it to one sender (a task class, a manager class);
-    ``raise_exception=True`` makes its failures raise from the call that sent
-    the signal instead of being only logged.
+    ``sender`` limits it to one sender: a task class (or a function declared
+    with ``@trigger_task``) for task signals, a manager class for session
+    signals. ``raise_exception=True`` makes its failures raise
+    :class:`SignalHandlingError` from the call that sent the signal instead of
+    being only logged; the flag belongs to the (signal, receiver) pair, so
+    connecting the same function again replaces it. The receiver is returned
+    unchanged.
     """
-    signals = [signal] if isinstance(signal, Signal) else list(signal)
-    if not signals:
-        raise ValueError("@on needs at least one signal")
+    signals = _as_signals(signal)
     sender = _task_sender(sender)
 
     def decorator(func: F) -> F:
+        if not callable(func):
+            raise TypeError(f"@on decorates a callable, not {func!r}")
+        if inspect.iscoroutinefunction(inspect.unwrap(func)):
+            raise TypeError(f"{dotted_name(func)} is a coroutine function; signal receivers "
+                            "are called synchronously")
         for each in signals:
             each.connect(func, sender=sender, weak=False)
-            _raising[(id(each), make_id(func))] = raise_exception
+            _set_raising(each, func, raise_exception)
         return func
 
     return decorator
 
 
 def filter_events(predicate: Callable[..., Any]) -> Callable[[F], F]:
-    """Call the receiver only when ``predicate`` is true.
+    """Call the receiver only when ``predicate`` returns a true value.
 
-    The predicate names the receiver arguments it needs (``sender`` included)
-    as its parameters and gets them by name.
+    The predicate declares the receiver arguments it needs (``sender``
+    included) as parameters and gets them by name; a parameter with a default
+    may be absent from a signal, one without must be present. Put it below
+    ``@on``, so that ``@on`` connects the filtered receiver.
     """
-    parameters = inspect.signature(predicate).parameters
-    takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    names = tuple(name for name, p in parameters.items()
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    wants_all = False
+    wanted: list[tuple[str, bool]] = []
+    for name, parameter in inspect.signature(predicate).parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            wants_all = True
+        elif parameter.kind is parameter.POSITIONAL_ONLY:
+            raise TypeError(f"filter_events predicate {dotted_name(predicate)}: parameter "
+                            f"{name!r} is positional-only, but receiver arguments are passed "
+                            "by name")
+        elif parameter.kind is not parameter.VAR_POSITIONAL:
+            wanted.append((name, parameter.default is parameter.empty))
 
     def decorator(func: F) -> F:
         @functools.wraps(func)
-        def receiver(sender: Any, **kwargs: Any) -> Any:
-            if takes_all:
+        def receiver(sender: Any, /, **kwargs: Any) -> Any:
+            if wants_all:
                 chosen = {"sender": sender, **kwargs}
             else:
                 chosen = {}
-                for name in names:
+                for name, required in wanted:
                     if name == "sender":
                         chosen[name] = sender
                     elif name in kwargs:
                         chosen[name] = kwargs[name]
-                    else:
+                    elif required:
                         raise TypeError(
                             f"filter_events predicate of {dotted_name(func)} asks for {name!r}, "
                             f"but the signal passes only: sender, {', '.join(kwargs)}")
@@ -120,76 +175,146 @@ def filter_events(predicate: Callable[..., Any]) -> Callable[[F], F]:
     return decorator
 
 
-def send_event(signal: Signal, sender: Any, **kwargs: Any) -> list[tuple[Callable[..., Any], Any]]:
-    """Call every receiver of ``signal`` for ``sender``; never stops at a failure.
+def send_event(signal: Signal, sender: Any = None, /,
+               **kwargs: Any) -> list[tuple[Callable[..., Any], Any]]:
+    """Call every receiver of ``signal`` for ``sender``; a failure never stops the others.
 
-    Each failure is logged with the receiver's dotted name. If receivers
-    connected with ``raise_exception=True`` failed, their exceptions are
-    raised together as :class:`SignalHandlingError` after all receivers ran.
+    Returns ``(receiver, return value)`` pairs, with the exception as the value
+    of a receiver that failed. Each failure is logged (ERROR, with traceback)
+    under the receiver's dotted name. If receivers connected with
+    ``raise_exception=True`` failed, their exceptions are raised together as
+    :class:`SignalHandlingError` after every receiver ran.
     """
-    if not signal.receivers:
+    if not signal.receivers or signal.is_muted:
         return []
     results: list[tuple[Callable[..., Any], Any]] = []
-    caught: list[BaseException] = []
-    signal_id = id(signal)
+    caught: list[Exception] = []
     for receiver in signal.receivers_for(sender):
         try:
             results.append((receiver, receiver(sender, **kwargs)))
         except Exception as exc:
-            name = getattr(signal, "name", repr(signal))
-            if _raising.get((signal_id, make_id(receiver)), False):
+            results.append((receiver, exc))
+            raising = (signal, make_id(receiver)) in _raising
+            if raising:
                 caught.append(exc)
-                log.info("receiver %s of %s raised %r", dotted_name(receiver), name, exc)
-            else:
-                log.exception("receiver %s of signal %s failed: %s", dotted_name(receiver),
-                              name, exc)
+            log.error("receiver %s of signal %s failed%s: %s: %s", dotted_name(receiver),
+                      getattr(signal, "name", repr(signal)),
+                      " (raise_exception: raised once all receivers ran)" if raising else "",
+                      type(exc).__name__, exc, exc_info=exc)
     if caught:
         raise SignalHandlingError(caught)
     return results
 
 
 @contextmanager
-def connected(receiver: Callable[..., Any], signal: Signal | Iterable[Signal],
-              sender: Any = ANY, raise_exception: bool = False) -> Iterator[Callable[..., Any]]:
-    """Connect ``receiver`` for the duration of a ``with`` block (handy in tests)."""
-    signals = [signal] if isinstance(signal, Signal) else list(signal)
+def connected(receiver: F, signal: Signal | Iterable[Signal], sender: Any = ANY,
+              raise_exception: bool = False) -> Iterator[F]:
+    """Connect ``receiver`` like ``@on`` for the duration of a ``with`` block (handy in tests).
+
+    On exit the receiver is disconnected from the signals (for every sender).
+    """
+    signals = _as_signals(signal)
     on(signals, sender=sender, raise_exception=raise_exception)(receiver)
     try:
         yield receiver
     finally:
         for each in signals:
-            each.disconnect(receiver, sender=_task_sender(sender))
-            _raising.pop((id(each), make_id(receiver)), None)
+            each.disconnect(receiver)
+            _raising.pop((each, make_id(receiver)), None)
 
 
-def _configured_modules() -> list[str]:
+@dataclass(frozen=True, slots=True)
+class SentSignal:
+    """One signal as a receiver saw it: its name, sender and keyword arguments."""
+
+    name: str
+    sender: Any
+    kwargs: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.kwargs[key]
+
+
+class CapturedSignals(list[SentSignal]):
+    """The signals sent during a :func:`capture_signals` block, in the order they were sent."""
+
+    @property
+    def names(self) -> list[str]:
+        return [sent.name for sent in self]
+
+    def of(self, signal: Signal | str) -> list[SentSignal]:
+        """The captured sends of one signal (or signal name)."""
+        name = signal if isinstance(signal, str) else getattr(signal, "name", None)
+        return [sent for sent in self if sent.name == name]
+
+
+@contextmanager
+def capture_signals(*signals: Signal, sender: Any = ANY) -> Iterator[CapturedSignals]:
+    """Record the given signals (default: every triggerhooks signal) sent during a block.
+
+    ``with capture_signals() as sent: ...`` then ``sent.names`` lists them in
+    order; each entry has ``name``, ``sender`` and ``kwargs``.
+    """
+    chosen = list(signals) or list(namespace.values())
+    captured = CapturedSignals()
+    recorders: list[tuple[Signal, Callable[..., None]]] = []
+
+    def recorder(name: str) -> Callable[..., None]:
+        def record(sent_by: Any, /, **kwargs: Any) -> None:
+            captured.append(SentSignal(name, sent_by, kwargs))
+        return record
+
+    sender = _task_sender(sender)
+    try:
+        for each in chosen:
+            record = recorder(getattr(each, "name", repr(each)))
+            each.connect(record, sender=sender, weak=False)
+            recorders.append((each, record))
+        yield captured
+    finally:
+        for each, record in recorders:
+            each.disconnect(record)
+
+
+# -- receiver modules ----------------------------------------------------------------------
+
+
+def _configured_modules() -> list[tuple[str, str]]:
     from .plugins import receiver_modules_from_plugins
 
-    names = [name.strip() for name in os.environ.get(RECEIVER_MODULES_ENV, "").split(",")]
-    return [name for name in names if name] + receiver_modules_from_plugins()
+    names = [(name.strip(), RECEIVER_MODULES_ENV)
+             for name in os.environ.get(RECEIVER_MODULES_ENV, "").split(",")]
+    return ([(name, source) for name, source in names if name]
+            + [(name, "a plugin") for name in receiver_modules_from_plugins()])
 
 
 def load_receiver_modules(names: Iterable[str] | None = None) -> list[str]:
-    """Import receiver modules once: the given ones, or those from the environment and plugins.
+    """Import receiver modules once each: the given ones, or those configured.
 
-    Returns the modules imported by this call. A module that fails to import
-    raises :class:`ReceiverModuleError` naming it (and is tried again next time).
+    Without ``names``, imports the modules named by
+    ``TRIGGERHOOKS_RECEIVER_MODULES`` and by plugins (the first
+    ``TriggerManager`` does this; later calls return at once). Returns the
+    modules this call imported. A module that fails to import raises
+    :class:`ReceiverModuleError` naming it; it is tried again on the next call.
     """
     global _modules_done
     if names is None and _modules_done:
         return []
     with _modules_lock:
-        wanted = list(names) if names is not None else _configured_modules()
+        if names is None and _modules_done:
+            return []
+        wanted = ([(name, "the caller") for name in names] if names is not None
+                  else _configured_modules())
         imported: list[str] = []
-        for name in wanted:
+        for name, source in wanted:
             if name in _loaded_modules:
                 continue
             try:
                 importlib.import_module(name)
             except Exception as exc:
                 raise ReceiverModuleError(
-                    f"cannot import receiver module {name!r}: {type(exc).__name__}: {exc}"
-                ) from exc
+                    f"cannot import receiver module {name!r} (named by {source}): "
+                    f"{type(exc).__name__}: {exc}") from exc
             _loaded_modules.add(name)
             imported.append(name)
         if names is None:
@@ -198,9 +323,8 @@ def load_receiver_modules(names: Iterable[str] | None = None) -> list[str]:
 
 
 def _reset_receiver_modules() -> None:
-    """Forget which modules were loaded (tests that change the environment)."""
+    """Forget which modules were loaded (for tests that change the environment)."""
     global _modules_done
     with _modules_lock:
         _loaded_modules.clear()
         _modules_done = False
-

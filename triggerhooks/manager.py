@@ -19,7 +19,14 @@ from .exceptions import (
     SignalHandlingError,
     UnstorableKwargsError,
 )
-from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, parse_status, split_instance_name
+from .models import (
+    SESSION_FINALIZED,
+    TaskConfig,
+    TaskInstance,
+    TaskStatus,
+    parse_status,
+    split_instance_name,
+)
 from .registry import Registry
 from .runners import TaskRunner, task_runners
 from .serialization import JsonDict, dumps, dumps_mapping, loads
@@ -70,6 +77,16 @@ def _failure_metadata(exc: BaseException) -> JsonDict:
     }
 
 
+def _sender_of(config: TaskConfig | None) -> Any:
+    """The sender of a task-level signal: the task class (None if it is not registered)."""
+    if config is None:
+        return None
+    try:
+        return trigger_tasks.get_class(config.run)
+    except KeyError:
+        return None
+
+
 def _run(compute: Callable[[Transition], Any]) -> Callable[[SessionView], Changes]:
     def transition(view: SessionView) -> Changes:
         step = Transition(view)
@@ -89,7 +106,8 @@ class TriggerManager:
     default_task_runner_name: ClassVar[str | None] = None
     """Runner for tasks without ``using``; falls back to ``$TRIGGERHOOKS_TASK_RUNNER``, then ``inline``."""
     finalize_log_level: int | None = None
-    """When set, a session is finalized only once no instance has unresolved logs at this level."""
+    """When set (``logging.WARNING`` or above), a session is finalized only once no instance
+    has unresolved logs at this level or above (see ``mark_instance_logs_resolved``)."""
     TRIGGER_SESSION_FINALIZED: ClassVar[str] = SESSION_FINALIZED
 
     def __init__(self, storage: StorageBackend, *, task_runner: str | None = None,
@@ -99,6 +117,10 @@ class TriggerManager:
                                  or os.environ.get(TASK_RUNNER_ENV) or "inline")
         if finalize_log_level is not None:
             self.finalize_log_level = finalize_log_level
+        if self.finalize_log_level is not None and self.finalize_log_level < logging.WARNING:
+            raise ValueError(
+                f"finalize_log_level must be logging.WARNING ({logging.WARNING}) or above, not "
+                f"{self.finalize_log_level!r}: logs below WARNING are not tracked as unresolved")
         self._runners: dict[str, TaskRunner] = {}
         load_receiver_modules()
 
@@ -135,8 +157,11 @@ class TriggerManager:
         if not isinstance(trigger_name, str) or not trigger_name:
             raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
         raw = dumps_mapping(trigger_kwargs, f"kwargs of trigger {trigger_name!r}")
-        kwargs = trigger_kwargs if trigger_kwargs is not None else {}
+        # Receivers get the kwargs as stored (JSON types), as tasks do; built only for them.
+        kwargs = loads(raw) if signals.pre_fire.receivers or signals.post_fire.receivers else {}
         if signals.pre_fire.receivers:
+            if trigger_name == SESSION_FINALIZED and self.storage.is_finalized:
+                return  # fired once per session; later fires are ignored, without signals
             send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
                        trigger_name=trigger_name, trigger_kwargs=kwargs)
         commit = self.storage.transact(Plan(trigger=trigger_name),
@@ -158,8 +183,21 @@ class TriggerManager:
             log.info("%s: instance %s is not scheduled any more; not running it",
                      self.storage.uid, name)
             return None
-        self._after(commit)
-        running, config = claimed
+        try:
+            self._after(commit)
+        except SignalHandlingError as exc:
+            # A raising task_started receiver must not leave the claimed instance running
+            # forever: run it, then raise every receiver error together.
+            try:
+                self._run_claimed(name, *claimed)
+            except SignalHandlingError as later:
+                raise SignalHandlingError([*exc.caught_exceptions,
+                                           *later.caught_exceptions]) from None
+            raise
+        return self._run_claimed(name, *claimed)
+
+    def _run_claimed(self, name: str, running: TaskInstance,
+                     config: TaskConfig) -> TaskInstance | None:
         task_name = running.task_name
         try:
             task = trigger_tasks.get(config.run)
@@ -169,7 +207,7 @@ class TriggerManager:
         try:
             outcome = task.run(context)
             if isinstance(outcome, StatusChange):
-                return self._finish_status(name, outcome, context)
+                raise outcome  # handled below, outside this try
             if outcome is not None and not isinstance(outcome, Mapping):
                 raise InvalidTaskResultError(
                     f"task {config.run!r} returned {type(outcome).__name__}; a trigger task must "
@@ -234,6 +272,9 @@ class TriggerManager:
             return self._set_status(name, change.status.value, change.metadata, change.cascade,
                                     change.cascade_kwargs, level=context.log_level)
         except Exception as exc:
+            current = self.storage.get(name)
+            if current is not None and current.status is not TaskStatus.RUNNING:
+                raise  # the change is stored; the error came from a post-signal receiver
             return self._finish_failed(name, exc, context)
 
     # -- after a commit ------------------------------------------------------------------------
@@ -242,13 +283,7 @@ class TriggerManager:
         signal = _NOTICE_SIGNALS.get(notice.kind)
         if signal is None or not signal.receivers:
             return
-        sender: Any = None
-        if notice.config is not None:
-            try:
-                sender = trigger_tasks.get_class(notice.config.run)
-            except KeyError:
-                sender = None
-        send_event(signal, sender, manager=self, session_uid=self.storage.uid,
+        send_event(signal, _sender_of(notice.config), manager=self, session_uid=self.storage.uid,
                    task_instance=notice.instance, **notice.extra)
 
     def _emit(self, signal: Signal, sender: Any, errors: list[BaseException],
@@ -277,9 +312,10 @@ class TriggerManager:
         if fired is not None and changes.result is not False:
             trigger_name, trigger_kwargs = fired
             scheduled = [instance for instance, _, _ in changes.schedule]
-            self._emit(signals.post_fire, type(self), errors, trigger_name=trigger_name,
-                       trigger_kwargs=trigger_kwargs, tasks_scheduled=scheduled)
-            if trigger_name == SESSION_FINALIZED:
+            if signals.post_fire.receivers:
+                self._emit(signals.post_fire, type(self), errors, trigger_name=trigger_name,
+                           trigger_kwargs=trigger_kwargs, tasks_scheduled=scheduled)
+            if trigger_name == SESSION_FINALIZED and signals.session_finalized.receivers:
                 self._emit(signals.session_finalized, type(self), errors)
             self._post_fire(trigger_name, scheduled)
         if then is not None:
@@ -292,8 +328,20 @@ class TriggerManager:
                 self._finalize()
             except SignalHandlingError as exc:
                 errors.extend(exc.caught_exceptions)
+        failures: list[Exception] = []
         for instance, config, countdown in changes.schedule:
-            self._runner(config).schedule(self, instance.name, countdown)
+            # An inline runner raises what the instances it ran raised; hand off the rest anyway.
+            try:
+                self._runner(config).schedule(self, instance.name, countdown)
+            except SignalHandlingError as exc:
+                errors.extend(exc.caught_exceptions)
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            for extra in failures[1:]:
+                log.error("%s: handing off a task instance failed: %s", self.storage.uid, extra,
+                          exc_info=extra)
+            raise failures[0]
         if errors:
             raise SignalHandlingError(errors)
 
@@ -305,6 +353,9 @@ class TriggerManager:
         return runner
 
     def _finalize(self) -> None:
+        """Fire ``sessionFinalized``: every counted task is resolved (and, with
+        ``finalize_log_level``, no log at that level is unresolved). The engine stores
+        it at most once per session; a losing concurrent attempt changes nothing."""
         level = self.finalize_log_level
         if level is not None and self.storage.get_instances_with_unresolved_logs(level):
             return
@@ -324,18 +375,13 @@ class TriggerManager:
     # -- instances -------------------------------------------------------------------------------
 
     def _task_sender(self, instance: TaskInstance) -> Any:
-        config = self.storage.tasks.get(instance.task_name)
-        if config is None:
-            return None
-        try:
-            return trigger_tasks.get_class(config.run)
-        except KeyError:
-            return None
+        return _sender_of(self.storage.tasks.get(instance.task_name))
 
     def _replayed(self, copy: TaskInstance, parent: str) -> None:
         errors: list[BaseException] = []
-        self._emit(signals.post_replay, self._task_sender(copy), errors, task_instance=copy,
-                   parent=parent)
+        if signals.post_replay.receivers:
+            self._emit(signals.post_replay, self._task_sender(copy), errors, task_instance=copy,
+                       parent=parent)
         self._post_replay(copy)
         if errors:
             raise SignalHandlingError(errors)
@@ -382,8 +428,9 @@ class TriggerManager:
 
         def announce() -> None:
             errors: list[BaseException] = []
-            self._emit(signals.post_skip, self._task_sender(skipped), errors,
-                       task_instance=skipped, cascade=cascade)
+            if signals.post_skip.receivers:
+                self._emit(signals.post_skip, self._task_sender(skipped), errors,
+                           task_instance=skipped, cascade=cascade)
             self._post_skip(skipped, cascade)
             if errors:
                 raise SignalHandlingError(errors)

@@ -15,9 +15,11 @@ from ..registry import Registry
 from ..serialization import JsonDict
 from .base import Changes, Commit, Plan, SessionView, StorageBackend, TaskState
 from .memory import MemoryStorageBackend, MemoryStore
+from .sqlite import SQLITE_PATH_ENV, SqliteStorageBackend
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
+    "SQLITE_PATH_ENV",
     "STORAGE_URL_ENV",
     "Changes",
     "Commit",
@@ -25,6 +27,7 @@ __all__ = [
     "MemoryStore",
     "Plan",
     "SessionView",
+    "SqliteStorageBackend",
     "StorageBackend",
     "TaskState",
     "open_reference",

@@ -1,0 +1,140 @@
+"""What only the SQLite backend does: files, URLs, WAL, locking, errors."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from triggerhooks import (
+    ConflictError,
+    SqliteStorageBackend,
+    StorageUnavailableError,
+    ThreadingTaskRunner,
+    TriggerManager,
+    open_storage,
+    storage_backends,
+)
+from triggerhooks.storages.sqlite import SQLITE_PATH_ENV
+
+
+def test_path_from_argument_environment_or_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(SQLITE_PATH_ENV, raising=False)
+    assert SqliteStorageBackend("s").path == str(tmp_path / "triggerhooks.sqlite3")
+    monkeypatch.setenv(SQLITE_PATH_ENV, "sub.db")
+    assert SqliteStorageBackend("s").path == str(tmp_path / "sub.db")
+    assert SqliteStorageBackend("s", tmp_path / "x.db").path == str(tmp_path / "x.db")
+    storage = storage_backends.get("sqlite", "s")
+    assert isinstance(storage, SqliteStorageBackend) and storage.path == str(tmp_path / "sub.db")
+
+
+def test_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = open_storage("sqlite:///data/th.db", "s")
+    assert isinstance(relative, SqliteStorageBackend)
+    assert relative.path == str(tmp_path / "data" / "th.db")
+    absolute = open_storage(f"sqlite:///{tmp_path}/abs.db?timeout=2&synchronous=full", "s")
+    assert isinstance(absolute, SqliteStorageBackend)
+    assert (absolute.path, absolute.timeout, absolute.synchronous) == (
+        str(tmp_path / "abs.db"), 2.0, "FULL")
+    monkeypatch.setenv(SQLITE_PATH_ENV, "env.db")
+    assert open_storage("sqlite://", "s").path == str(tmp_path / "env.db")  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="unknown option 'journal'"):
+        open_storage("sqlite:///x.db?journal=off", "s")
+    with pytest.raises(ValueError, match="not a SQLite URL"):
+        open_storage("sqlite://host/x.db", "s")
+    with pytest.raises(ValueError, match="needs a file path"):
+        SqliteStorageBackend("s", ":memory:")
+    with pytest.raises(ValueError, match="synchronous must be one of"):
+        SqliteStorageBackend("s", "x.db", synchronous="sometimes")
+
+
+def test_default_storage_url_is_sqlite_in_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRIGGERHOOKS_STORAGE_URL", raising=False)
+    storage = open_storage(None, "s")
+    assert isinstance(storage, SqliteStorageBackend)
+    TriggerManager(storage).fire("a")
+    assert (tmp_path / "triggerhooks.sqlite3").exists()
+
+
+def test_file_is_in_wal_mode_with_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "th.db"
+    TriggerManager(SqliteStorageBackend("s", path)).fire("a", {"x": 1})
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("SELECT trigger, kwargs FROM th_fired").fetchall() == [
+            ("a", b'{"x":1}')]
+    finally:
+        conn.close()
+
+
+def test_unusable_file_gives_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "th.db"
+    storage = SqliteStorageBackend("s", missing)
+    with pytest.raises(StorageUnavailableError, match=re.escape(f"SQLite database {missing} is unusable")):
+        TriggerManager(storage).fire("a")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database file" * 100)
+    with pytest.raises(StorageUnavailableError, match=r"garbage\.db"):
+        SqliteStorageBackend("s", garbage).latest_kwargs  # noqa: B018
+
+
+def test_a_writer_holding_the_lock_too_long_gives_a_conflict_error(tmp_path: Path) -> None:
+    path = tmp_path / "th.db"
+    storage = SqliteStorageBackend("s", path, timeout=0.05)
+    manager = TriggerManager(storage)
+    manager.fire("a", {"n": 1})
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(ConflictError, match="stayed locked"):
+            manager.fire("a", {"n": 2})
+        assert storage.latest_kwargs == {"a": {"n": 1}}  # readers are not blocked (WAL)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    manager.fire("a", {"n": 3})
+    assert storage.latest_kwargs == {"a": {"n": 3}}
+
+
+def test_threads_share_one_file_safely(tmp_path: Path) -> None:
+    path = tmp_path / "th.db"
+    manager = TriggerManager(SqliteStorageBackend("s", path), task_runner="threading")
+    manager.update_configuration({"pages": {"after": ["start"], "andEvery": "page",
+                                            "run": "tests.noop"},
+                                  "all": {"after": [f"t{i}" for i in range(40)],
+                                          "run": "tests.noop"}})
+    manager.fire("start")
+
+    def fire(offset: int) -> None:
+        own = TriggerManager(SqliteStorageBackend("s", path), task_runner="threading")
+        for number in range(10):
+            own.fire("page", {"n": offset + number})
+            own.fire(f"t{offset // 10}")
+
+    threads = [threading.Thread(target=fire, args=(offset,)) for offset in range(0, 40, 10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ThreadingTaskRunner.join_all(timeout=30)
+    manager.fire("done")
+    storage = manager.storage
+    pages = storage.instances_of_task("pages")
+    assert len(pages) == 40 and all(i.status == "finished" for i in pages)
+    assert sorted(i.kwargs["page"]["n"] for i in pages) == list(range(40))
+    assert [i.name for i in storage.instances_of_task("all")] == []
+    for number in range(40):
+        manager.fire(f"t{number}")
+    ThreadingTaskRunner.join_all(timeout=30)
+    assert storage["all#0"].status == "finished"
+    assert storage.is_finalized

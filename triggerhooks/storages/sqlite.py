@@ -1,0 +1,419 @@
+"""Sessions in one SQLite file, shared by every thread and process on one machine.
+
+Each transition is one ``BEGIN IMMEDIATE`` transaction: SQLite's write lock
+serializes writers across processes (WAL mode lets readers go on meanwhile),
+the engine computes the change against live rows inside it, and the commit
+writes only what changed. Nothing but the standard library's :mod:`sqlite3`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import orjson
+
+from ..exceptions import ConflictError, StorageUnavailableError
+from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
+from ..serialization import JsonDict, dumps, loads
+from .base import Changes, Commit, Compute, Plan, SessionView, StorageBackend, TaskState, build_index
+
+__all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend"]
+
+SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
+DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS th_sessions (
+    uid TEXT PRIMARY KEY,
+    counted INTEGER NOT NULL DEFAULT 0,
+    unresolved INTEGER NOT NULL DEFAULT 0,
+    metadata BLOB NOT NULL DEFAULT '{}'
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_tasks (
+    uid TEXT NOT NULL, name TEXT NOT NULL, pos INTEGER NOT NULL, config BLOB NOT NULL,
+    PRIMARY KEY (uid, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_index (
+    uid TEXT NOT NULL, trigger TEXT NOT NULL, pos INTEGER NOT NULL, task TEXT NOT NULL,
+    PRIMARY KEY (uid, trigger, pos)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_fired (
+    uid TEXT NOT NULL, trigger TEXT NOT NULL, kwargs BLOB NOT NULL,
+    PRIMARY KEY (uid, trigger)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_states (
+    uid TEXT NOT NULL, task TEXT NOT NULL, state BLOB NOT NULL,
+    PRIMARY KEY (uid, task)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_instances (
+    seq INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL,
+    UNIQUE (uid, name)
+);
+"""
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_CHUNK = 500  # names per "IN (...)" query, well under SQLite's variable limit
+
+
+class _View(SessionView):
+    """Live rows of one session, read inside the transaction's write lock (memoized)."""
+
+    def __init__(self, conn: sqlite3.Connection, uid: str) -> None:
+        self.conn = conn
+        self.uid = uid
+        self._configs: dict[str, TaskConfig | None] = {}
+        self._states: dict[str, TaskState] = {}
+        self._kwargs: dict[str, bytes | None] = {}
+
+    def task(self, name: str) -> TaskConfig | None:
+        try:
+            return self._configs[name]
+        except KeyError:
+            row = self.conn.execute("SELECT config FROM th_tasks WHERE uid = ? AND name = ?",
+                                    (self.uid, name)).fetchone()
+            found = self._configs[name] = (None if row is None
+                                           else TaskConfig.from_json(name, loads(row[0])))
+            return found
+
+    def tasks_for(self, trigger: str) -> Sequence[TaskConfig]:
+        rows = self.conn.execute(
+            "SELECT t.name, t.config FROM th_index i JOIN th_tasks t "
+            "ON t.uid = i.uid AND t.name = i.task WHERE i.uid = ? AND i.trigger = ? ORDER BY i.pos",
+            (self.uid, trigger)).fetchall()
+        found = []
+        for name, raw in rows:
+            config = self._configs.get(name)
+            if config is None:
+                config = self._configs[name] = TaskConfig.from_json(name, loads(raw))
+            found.append(config)
+        return found
+
+    def all_tasks(self) -> Mapping[str, TaskConfig]:
+        rows = self.conn.execute("SELECT name, config FROM th_tasks WHERE uid = ? ORDER BY pos",
+                                 (self.uid,)).fetchall()
+        configs = {name: TaskConfig.from_json(name, loads(raw)) for name, raw in rows}
+        self._configs.update(configs)
+        return configs
+
+    def fired(self, trigger: str) -> bool:
+        return self.kwargs(trigger) is not None
+
+    def kwargs(self, trigger: str) -> bytes | None:
+        try:
+            return self._kwargs[trigger]
+        except KeyError:
+            row = self.conn.execute("SELECT kwargs FROM th_fired WHERE uid = ? AND trigger = ?",
+                                    (self.uid, trigger)).fetchone()
+            found = self._kwargs[trigger] = None if row is None else bytes(row[0])
+            return found
+
+    def state(self, task: str) -> TaskState:
+        try:
+            return self._states[task]
+        except KeyError:
+            row = self.conn.execute("SELECT state FROM th_states WHERE uid = ? AND task = ?",
+                                    (self.uid, task)).fetchone()
+            found = self._states[task] = (TaskState() if row is None
+                                          else TaskState.from_json(loads(row[0])))
+            return found
+
+    def instance(self, name: str) -> TaskInstance | None:
+        row = self.conn.execute("SELECT data FROM th_instances WHERE uid = ? AND name = ?",
+                                (self.uid, name)).fetchone()
+        return None if row is None else TaskInstance.from_json(name, loads(row[0]))
+
+
+class _Pool:
+    """Idle connections to one database file, for this process; any thread may take one."""
+
+    def __init__(self, path: str, timeout: float, synchronous: str) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.synchronous = synchronous
+        self.pid = os.getpid()
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                               check_same_thread=False, cached_statements=256)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            if not self._ready:
+                self._prepare(conn)
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL and create the tables, once per process."""
+        with self._lock:
+            if self._ready:
+                return
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode!r})")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise sqlite3.DatabaseError(
+                        f"schema version {version} is newer than this triggerhooks "
+                        f"understands ({SCHEMA_VERSION})")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._ready = True
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    conn.close()
+                    raise
+            self._release(conn)
+            raise
+        self._release(conn)
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._idle.append(conn)
+
+
+_pools: dict[tuple[int, str, float, str], _Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(path: str, timeout: float, synchronous: str) -> _Pool:
+    key = (os.getpid(), path, timeout, synchronous)
+    found = _pools.get(key)
+    if found is None:
+        with _pools_lock:
+            found = _pools.setdefault(key, _Pool(path, timeout, synchronous))
+    return found
+
+
+class SqliteStorageBackend(StorageBackend):
+    """Sessions in one SQLite file: durable, shared by threads and processes on one machine.
+
+    ``path`` defaults to ``$TRIGGERHOOKS_SQLITE_PATH``, else ``triggerhooks.sqlite3``
+    in the working directory (made absolute at once). ``timeout`` is how long
+    a writer waits for another to finish; ``synchronous`` is SQLite's
+    durability setting (``NORMAL``: a commit survives a crash of the process,
+    ``FULL``: also of the machine, at the cost of an fsync per commit).
+    """
+
+    name = "sqlite"
+    url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+
+    def __init__(self, uid: str, path: str | os.PathLike[str] | None = None, *,
+                 timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
+        super().__init__(uid)
+        raw = os.fspath(path) if path is not None else (
+            os.environ.get(SQLITE_PATH_ENV) or DEFAULT_SQLITE_PATH)
+        if raw in ("", ":memory:") or raw.startswith("file:"):
+            raise ValueError(f"SqliteStorageBackend needs a file path, not {raw!r} "
+                             "(use MemoryStorageBackend for in-process sessions)")
+        self.path = os.path.abspath(os.path.expanduser(raw))
+        sync = synchronous.upper()
+        if sync not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, "
+                             f"not {synchronous!r}")
+        self.timeout = float(timeout)
+        self.synchronous = sync
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str, uid: str, **options: Any) -> SqliteStorageBackend:
+        """``sqlite:///relative/path``, ``sqlite:////absolute/path``; ``sqlite://`` alone
+        uses the default path. Query options: ``timeout``, ``synchronous``."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "sqlite" or parts.netloc:
+            raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
+        path = unquote(parts.path[1:]) if parts.path else None
+        for key, value in parse_qsl(parts.query, strict_parsing=bool(parts.query)):
+            if key == "timeout":
+                options.setdefault("timeout", float(value))
+            elif key == "synchronous":
+                options.setdefault("synchronous", value)
+            else:
+                raise ValueError(f"unknown option {key!r} in SQLite URL {url!r}; "
+                                 "known: timeout, synchronous")
+        return cls(uid, path or None, **options)
+
+    def reference(self) -> JsonDict:
+        return {"backend": self.name, "uid": self.uid, "path": self.path,
+                "timeout": self.timeout, "synchronous": self.synchronous}
+
+    @classmethod
+    def from_reference(cls, reference: JsonDict) -> SqliteStorageBackend:
+        return cls(reference["uid"], reference.get("path"),
+                   timeout=reference.get("timeout", 30.0),
+                   synchronous=reference.get("synchronous", "NORMAL"))
+
+    # -- connections and errors ----------------------------------------------------------
+
+    def _unavailable(self, exc: sqlite3.Error) -> StorageUnavailableError:
+        message = str(exc)
+        if "locked" in message or "busy" in message:
+            return ConflictError(f"SQLite database {self.path} stayed locked by other writers "
+                                 f"for {self.timeout:g}s: {message}")
+        return StorageUnavailableError(f"SQLite database {self.path} is unusable: {message}")
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with _pool(self.path, self.timeout, self.synchronous).connection() as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def transact(self, plan: Plan, compute: Compute) -> Commit:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            changes = compute(_View(conn, self.uid))
+            counted, unresolved, finalized = self._write(conn, changes)
+            conn.execute("COMMIT")
+        return Commit(changes, unresolved, counted, finalized)
+
+    def _write(self, conn: sqlite3.Connection, changes: Changes) -> tuple[int, int, bool]:
+        """Write ``changes`` (encoded first, so a value that cannot be stored writes nothing)
+        and return the session's counters after them."""
+        uid = self.uid
+        instances = [(uid, name, dumps(inst.to_json(), f"instance {name}"))
+                     for name, inst in changes.instances.items()]
+        states = [(uid, task, orjson.dumps(state.to_json()))
+                  for task, state in changes.states.items()]
+        if changes.fired:
+            conn.executemany(
+                "INSERT INTO th_fired (uid, trigger, kwargs) VALUES (?, ?, ?) "
+                "ON CONFLICT (uid, trigger) DO UPDATE SET kwargs = excluded.kwargs",
+                [(uid, trigger, raw) for trigger, raw in changes.fired.items()])
+        if instances:
+            conn.executemany(
+                "INSERT INTO th_instances (uid, name, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (uid, name) DO UPDATE SET data = excluded.data", instances)
+        if states:
+            conn.executemany(
+                "INSERT INTO th_states (uid, task, state) VALUES (?, ?, ?) "
+                "ON CONFLICT (uid, task) DO UPDATE SET state = excluded.state", states)
+        if changes.configs is not None:
+            self._write_configs(conn, changes.configs)
+        row = conn.execute(
+            "SELECT (SELECT counted FROM th_sessions WHERE uid = ?1), "
+            "(SELECT unresolved FROM th_sessions WHERE uid = ?1), "
+            "EXISTS (SELECT 1 FROM th_fired WHERE uid = ?1 AND trigger = ?2)",
+            (uid, SESSION_FINALIZED)).fetchone()
+        counted, unresolved = row[0] or 0, row[1] or 0
+        finalized = bool(row[2])
+        if (changes.counted is None and changes.unresolved is None and not changes.metadata
+                and not changes.unresolved_delta):
+            return counted, unresolved, finalized
+        if changes.counted is not None:
+            counted = changes.counted
+        if changes.unresolved is not None:
+            unresolved = changes.unresolved
+        unresolved += changes.unresolved_delta
+        metadata = b"{}"
+        if changes.metadata:
+            found = conn.execute("SELECT metadata FROM th_sessions WHERE uid = ?",
+                                 (uid,)).fetchone()
+            merged = loads(found[0]) if found else {}
+            merged.update(changes.metadata)
+            metadata = dumps(merged, "session metadata")
+        conn.execute(
+            "INSERT INTO th_sessions (uid, counted, unresolved, metadata) VALUES (?1, ?2, ?3, ?4) "
+            "ON CONFLICT (uid) DO UPDATE SET counted = ?2, unresolved = ?3"
+            + (", metadata = ?4" if changes.metadata else ""),
+            (uid, counted, unresolved, metadata))
+        return counted, unresolved, finalized
+
+    def _write_configs(self, conn: sqlite3.Connection, configs: Mapping[str, TaskConfig]) -> None:
+        uid = self.uid
+        rows = [(uid, name, pos, dumps(config.to_json(), f"configuration of task {name}"))
+                for pos, (name, config) in enumerate(configs.items())]
+        conn.execute("DELETE FROM th_tasks WHERE uid = ?", (uid,))
+        conn.execute("DELETE FROM th_index WHERE uid = ?", (uid,))
+        conn.executemany("INSERT INTO th_tasks (uid, name, pos, config) VALUES (?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO th_index (uid, trigger, pos, task) VALUES (?, ?, ?, ?)",
+            [(uid, trigger, pos, task) for trigger, tasks in build_index(configs).items()
+             for pos, task in enumerate(tasks)])
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _load_tasks(self) -> dict[str, TaskConfig]:
+        rows = self._rows("SELECT name, config FROM th_tasks WHERE uid = ? ORDER BY pos",
+                          (self.uid,))
+        return {name: TaskConfig.from_json(name, loads(raw)) for name, raw in rows}
+
+    def _load_states(self) -> dict[str, TaskState]:
+        rows = self._rows("SELECT task, state FROM th_states WHERE uid = ?", (self.uid,))
+        return {task: TaskState.from_json(loads(raw)) for task, raw in rows}
+
+    def _load_instances(self, names: Sequence[str] | None = None) -> dict[str, TaskInstance]:
+        if names is None:
+            rows = self._rows("SELECT name, data FROM th_instances WHERE uid = ? ORDER BY seq",
+                              (self.uid,))
+            return {name: TaskInstance.from_json(name, loads(raw)) for name, raw in rows}
+        found: dict[str, bytes] = {}
+        wanted = list(dict.fromkeys(names))
+        with self._connection() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start:start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                found.update(conn.execute(
+                    f"SELECT name, data FROM th_instances WHERE uid = ? AND name IN ({marks})",
+                    (self.uid, *chunk)).fetchall())
+        return {name: TaskInstance.from_json(name, loads(found[name]))
+                for name in wanted if name in found}
+
+    def _load_kwargs(self) -> dict[str, JsonDict]:
+        rows = self._rows("SELECT trigger, kwargs FROM th_fired WHERE uid = ?", (self.uid,))
+        return {trigger: loads(raw) for trigger, raw in rows}
+
+    def _load_metadata(self) -> JsonDict:
+        rows = self._rows("SELECT metadata FROM th_sessions WHERE uid = ?", (self.uid,))
+        return loads(rows[0][0]) if rows else {}
+
+    def clear(self) -> None:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for table in ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states",
+                          "th_instances"):
+                conn.execute(f"DELETE FROM {table} WHERE uid = ?", (self.uid,))
+            conn.execute("COMMIT")
+
+    def __repr__(self) -> str:
+        return f"<SqliteStorageBackend uid={self.uid!r} path={self.path!r}>"
