@@ -1,0 +1,105 @@
+"""The docs are checked: every Python example runs, every signal and command is documented."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markdown_it import MarkdownIt
+
+from triggerhooks.cli import cli
+from triggerhooks.runners import ThreadingTaskRunner
+from triggerhooks.signals import namespace
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+SKIP_MARK = "# not run:"
+
+
+def python_blocks(page: Path) -> list[tuple[int, str]]:
+    """``(first line, code)`` of each ```python block of a Markdown page, in order."""
+    blocks = []
+    for token in MarkdownIt("commonmark").parse(page.read_text(encoding="utf-8")):
+        if token.type == "fence" and token.info.split()[:1] == ["python"] and token.map:
+            blocks.append((token.map[0] + 2, token.content))
+    return blocks
+
+
+def _receivers() -> dict[str, set[Any]]:
+    return {name: set(signal.receivers) for name, signal in namespace.items()}
+
+
+def _disconnect_new(before: dict[str, set[Any]]) -> None:
+    """Disconnect the receivers a page connected (with ``@on``), so other tests are not affected."""
+    for name, signal in namespace.items():
+        for receiver_id, receiver in list(signal.receivers.items()):
+            if receiver_id in before.get(name, set()):
+                continue
+            target = receiver() if isinstance(receiver, weakref.ref) else receiver
+            if target is not None:
+                signal.disconnect(target)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_python_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocks of one page run in order in one namespace; tracebacks point into the page."""
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    namespace_ = {"__name__": "docs_" + re.sub(r"\W", "_", page.stem)}
+    before = _receivers()
+    try:
+        for line, code in python_blocks(page):
+            if code.lstrip().startswith(SKIP_MARK):
+                continue
+            exec(compile("\n" * (line - 1) + code, str(page), "exec"), namespace_)
+    finally:
+        ThreadingTaskRunner.join_all(timeout=60)
+        _disconnect_new(before)
+
+
+def test_blocks_are_found_and_skip_marks_honoured(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# Page\n\n```python\nx = 1\n```\n\n```sh\nls\n```\n\n"
+                    "````markdown\n```python\nnot a block\n```\n````\n\n"
+                    "```python\n# not run: needs a server\nraise SystemExit\n```\n")
+    assert python_blocks(page) == [(4, "x = 1\n"), (18, "# not run: needs a server\nraise SystemExit\n")]
+
+
+def _all_docs() -> str:
+    return "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
+
+
+def test_every_signal_is_documented() -> None:
+    text = _all_docs()
+    missing = [name for name in namespace if f"`{name}`" not in text]
+    assert not missing, f"signals not mentioned (as `name`) in docs/*.md: {missing}"
+
+
+def test_every_command_is_documented() -> None:
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    missing = [name for name in cli.commands if f"## triggerhooks {name}\n" not in text]
+    assert not missing, f"commands without a section in docs/cli.md: {missing}"
+    assert len(cli.commands) >= 11
+
+
+def test_every_page_starts_with_a_title() -> None:
+    for page in PAGES:
+        assert page.read_text(encoding="utf-8").startswith("# "), page.name
+
+
+def test_toctree_order(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("docs_conf", DOCS / "conf.py")
+    assert spec and spec.loader
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    for name in ("index", "api", "cli", "zebra", "configuration", "getting-started", "alpha"):
+        (tmp_path / f"{name}.md").write_text(f"# {name}\n")
+    assert conf.ordered_pages(tmp_path) == ["getting-started", "configuration", "cli", "api",
+                                            "alpha", "zebra"]
+    source = [(DOCS / "index.md").read_text(encoding="utf-8")]
+    conf._order_toctree(None, "index", source)
+    assert "\ngetting-started\ncli\n" in source[0]
+    assert ":glob:" not in source[0]
