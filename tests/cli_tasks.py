@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import tests.tasks  # noqa: F401 - the shared tasks (tests.echo, ...) too
 from triggerhooks.task import TaskContext, TriggerTask
 
 

@@ -20,7 +20,7 @@ from triggerhooks.testing import (
     assert_instance_unstarted,
     assert_unresolved_instances,
     assert_unresolved_tasks,
-    record_signals,
+    capture_signals,
 )
 
 pytest_plugins = ["pytester"]
@@ -119,16 +119,16 @@ def test_unittest_mixin_with_the_original_names(manager: TriggerManager) -> None
     assert "exception: ValueError" in report
 
 
-def test_record_signals(manager: TriggerManager) -> None:
+def test_capture_signals_is_part_of_the_toolbox(manager: TriggerManager) -> None:
     manager.update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
-    with record_signals() as recorded:
+    with capture_signals() as recorded:
         manager.fire("a")
     assert recorded.names == ["pre_fire", "task_scheduled", "post_fire", "task_started",
                               "pre_fire", "task_completed", "post_fire", "pre_fire",
                               "post_fire", "session_finalized"]
     assert [r.kwargs["trigger_name"] for r in recorded.of(signals.post_fire)] == [
         "a", "t", "sessionFinalized"]
-    with record_signals(signals.task_completed) as only:
+    with capture_signals(signals.task_completed) as only:
         manager.fire("a")
     assert only == []
     assert not signals.post_fire.receivers  # disconnected after the block

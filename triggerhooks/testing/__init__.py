@@ -1,4 +1,4 @@
-"""Testing toolbox: assertion helpers, a unittest mixin, signal recording and pytest fixtures.
+"""Testing toolbox: assertion helpers, a unittest mixin, signal capture and pytest fixtures.
 
 The pytest fixtures (``triggerhooks_manager``, ``triggerhooks_storage``,
 ``triggerhooks_storage_url``, ``triggerhooks_signals``) are registered
@@ -7,6 +7,7 @@ automatically through the ``pytest11`` entry point when triggerhooks is installe
 
 from __future__ import annotations
 
+from ..events import CapturedSignals, SentSignal, capture_signals
 from .assertions import (
     TriggerManagerTestCaseMixin,
     assert_instance_abandoned,
@@ -21,11 +22,10 @@ from .assertions import (
     assert_unresolved_tasks,
     describe_instance,
 )
-from .recording import SignalRecord, SignalRecorder, record_signals
 
 __all__ = [
-    "SignalRecord",
-    "SignalRecorder",
+    "CapturedSignals",
+    "SentSignal",
     "TriggerManagerTestCaseMixin",
     "assert_instance_abandoned",
     "assert_instance_failed",
@@ -37,6 +37,6 @@ __all__ = [
     "assert_instance_unstarted",
     "assert_unresolved_instances",
     "assert_unresolved_tasks",
+    "capture_signals",
     "describe_instance",
-    "record_signals",
 ]

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..events import CapturedSignals, capture_signals
 from ..manager import TriggerManager
 from ..runners import ThreadingTaskRunner
 from ..storages import MemoryStorageBackend, StorageBackend, open_storage
-from .recording import SignalRecorder, record_signals
 
 __all__ = [
     "triggerhooks_manager",
@@ -64,7 +64,7 @@ def triggerhooks_manager(triggerhooks_storage: StorageBackend) -> TriggerManager
 
 
 @pytest.fixture
-def triggerhooks_signals() -> Iterator[SignalRecorder]:
-    """Every triggerhooks signal sent during the test, as :class:`SignalRecord` entries."""
-    with record_signals() as recorder:
-        yield recorder
+def triggerhooks_signals() -> Iterator[CapturedSignals]:
+    """Every triggerhooks signal sent during the test (see :func:`~triggerhooks.capture_signals`)."""
+    with capture_signals() as captured:
+        yield captured
