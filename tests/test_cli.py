@@ -292,6 +292,12 @@ def test_bad_json_options_are_usage_errors(url: str) -> None:
     assert "must be a JSON object, not list" in stderr
 
 
+def test_looking_creates_no_state_file(tmp_path: Path) -> None:
+    stderr = user_error(run("show", "s", cwd=tmp_path))
+    assert f"{tmp_path / 'triggerhooks.sqlite3'} does not exist" in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_kwargs_from_a_file_and_a_session_without_tasks(url: str, tmp_path: Path) -> None:
     (tmp_path / "k.json").write_text('{"from": "file"}')
     result = run("fire", "lonely", "a", "--kwargs", f"@{tmp_path / 'k.json'}", url=url)

@@ -95,8 +95,12 @@ class Settings:
         return trigger_managers.get(self.manager_key, self.storage(session))
 
     def existing(self, session: str) -> StorageBackend:
-        """The storage of ``session``, which must hold something."""
+        """The storage of ``session``, which must hold something (an empty SQLite file is
+        not created just to look)."""
         storage = self.storage(session)
+        path = getattr(storage, "path", None)
+        if isinstance(path, str) and not os.path.exists(path):
+            raise UserError(f"no session {session!r} in {self.shown_url}: {path} does not exist")
         if not (storage.tasks or storage.latest_kwargs or storage.metadata):
             raise UserError(f"no session {session!r} in {self.shown_url}")
         return storage
