@@ -55,6 +55,33 @@ def _order_toctree(app: Any, docname: str, source: list[str]) -> None:
         source[0] = source[0].replace(TOCTREE_GLOB, "\n" + "\n".join(ordered_pages()) + "\n", 1)
 
 
+# Modules that are no API: the engine's internals, the entry points.
+NOT_API = {"triggerhooks", "triggerhooks.__main__", "triggerhooks.builtins", "triggerhooks.cli",
+           "triggerhooks.cli.render", "triggerhooks.engine", "triggerhooks.serialization",
+           "triggerhooks.testing"}
+
+
+def undocumented_modules(api_text: str, package: Path = HERE.parent / "triggerhooks") -> list[str]:
+    """Modules of the package that api.md has no ``automodule`` for (and that are API)."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name not in NOT_API and f".. automodule:: {name}\n" not in api_text:
+            found.append(name)
+    return found
+
+
+def _complete_api(app: Any, docname: str, source: list[str]) -> None:
+    # A module added since api.md was written still gets its reference, at the end.
+    if docname == "api":
+        missing = undocumented_modules(source[0])
+        if missing:
+            source[0] += "\n## Other modules\n" + "".join(
+                f"\n```{{eval-rst}}\n.. automodule:: {name}\n```\n" for name in missing)
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("source-read", _order_toctree)
+    app.connect("source-read", _complete_api)
     return {"parallel_read_safe": True}

@@ -234,10 +234,11 @@ def test_schema() -> None:
 
 def test_plugins() -> None:
     out = ok(run("plugins"))
-    assert "triggerhooks.builtins" in out and "storage backend: " in out
+    assert out.startswith("triggerhooks.builtins (built in)\n    trigger managers: default\n")
+    assert "storage backends: memory, sqlite" in out
     data = json.loads(ok(run("plugins", "--json")))
     builtins = next(p for p in data["plugins"] if p["name"] == "triggerhooks.builtins")
-    assert "memory" in builtins["registered"]["storage backend"]
+    assert {"memory", "sqlite"} <= set(builtins["registered"]["storage backend"])
     assert data["failed"] == {}
 
 

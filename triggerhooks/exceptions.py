@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from class_registry import RegistryKeyError
+from pluggy import PluginValidationError
 
 __all__ = [
     "ConfigurationError",
@@ -14,6 +15,7 @@ __all__ = [
     "DuplicateKeyError",
     "InstanceNotFoundError",
     "InvalidKwargsError",
+    "InvalidPluginError",
     "InvalidStatusError",
     "InvalidTaskResultError",
     "MaxRetriesExceeded",
@@ -143,6 +145,15 @@ class SignalHandlingError(TriggerhooksError):
 
 class PluginLoadWarning(UserWarning):
     """An installed plugin could not be loaded; the others still are."""
+
+
+class InvalidPluginError(TriggerhooksError, PluginValidationError):
+    """A plugin does not fit the hook specifications; the message names the plugin.
+
+    Raised for an unknown (misspelled) hook name, a ``triggerhooks_*`` function
+    without ``@hookimpl``, a hook argument the specification does not have, or
+    a hook returning the wrong type. ``plugin`` is the offending plugin object.
+    """
 
 
 def with_context(exc: E, context: Mapping[str, Any]) -> E:

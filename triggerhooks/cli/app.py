@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -24,15 +25,15 @@ from rich.logging import RichHandler
 
 from .. import __version__
 from ..config import workflow_json_schema
-from ..exceptions import ConfigurationError, TriggerhooksError
+from ..exceptions import ConfigurationError, PluginLoadWarning, TriggerhooksError
 from ..graph import WorkflowGraph, render_image, to_dot, to_mermaid
 from ..manager import TriggerManager, trigger_managers
-from ..plugins import list_plugins
+from ..plugins import format_plugins, list_plugins
 from ..runners import ThreadingTaskRunner, task_runners
 from ..storages import DEFAULT_STORAGE_URL, STORAGE_URL_ENV, StorageBackend, open_storage, redact_url
 from ..task import trigger_tasks
 from ..workflow import FORMATS, FileProblem, WorkflowFile, WorkflowFileError, load_workflow, validate_workflow
-from .render import SignalPrinter, plugins_table, session_json, session_tables
+from .render import SignalPrinter, session_json, session_tables
 
 __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
 
@@ -455,16 +456,19 @@ def graph(target: str, format_: str | None, output: str | None, is_session: bool
 def plugins(as_json: bool) -> None:
     """List the loaded plugins and what each registers.
 
-    Plugins that failed to load are listed with the reason.
+    Plugins that failed to load are listed with the reason, and the exit
+    status is then 1.
     """
-    settings = _settings()
-    infos, failed = list_plugins()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)  # the listing shows the failures
+        infos, failed = list_plugins()
     if as_json:
-        click.echo(json.dumps({"plugins": [vars(info) for info in infos], "failed": failed},
+        click.echo(json.dumps({"plugins": [asdict(info) for info in infos], "failed": failed},
                               indent=2))
-        return
-    for part in plugins_table(infos, failed):
-        settings.console.print(part, highlight=False)
+    else:
+        click.echo(format_plugins(infos, failed))
+    if failed:
+        raise SystemExit(1)
 
 
 # -- the demo ----------------------------------------------------------------------------------------

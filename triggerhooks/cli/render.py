@@ -17,7 +17,6 @@ from rich.text import Text
 
 from ..events import connected
 from ..models import TaskConfig, TaskInstance
-from ..plugins import PluginInfo
 from ..serialization import JsonDict
 from ..signals import namespace
 from ..storages import StorageBackend
@@ -27,7 +26,6 @@ __all__ = [
     "SignalPrinter",
     "compact_json",
     "last_change",
-    "plugins_table",
     "session_json",
     "session_tables",
 ]
@@ -190,21 +188,6 @@ def session_tables(storage: StorageBackend, storage_url: str) -> list[Any]:
 def _table(title: str) -> Table:
     return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
                  pad_edge=False, show_edge=False)
-
-
-def plugins_table(infos: list[PluginInfo], failed: dict[str, str]) -> list[Any]:
-    """Rich renderables for ``triggerhooks plugins``."""
-    table = _table("Plugins")
-    for column in ("plugin", "distribution", "registers", "receiver modules"):
-        table.add_column(column, overflow="fold")
-    for info in infos:
-        registers = "\n".join(f"{kind}: {', '.join(keys)}" for kind, keys in info.registered.items())
-        table.add_row(info.name, info.distribution or f"({info.module})", registers or "-",
-                      ", ".join(info.receiver_modules) or "-")
-    parts: list[Any] = [table]
-    for name, reason in failed.items():
-        parts.append(Text(f"failed to load: {name}: {reason}", style="red"))
-    return parts
 
 
 def _describe(name: str, kwargs: dict[str, Any]) -> str:

@@ -1,0 +1,3 @@
+"""A plugin module that cannot be imported."""
+
+raise RuntimeError("triggerhooks-broken fails on import on purpose")
