@@ -100,5 +100,5 @@ def test_api_reference_covers_every_module() -> None:
     source = [api]
     conf._complete_api(None, "api", source)
     assert conf.undocumented_modules(source[0]) == []
-    assert "triggerhooks.manager" not in conf.undocumented_modules("")
+    assert "triggerhooks.manager" in conf.undocumented_modules("")
     assert "triggerhooks.engine" not in conf.undocumented_modules("")
