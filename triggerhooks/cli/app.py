@@ -13,11 +13,11 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -39,8 +39,6 @@ __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
 
 IMPORT_ENV = "TRIGGERHOOKS_IMPORT"
 MANAGER_ENV = "TRIGGERHOOKS_MANAGER"
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 GRAPH_FORMATS = {".mmd": "mermaid", ".mermaid": "mermaid", ".dot": "dot", ".gv": "dot",
                  ".svg": "svg", ".png": "png"}
@@ -110,16 +108,20 @@ class Settings:
     def reporting(self, verbose: bool | None = None) -> Iterator[SignalPrinter]:
         """Print signals while the block runs, then wait for task threads."""
         printer = SignalPrinter(self.console, self.verbose if verbose is None else verbose)
-        if self.quiet:
-            yield printer
-        else:
-            with printer.listening():
+        try:
+            if self.quiet:
                 yield printer
-        ThreadingTaskRunner.join_all()
+            else:
+                with printer.listening():
+                    yield printer
+        finally:
+            ThreadingTaskRunner.join_all()
 
 
 def _settings() -> Settings:
-    return click.get_current_context().find_object(Settings)  # type: ignore[return-value]
+    settings = click.get_current_context().find_object(Settings)
+    assert settings is not None, "commands run inside the triggerhooks group"
+    return settings
 
 
 def _json_option(text: str | None, what: str) -> dict[str, Any] | None:
@@ -173,7 +175,7 @@ class TriggerhooksGroup(click.Group):
             for problem in exc.problems:
                 click.echo(f"  {problem}", err=True)
             _hint_imports(exc)
-            raise UserError(str(exc).splitlines()[0]) from None
+            raise UserError(str(exc).splitlines()[0].rstrip(":")) from None
         except USER_ERRORS as exc:
             if _wants_traceback(ctx):
                 raise
