@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,42 @@ def test_show_a_session_made_by_another_process(url: str) -> None:
     assert instance["lastChange"] == instance["metadata"]["timestamps"]["failed"]
     assert data["triggers"] == {"x": {"n": 1}}
     assert "ValueError: boom" in ok(run("show", "made elsewhere", url=url))
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis storage URL with a key prefix of its own; its keys are deleted afterwards."""
+    import redis
+
+    from triggerhooks.storages import storage_backends
+
+    if "redis" not in storage_backends:
+        pytest.skip("the redis storage backend is not registered")
+    prefix = f"triggerhooks-cli-test-{uuid.uuid4().hex}:"
+    yield f"redis://127.0.0.1:6379/0?prefix={prefix}"
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def test_a_redis_session_made_by_another_process(redis_url: str) -> None:
+    script = textwrap.dedent(f"""
+        import tests.cli_tasks
+        from triggerhooks import TriggerManager, open_storage
+        manager = TriggerManager(open_storage({redis_url!r}, "on redis"))
+        manager.update_configuration({{"t": {{"after": ["a"], "run": "tests.cli.fail_unless_ok"}}}})
+        manager.fire("a")
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
+    assert statuses(show_json("on redis", redis_url)) == {"t#0": "failed"}
+    ok(run("--import", "tests.cli_tasks", "replay", "on redis", "t#0", "--kwargs",
+           '{"a": {"ok": true}}', url=redis_url))
+    data = show_json("on redis", redis_url)
+    assert statuses(data) == {"t#0": "replayed", "t#1": "finished"}
+    assert data["finalized"] is True
+    assert "no session 'elsewhere'" in user_error(run("show", "elsewhere", url=redis_url))
 
 
 def test_resolve_logs(url: str, tmp_path: Path) -> None:
