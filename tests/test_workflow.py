@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -212,3 +213,12 @@ def test_the_schema_describes_the_directives() -> None:
     task = schema["$defs"]["TaskSpec"]
     assert {"after", "andEvery", "unless", "withParams", "using", "run"} <= set(task["properties"])
     assert task["required"] == ["run"]
+
+
+def test_yaml_without_pyyaml_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    with pytest.raises(WorkflowFileError, match=r"reading YAML needs PyYAML: pip install "
+                                                r"'triggerhooks\[yaml\]'"):
+        parse_workflow("t: {after: [x], run: y}\n", "yaml", "w.yaml")
+    # JSON and TOML need nothing more.
+    assert parse_workflow('{"t": {"after": ["x"], "run": "y"}}', "json").data["t"]["run"] == "y"
