@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 import tests.tasks  # noqa: F401 - registers the shared tasks
+from tests.helpers import HeldTaskRunner
 from triggerhooks import TriggerManager
-from triggerhooks.runners import ThreadingTaskRunner
+from triggerhooks.runners import ThreadingTaskRunner, task_runners
 from triggerhooks.storages import MemoryStorageBackend, SqliteStorageBackend, StorageBackend
 from triggerhooks.storages.memory import MemoryStore
 
 StorageFactory = Callable[..., StorageBackend]
 
 BACKENDS = ["memory", "sqlite"]
+RUNNERS = ["inline", "threading"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -60,6 +62,28 @@ def storage(make_storage: StorageFactory) -> StorageBackend:
 @pytest.fixture
 def manager(storage: StorageBackend) -> TriggerManager:
     return TriggerManager(storage)
+
+
+@pytest.fixture(params=RUNNERS)
+def runner_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def any_manager(storage: StorageBackend, runner_name: str) -> TriggerManager:
+    """A manager on a fresh session, once per built-in runner; call ``settle()`` after changes."""
+    return TriggerManager(storage, task_runner=runner_name)
+
+
+@pytest.fixture
+def held() -> Iterator[type[HeldTaskRunner]]:
+    """The ``held`` runner: it keeps instances ``scheduled`` until the test releases them."""
+    task_runners.register("held")(HeldTaskRunner)
+    try:
+        yield HeldTaskRunner
+    finally:
+        HeldTaskRunner.held.clear()
+        task_runners.unregister("held")
 
 
 @pytest.fixture(autouse=True)

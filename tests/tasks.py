@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from triggerhooks.task import TaskContext, TriggerTask
@@ -28,3 +29,35 @@ class Boom(TriggerTask):
 
     def _run(self, context: TaskContext) -> dict[str, Any]:
         raise ValueError("boom")
+
+
+def options(context: TaskContext) -> dict[str, Any]:
+    """Every trigger's kwargs merged into one mapping (tests pass task options this way)."""
+    merged: dict[str, Any] = {}
+    for kwargs in context.trigger_kwargs.values():
+        merged.update(kwargs)
+    return merged
+
+
+class Flaky(TriggerTask):
+    """Retries (with ``cooldown``) until it was retried ``failures`` times, then finishes."""
+
+    name = "tests.flaky"
+    max_retries = 3
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        settings = options(context)
+        retries = context.task_instance.metadata.get("retries", 0)
+        if retries < settings.get("failures", 1):
+            raise self.retry(exc=ValueError(f"attempt {retries} failed"),
+                             cooldown=settings.get("cooldown", 0))
+        return {"attempts": retries + 1}
+
+
+class ThreadName(TriggerTask):
+    """Returns the name of the thread it ran in."""
+
+    name = "tests.thread_name"
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        return {"thread": threading.current_thread().name}

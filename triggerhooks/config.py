@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
 
-from .exceptions import ConfigurationError, Problem
+from .exceptions import ConfigurationError, Problem, UnstorableKwargsError
 from .models import TaskConfig
+from .serialization import dumps
 
 __all__ = ["TaskSpec", "Workflow", "parse_configuration", "workflow_json_schema"]
 
@@ -101,6 +102,20 @@ def _cycles(configs: Mapping[str, TaskConfig]) -> list[list[str]]:
     return found
 
 
+def _registry_problems(name: str, run: str | None, using: str | None,
+                       known_tasks: Collection[str] | None,
+                       known_runners: Collection[str] | None) -> list[Problem]:
+    problems = []
+    if known_tasks is not None and run is not None and run not in known_tasks:
+        listed = ", ".join(sorted(known_tasks)) or "none"
+        problems.append(Problem(f"{name}.run", f"unknown trigger task {run!r}; known: {listed}"))
+    if known_runners is not None and using is not None and using not in known_runners:
+        listed = ", ".join(sorted(known_runners))
+        problems.append(Problem(f"{name}.using",
+                                f"unknown task runner {using!r}; known: {listed}"))
+    return problems
+
+
 def parse_configuration(
     configuration: Mapping[str, Any],
     *,
@@ -123,28 +138,39 @@ def parse_configuration(
         if not isinstance(name, str) or not name:
             problems.append(Problem(repr(name), "a task name must be a non-empty string"))
             continue
+        if isinstance(raw, TaskConfig):
+            raw = raw.to_json()
         try:
             spec = TaskSpec.model_validate(raw)
         except ValidationError as exc:
+            failed = set()
             for error in exc.errors():
                 problems.append(Problem(_location((name, *error["loc"])), error["msg"]))
+                failed.add(error["loc"][0] if error["loc"] else "")
+            if isinstance(raw, Mapping):  # still check the names that are well-formed
+                run, using = raw.get("run"), raw.get("using")
+                problems += _registry_problems(
+                    name, run if isinstance(run, str) and "run" not in failed else None,
+                    using if isinstance(using, str) and "using" not in failed else None,
+                    known_tasks, known_runners)
             continue
         extras = dict(spec.model_extra or {})
-        for key in list(extras):
-            known = _SNAKE.get(key)
-            guess = known or next(iter(difflib.get_close_matches(key, DIRECTIVES, 1, 0.75)), None)
+        for key, value in extras.items():
+            if key in _SNAKE:
+                problems.append(Problem(f"{name}.{key}",
+                                        f"given twice, as {key!r} and {_SNAKE[key]!r}"))
+                continue
+            guess = next(iter(difflib.get_close_matches(key, DIRECTIVES, 1, 0.75)), None)
             if guess:
                 problems.append(Problem(f"{name}.{key}", f"unknown directive (did you mean {guess!r}?)"))
+                continue
+            try:
+                dumps(value, "the value")
+            except UnstorableKwargsError as exc:
+                problems.append(Problem(f"{name}.{key}", str(exc)))
         if not spec.after and spec.and_every is None:
             problems.append(Problem(name, "needs 'after' or 'andEvery': it could never run"))
-        if known_tasks is not None and spec.run not in known_tasks:
-            listed = ", ".join(sorted(known_tasks)) or "none"
-            problems.append(Problem(f"{name}.run",
-                                    f"unknown trigger task {spec.run!r}; known: {listed}"))
-        if known_runners is not None and spec.using is not None and spec.using not in known_runners:
-            listed = ", ".join(sorted(known_runners))
-            problems.append(Problem(f"{name}.using",
-                                    f"unknown task runner {spec.using!r}; known: {listed}"))
+        problems += _registry_problems(name, spec.run, spec.using, known_tasks, known_runners)
         configs[name] = TaskConfig(
             name=name,
             run=spec.run,

@@ -7,7 +7,6 @@ never write, so an optimistic backend can run them again after a conflict.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +26,12 @@ __all__ = ["Transition"]
 
 _UNSTARTED = TaskStatus.UNSTARTED
 _SCHEDULED = TaskStatus.SCHEDULED
+_RUNNING = TaskStatus.RUNNING
+_VALUES = {status: status.value for status in TaskStatus}
+_NOTICES = {TaskStatus.FINISHED: "completed", TaskStatus.FAILED: "failed",
+            TaskStatus.ABANDONED: "abandoned", TaskStatus.SCHEDULED: "scheduled",
+            TaskStatus.RUNNING: "started"}
+"""The notice (and so the signal) a status set by hand or by a StatusChange announces."""
 
 
 def _merge_params(kwargs: JsonDict, with_params: JsonDict) -> JsonDict:
@@ -43,13 +48,20 @@ def _merge_params(kwargs: JsonDict, with_params: JsonDict) -> JsonDict:
 class Transition:
     """Builds one transition's changes against a view, copying state before changing it."""
 
-    __slots__ = ("_before", "changes", "now", "view")
+    __slots__ = ("_before", "_now", "changes", "view")
 
     def __init__(self, view: SessionView) -> None:
         self.view = view
         self.changes = Changes()
-        self.now = utcnow()
+        self._now: str | None = None
         self._before: dict[str, bool] = {}
+
+    @property
+    def now(self) -> str:
+        """The time of this transition (one for all its timestamps), taken when first needed."""
+        if self._now is None:
+            self._now = utcnow()
+        return self._now
 
     # -- reading, with this transition's own changes on top ----------------------------
 
@@ -89,59 +101,81 @@ class Transition:
 
     def put(self, instance: TaskInstance, status: TaskStatus, *,
             metadata: Mapping[str, Any] | None = None, kwargs: JsonDict | None = None,
-            log_level: int | None = None, logs_resolved: bool | None = None,
+            log_level: int | None = None, mark_logs_resolved: bool = False,
             notice: str | None = None, config: TaskConfig | None = None,
             extra: JsonDict | None = None) -> TaskInstance:
-        """Write a new version of ``instance`` and keep its task's bookkeeping in step."""
+        """Write a new version of ``instance``, timestamping a status it had not."""
         meta = dict(instance.metadata)
         if metadata:
             meta.update(metadata)
-        if status != instance.status or "timestamps" not in meta:
-            meta["timestamps"] = {**meta.get("timestamps", {}), status.value: self.now}
-        level = instance.log_level if log_level is None else log_level
-        resolved_logs = instance.logs_resolved if logs_resolved is None else logs_resolved
+        if status is not instance.status or "timestamps" not in meta:
+            meta["timestamps"] = {**meta.get("timestamps", {}), _VALUES[status]: self.now}
         updated = TaskInstance(
             instance.name, status, instance.kwargs if kwargs is None else kwargs, meta,
-            level, resolved_logs)
-        self.changes.instances[updated.name] = updated
-        state = self.edit_state(updated.task_name)
-        if status in RESOLVED:
-            state.open.pop(updated.name, None)
-        else:
-            state.open[updated.name] = status.value
-        if level >= logging.WARNING and not resolved_logs:
-            state.logs[updated.name] = level
-        else:
-            state.logs.pop(updated.name, None)
-        if notice is not None:
-            self.changes.notices.append(Notice(notice, updated, config, extra or {}))
-        return updated
+            instance.log_level if log_level is None else log_level,
+            mark_logs_resolved or instance.logs_marked_resolved)
+        return self._record(updated, updated.name.rpartition("#")[0], notice, config, extra)
 
     def create(self, config: TaskConfig, status: TaskStatus, kwargs: JsonDict,
-               metadata: JsonDict | None = None) -> TaskInstance:
+               metadata: JsonDict | None = None, notice: str | None = None) -> TaskInstance:
+        """A new instance of ``config``; ``timestamps["unstarted"]`` is when it was created."""
         state = self.edit_state(config.name)
         name = f"{config.name}#{state.next}"
         state.next += 1
-        placeholder = TaskInstance(name, status, kwargs, {})
-        return self.put(placeholder, status, metadata=metadata)
+        now = self.now
+        stamps = {"unstarted": now} if status is _UNSTARTED else {
+            "unstarted": now, _VALUES[status]: now}
+        meta: JsonDict = {**metadata, "timestamps": stamps} if metadata else {"timestamps": stamps}
+        return self._record(TaskInstance(name, status, kwargs, meta), config.name, notice, config)
 
-    def schedule(self, config: TaskConfig, instance: TaskInstance, countdown: float = 0.0,
-                 kwargs: JsonDict | None = None) -> TaskInstance:
+    def _record(self, instance: TaskInstance, task: str, notice: str | None,
+                config: TaskConfig | None, extra: JsonDict | None = None) -> TaskInstance:
+        """Add ``instance`` to the changes and keep its task's bookkeeping in step."""
+        name = instance.name
+        self.changes.instances[name] = instance
+        state = self.edit_state(task)
+        if instance.status in RESOLVED:
+            state.open.pop(name, None)
+        else:
+            state.open[name] = _VALUES[instance.status]
+        if instance.logs_resolved:
+            state.logs.pop(name, None)
+        else:
+            state.logs[name] = instance.log_level
+        if notice is not None:
+            self.changes.notices.append(Notice(notice, instance, config, extra or {}))
+        return instance
+
+    def kwargs_for(self, config: TaskConfig, own: JsonDict) -> JsonDict:
+        """What an instance runs with: the latest kwargs of each trigger it requires, its
+        own ``andEvery`` firing, and ``withParams`` merged under them."""
+        kwargs = {trigger: self.kwargs_of(trigger) for trigger in config.requires}
+        if config.and_every is not None:
+            kwargs[config.and_every] = own.get(config.and_every, {})
+        return _merge_params(kwargs, config.with_params) if config.with_params else kwargs
+
+    def schedule(self, config: TaskConfig, instance: TaskInstance) -> TaskInstance:
+        """An unstarted instance becomes ready: scheduled, with its kwargs complete."""
+        scheduled = self.put(instance, _SCHEDULED, kwargs=self.kwargs_for(config, instance.kwargs),
+                             notice="scheduled", config=config)
+        self.changes.schedule.append((scheduled, config, 0.0))
+        return scheduled
+
+    def schedule_new(self, config: TaskConfig, kwargs: JsonDict | None = None,
+                     countdown: float = 0.0, metadata: JsonDict | None = None) -> TaskInstance:
+        """A new instance, scheduled at once (a one-shot task that became ready, a replay)."""
         if kwargs is None:
-            kwargs = {trigger: self.kwargs_of(trigger) for trigger in config.requires}
-            if config.and_every is not None:
-                kwargs[config.and_every] = instance.kwargs.get(config.and_every, {})
-            _merge_params(kwargs, config.with_params)
-        scheduled = self.put(instance, _SCHEDULED, kwargs=kwargs, notice="scheduled",
-                             config=config)
+            kwargs = self.kwargs_for(config, {})
+        scheduled = self.create(config, _SCHEDULED, kwargs, metadata, notice="scheduled")
         self.changes.schedule.append((scheduled, config, countdown))
         return scheduled
 
     def abandon_pending(self, config: TaskConfig) -> None:
+        """``unless`` vetoed the task: abandon its instances that have not started; a task
+        without any instance gets an abandoned ``#0``, so that it counts as resolved."""
         state = self.peek_state(config.name)
         if state.next == 0:
-            instance = self.create(config, TaskStatus.ABANDONED, {})
-            self.changes.notices.append(Notice("abandoned", instance, config))
+            self.create(config, TaskStatus.ABANDONED, {}, notice="abandoned")
             return
         for name in state.pending():
             self.put(self.instance(name), TaskStatus.ABANDONED, notice="abandoned", config=config)
@@ -172,7 +206,7 @@ class Transition:
             return
         if config.and_every is None:
             if self.peek_state(config.name).next == 0 and self._ready(config):
-                self.schedule(config, self.create(config, _UNSTARTED, {}))
+                self.schedule_new(config)
             return
         if trigger == config.and_every:
             self.create(config, _UNSTARTED, {trigger: loads(kwargs)})
@@ -188,13 +222,13 @@ class Transition:
         if instance is None or instance.status is not _SCHEDULED:
             return None
         config = self.config_of(instance)
-        running = self.put(instance, TaskStatus.RUNNING, notice="started", config=config)
+        running = self.put(instance, _RUNNING, notice="started", config=config)
         return running, config
 
     def complete(self, name: str, result: bytes, log_level: int, cascade: bool = True) -> bool:
         """running -> finished with ``result``; the task's name fires with it as kwargs."""
         instance = self.instance(name)
-        if instance.status is not TaskStatus.RUNNING:
+        if instance.status is not _RUNNING:
             return False
         config = self.config_of(instance)
         value = loads(result)
@@ -208,7 +242,7 @@ class Transition:
              exception: BaseException | None = None) -> TaskInstance | None:
         """running -> failed, recording what went wrong."""
         instance = self.instance(name)
-        if instance.status is not TaskStatus.RUNNING:
+        if instance.status is not _RUNNING:
             return None
         return self.put(instance, TaskStatus.FAILED, metadata=metadata, log_level=log_level,
                         notice="failed", config=self.config_of(instance),
@@ -217,26 +251,34 @@ class Transition:
     def set_status(self, name: str, status: TaskStatus, metadata: JsonDict | None,
                    cascade: bool, cascade_kwargs: bytes,
                    log_level: int | None = None) -> TaskInstance:
+        """Any status, set by hand or by a task's :class:`StatusChange`; ``cascade`` fires
+        the task's name with ``cascade_kwargs``. A finished instance always gets a result."""
         instance = self.instance(name)
         config = self.config_of(instance)
-        notice = {TaskStatus.FINISHED: "completed", TaskStatus.FAILED: "failed",
-                  TaskStatus.ABANDONED: "abandoned", TaskStatus.SCHEDULED: "scheduled",
-                  TaskStatus.RUNNING: "started"}.get(status, "status")
-        extra: JsonDict = {"exception": None}
+        extra: JsonDict = {}
         if status is TaskStatus.FINISHED:
-            extra = {"result": loads(cascade_kwargs) if cascade else
-                     (metadata or {}).get("result", instance.metadata.get("result"))}
-        updated = self.put(instance, status, metadata=metadata, notice=notice, config=config,
-                           extra=extra, log_level=log_level)
+            metadata = dict(metadata or {})
+            if "result" not in metadata:
+                metadata["result"] = (loads(cascade_kwargs) if cascade
+                                      else instance.metadata.get("result", {}))
+            extra["result"] = metadata["result"]
+        elif status is TaskStatus.FAILED:
+            extra["exception"] = None
+        updated = self.put(instance, status, metadata=metadata, notice=_NOTICES.get(status),
+                           config=config, extra=extra, log_level=log_level)
         if status is _SCHEDULED:
             self.changes.schedule.append((updated, config, 0.0))
         if cascade:
-            self.fire(instance.task_name, cascade_kwargs)
+            self.fire(config.name, cascade_kwargs)
         return updated
 
     def replay(self, name: str, replacement_kwargs: JsonDict | None, countdown: float = 0.0,
                metadata: JsonDict | None = None) -> TaskInstance:
-        """failed -> replayed, and a copy of it scheduled with ``metadata["parent"]``."""
+        """failed -> replayed, and a copy of it scheduled with ``metadata["parent"]``.
+
+        The copy runs with the failed instance's kwargs, or with
+        ``replacement_kwargs`` (``withParams`` merged under them).
+        """
         instance = self.instance(name)
         if not instance.can_replay:
             raise InvalidStatusError(
@@ -245,23 +287,28 @@ class Transition:
         config = self.config_of(instance)
         self.put(instance, TaskStatus.REPLAYED, notice="replayed", config=config)
         meta: JsonDict = {"parent": name, **(metadata or {})}
-        kwargs = instance.kwargs if replacement_kwargs is None else replacement_kwargs
-        copy = self.create(config, _UNSTARTED, kwargs, meta)
-        return self.schedule(config, copy, countdown, kwargs=kwargs)
+        if replacement_kwargs is None:
+            kwargs = instance.kwargs
+        else:
+            kwargs = _merge_params(dict(replacement_kwargs), config.with_params)
+        return self.schedule_new(config, kwargs, countdown, meta)
 
     def skip(self, name: str, cascade: bool, result: bytes) -> TaskInstance:
-        """failed -> skipped, optionally firing the cascade as if it had finished."""
+        """failed -> skipped; with ``cascade``, fire the task's name with ``result`` as if
+        the instance had finished (the result is then kept in its metadata)."""
         instance = self.instance(name)
         if not instance.can_skip:
             raise InvalidStatusError(
                 f"cannot skip {name}: it is {instance.status.value}, only failed instances "
                 "can be skipped")
         config = self.config_of(instance)
-        meta = {"result": loads(result)} if cascade else None
+        meta: JsonDict = {"cascade": cascade}
+        if cascade:
+            meta["result"] = loads(result)
         skipped = self.put(instance, TaskStatus.SKIPPED, metadata=meta, notice="skipped",
                            config=config, extra={"cascade": cascade})
         if cascade:
-            self.fire(instance.task_name, result)
+            self.fire(config.name, result)
         return skipped
 
     def update_metadata(self, name: str, metadata: JsonDict) -> TaskInstance:
@@ -270,7 +317,7 @@ class Transition:
 
     def resolve_logs(self, name: str) -> TaskInstance:
         instance = self.instance(name)
-        return self.put(instance, instance.status, logs_resolved=True)
+        return self.put(instance, instance.status, mark_logs_resolved=True)
 
     def configure(self, configs: Mapping[str, TaskConfig]) -> None:
         """Store the merged configuration and run one-shot tasks whose triggers all fired."""
@@ -282,7 +329,7 @@ class Transition:
                 self.abandon_pending(config)
             elif (config.and_every is None and self.peek_state(config.name).next == 0
                   and config.requires and self._ready(config)):
-                self.schedule(config, self.create(config, _UNSTARTED, {}))
+                self.schedule_new(config)
         counted = [c for c in merged.values() if not c.waits_for_finalization]
         self.changes.counted = len(counted)
         self.changes.unresolved = sum(

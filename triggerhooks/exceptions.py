@@ -18,6 +18,7 @@ __all__ = [
     "InvalidPluginError",
     "InvalidStatusError",
     "InvalidTaskResultError",
+    "InvalidTriggerError",
     "MaxRetriesExceeded",
     "PluginLoadWarning",
     "Problem",
@@ -105,6 +106,10 @@ class InstanceNotFoundError(TriggerhooksError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "instance not found"
+
+
+class InvalidTriggerError(TriggerhooksError, ValueError):
+    """A trigger name is not a non-empty string."""
 
 
 class InvalidStatusError(TriggerhooksError, ValueError):

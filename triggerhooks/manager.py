@@ -6,7 +6,7 @@ import logging
 import os
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from blinker import Signal
 
@@ -16,7 +16,9 @@ from .engine import Transition
 from .events import load_receiver_modules, send_event
 from .exceptions import (
     InvalidTaskResultError,
+    InvalidTriggerError,
     SignalHandlingError,
+    UnknownKeyError,
     UnstorableKwargsError,
 )
 from .models import (
@@ -77,6 +79,14 @@ def _failure_metadata(exc: BaseException) -> JsonDict:
     }
 
 
+class _StatusUpdate(NamedTuple):
+    status: TaskStatus
+    metadata: JsonDict | None
+    cascade: bool
+    cascade_kwargs: bytes
+    task_name: str
+
+
 def _sender_of(config: TaskConfig | None) -> Any:
     """The sender of a task-level signal: the task class (None if it is not registered)."""
     if config is None:
@@ -113,8 +123,12 @@ class TriggerManager:
     def __init__(self, storage: StorageBackend, *, task_runner: str | None = None,
                  finalize_log_level: int | None = None) -> None:
         self.storage = storage
-        self.task_runner_name = (task_runner or type(self).default_task_runner_name
-                                 or os.environ.get(TASK_RUNNER_ENV) or "inline")
+        runner = (task_runner or type(self).default_task_runner_name
+                  or os.environ.get(TASK_RUNNER_ENV) or "inline")
+        if runner not in task_runners:
+            raise UnknownKeyError("task runner", runner, task_runners.keys())
+        self.task_runner_name: str = runner
+        """The runner of tasks without ``using``."""
         if finalize_log_level is not None:
             self.finalize_log_level = finalize_log_level
         if self.finalize_log_level is not None and self.finalize_log_level < logging.WARNING:
@@ -155,7 +169,8 @@ class TriggerManager:
         are not JSON-serializable. A task's exception is never raised here.
         """
         if not isinstance(trigger_name, str) or not trigger_name:
-            raise ValueError(f"a trigger name must be a non-empty string, not {trigger_name!r}")
+            raise InvalidTriggerError(
+                f"a trigger name must be a non-empty string, not {trigger_name!r}")
         raw = dumps_mapping(trigger_kwargs, f"kwargs of trigger {trigger_name!r}")
         # Receivers get the kwargs as stored (JSON types), as tasks do; built only for them.
         kwargs = loads(raw) if signals.pre_fire.receivers or signals.post_fire.receivers else {}
@@ -204,37 +219,51 @@ class TriggerManager:
         except Exception as exc:
             return self._finish_failed(name, exc, None)
         context = TaskContext(self, running, task)
+        change: StatusChange | None = None
         try:
             outcome = task.run(context)
             if isinstance(outcome, StatusChange):
-                raise outcome  # handled below, outside this try
-            if outcome is not None and not isinstance(outcome, Mapping):
-                raise InvalidTaskResultError(
-                    f"task {config.run!r} returned {type(outcome).__name__}; a trigger task must "
-                    "return a mapping (the kwargs of its cascade) or None")
-            try:
-                raw = dumps_mapping(outcome, f"result of {name}")
-            except UnstorableKwargsError as exc:
-                raise InvalidTaskResultError(str(exc)) from None
-            result = loads(raw)
-            if signals.pre_fire.receivers:
-                send_event(signals.pre_fire, type(self), manager=self,
-                           session_uid=self.storage.uid, trigger_name=task_name,
-                           trigger_kwargs=result)
+                change = outcome
+            else:
+                raw = self._encode_result(name, config, outcome)
+                result = loads(raw)
+                if signals.pre_fire.receivers:
+                    send_event(signals.pre_fire, type(self), manager=self,
+                               session_uid=self.storage.uid, trigger_name=task_name,
+                               trigger_kwargs=result)
         except Retry as retry:
             return self._finish_retry(name, retry, context)
-        except StatusChange as change:
-            return self._finish_status(name, change, context)
+        except StatusChange as raised:
+            change = raised
         except Exception as exc:
             return self._finish_failed(name, exc, context)
         except BaseException as exc:
             self._finish_failed(name, exc, context)
             raise
+        if change is not None:
+            return self._finish_status(name, change, context)
         commit = self.storage.transact(
             Plan(trigger=task_name, instances=(name,)),
             _run(lambda step: step.complete(name, raw, context.log_level)))
-        self._after(commit, fired=(task_name, result) if commit.changes.result else None)
-        return commit.changes.instances.get(name)
+        if not commit.changes.result:
+            current = self.storage.get(name)
+            log.warning("%s: instance %s was changed while it ran (now %s); its result is not "
+                        "stored", self.storage.uid, name, current and current.status.value)
+            return current
+        self._after(commit, fired=(task_name, result))
+        return commit.changes.instances[name]
+
+    @staticmethod
+    def _encode_result(name: str, config: TaskConfig, outcome: object) -> bytes:
+        """A task's return value as cascade kwargs: a JSON mapping, ``None`` meaning ``{}``."""
+        if outcome is not None and not isinstance(outcome, Mapping):
+            raise InvalidTaskResultError(
+                f"task {config.run!r} returned {type(outcome).__name__}; a trigger task must "
+                "return a mapping (the kwargs of its cascade) or None")
+        try:
+            return dumps_mapping(outcome, f"result of {name}")
+        except UnstorableKwargsError as exc:
+            raise InvalidTaskResultError(str(exc)) from None
 
     def _finish_failed(self, name: str, exc: BaseException,
                        context: TaskContext | None) -> TaskInstance | None:
@@ -249,12 +278,15 @@ class TriggerManager:
         return commit.changes.instances.get(name)
 
     def _finish_retry(self, name: str, retry: Retry, context: TaskContext) -> TaskInstance | None:
+        replacement = retry.replacement_kwargs
+        if replacement is not None:
+            try:
+                replacement = loads(dumps_mapping(replacement, f"replacement kwargs of {name}"))
+            except UnstorableKwargsError as exc:
+                return self._finish_failed(name, exc, context)
         cause = retry.exc if retry.exc is not None else retry
         meta = _failure_metadata(cause)
         retries = int(context.task_instance.metadata.get("retries", 0)) + 1
-        replacement = retry.replacement_kwargs
-        if replacement is not None:
-            replacement = loads(dumps_mapping(replacement, f"replacement kwargs of {name}"))
 
         def compute(step: Transition) -> TaskInstance | None:
             if step.fail(name, meta, context.log_level, cause) is None:
@@ -269,13 +301,11 @@ class TriggerManager:
     def _finish_status(self, name: str, change: StatusChange,
                        context: TaskContext) -> TaskInstance | None:
         try:
-            return self._set_status(name, change.status.value, change.metadata, change.cascade,
-                                    change.cascade_kwargs, level=context.log_level)
-        except Exception as exc:
-            current = self.storage.get(name)
-            if current is not None and current.status is not TaskStatus.RUNNING:
-                raise  # the change is stored; the error came from a post-signal receiver
+            prepared = self._prepare_status(name, change.status, change.metadata,
+                                            change.cascade, change.cascade_kwargs)
+        except Exception as exc:  # metadata that cannot be stored, a vetoed cascade
             return self._finish_failed(name, exc, context)
+        return self._commit_status(name, prepared, context.log_level)
 
     # -- after a commit ------------------------------------------------------------------------
 
@@ -329,24 +359,35 @@ class TriggerManager:
             except SignalHandlingError as exc:
                 errors.extend(exc.caught_exceptions)
         failures: list[Exception] = []
-        for instance, config, countdown in changes.schedule:
-            # An inline runner raises what the instances it ran raised; hand off the rest anyway.
-            try:
-                self._runner(config).schedule(self, instance.name, countdown)
-            except SignalHandlingError as exc:
-                errors.extend(exc.caught_exceptions)
-            except Exception as exc:
-                failures.append(exc)
+        if changes.schedule:
+            # One failed hand-off must not keep the others from their runners.
+            for key, instances in self._by_runner(changes.schedule).items():
+                try:
+                    self._runner(key).schedule_many(self, instances)
+                except SignalHandlingError as exc:
+                    errors.extend(exc.caught_exceptions)
+                except Exception as exc:
+                    failures.append(exc)
         if failures:
+            if errors:
+                failures.append(SignalHandlingError(errors))
             for extra in failures[1:]:
-                log.error("%s: handing off a task instance failed: %s", self.storage.uid, extra,
-                          exc_info=extra)
+                log.error("%s: handing off a task instance failed: %s", self.storage.uid,
+                          extra, exc_info=extra)
             raise failures[0]
         if errors:
             raise SignalHandlingError(errors)
 
-    def _runner(self, config: TaskConfig) -> TaskRunner:
-        key = config.using or self.task_runner_name
+    def _by_runner(self, scheduled: list[tuple[TaskInstance, TaskConfig, float]]
+                   ) -> dict[str, list[tuple[str, float]]]:
+        """Runner name -> the scheduled ``(instance, countdown)`` pairs it takes, in order."""
+        groups: dict[str, list[tuple[str, float]]] = {}
+        for instance, config, countdown in scheduled:
+            groups.setdefault(config.using or self.task_runner_name, []).append(
+                (instance.name, countdown))
+        return groups
+
+    def _runner(self, key: str) -> TaskRunner:
         runner = self._runners.get(key)
         if runner is None:
             runner = self._runners[key] = task_runners.get(key)
@@ -358,6 +399,8 @@ class TriggerManager:
         it at most once per session; a losing concurrent attempt changes nothing."""
         level = self.finalize_log_level
         if level is not None and self.storage.get_instances_with_unresolved_logs(level):
+            return
+        if self.storage.is_finalized:  # a subclass hook (the cookbook recipe) got there first
             return
         self.fire(SESSION_FINALIZED)
 
@@ -447,8 +490,13 @@ class TriggerManager:
                                 cascade_kwargs)
 
     def _set_status(self, name: str, status: str, metadata: Mapping[str, Any] | None,
-                    cascade: bool, cascade_kwargs: Mapping[str, Any] | None,
-                    level: int | None = None) -> TaskInstance:
+                    cascade: bool, cascade_kwargs: Mapping[str, Any] | None) -> TaskInstance:
+        return self._commit_status(
+            name, self._prepare_status(name, status, metadata, cascade, cascade_kwargs))
+
+    def _prepare_status(self, name: str, status: str, metadata: Mapping[str, Any] | None,
+                        cascade: bool, cascade_kwargs: Mapping[str, Any] | None) -> _StatusUpdate:
+        """Check and encode a status update; raises before anything is stored."""
         new_status = parse_status(status)
         meta = loads(dumps_mapping(metadata, f"metadata of {name}")) if metadata else None
         raw = dumps_mapping(cascade_kwargs, f"cascade kwargs of {name}")
@@ -456,11 +504,16 @@ class TriggerManager:
         if cascade and signals.pre_fire.receivers:
             send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
                        trigger_name=task_name, trigger_kwargs=loads(raw))
+        return _StatusUpdate(new_status, meta, cascade, raw, task_name)
 
+    def _commit_status(self, name: str, update: _StatusUpdate,
+                       level: int | None = None) -> TaskInstance:
         commit = self.storage.transact(
-            Plan(trigger=task_name if cascade else None, instances=(name,)),
-            _run(lambda step: step.set_status(name, new_status, meta, cascade, raw, level)))
-        self._after(commit, fired=(task_name, loads(raw)) if cascade else None)
+            Plan(trigger=update.task_name if update.cascade else None, instances=(name,)),
+            _run(lambda step: step.set_status(name, update.status, update.metadata,
+                                              update.cascade, update.cascade_kwargs, level)))
+        fired = (update.task_name, loads(update.cascade_kwargs)) if update.cascade else None
+        self._after(commit, fired=fired)
         return commit.changes.instances[name]
 
     def update_instance_metadata(self, instance: InstanceRef,
@@ -488,6 +541,11 @@ class TriggerManager:
     def get_unresolved_instances(self) -> list[TaskInstance]:
         """Instances that are not finished, skipped, replayed or abandoned."""
         return self.storage.get_unresolved_instances()
+
+    def debug_repr(self) -> JsonDict:
+        """The whole session as JSON-compatible data (see ``StorageBackend.debug_repr``)."""
+        return {"manager": _dotted(type(self)), "taskRunner": self.task_runner_name,
+                **self.storage.debug_repr()}
 
 
 def task_class(config: TaskConfig) -> type[TriggerTask]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from .exceptions import InstanceNotFoundError, InvalidStatusError
 from .serialization import JsonDict
 
 __all__ = [
@@ -39,6 +40,10 @@ class TaskStatus(StrEnum):
 RESOLVED = frozenset({TaskStatus.FINISHED, TaskStatus.SKIPPED, TaskStatus.REPLAYED,
                       TaskStatus.ABANDONED})
 PENDING = frozenset({TaskStatus.UNSTARTED, TaskStatus.SCHEDULED})
+SUPERSEDED = frozenset({TaskStatus.REPLAYED, TaskStatus.SKIPPED, TaskStatus.ABANDONED})
+"""Statuses whose logs need no review: a copy replaced the instance, someone skipped it, or it never ran."""
+LOG_REVIEW_LEVEL = logging.WARNING
+"""Logs at this level or above stay unresolved until marked resolved."""
 _STATUSES = {status.value: status for status in TaskStatus}
 
 
@@ -52,10 +57,11 @@ def instance_name(task: str, index: int) -> str:
 
 
 def split_instance_name(name: str) -> tuple[str, int]:
-    """``"t_x#3"`` -> ``("t_x", 3)``; raises ``ValueError`` for anything else."""
-    task, sep, index = name.rpartition("#")
+    """``"t_x#3"`` -> ``("t_x", 3)``; raises :class:`InstanceNotFoundError` for anything else."""
+    task, sep, index = name.rpartition("#") if isinstance(name, str) else ("", "", "")
     if not sep or not task or not index.isdigit():
-        raise ValueError(f"not a task instance name: {name!r}")
+        raise InstanceNotFoundError(
+            f"{name!r} is not a task instance name (expected '<task>#<number>')")
     return task, int(index)
 
 
@@ -71,19 +77,19 @@ class TaskConfig:
     with_params: JsonDict = field(default_factory=dict)
     using: str | None = None
     extras: JsonDict = field(default_factory=dict)
+    requires: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The triggers that must have fired before an instance is scheduled: ``after``
+    without ``and_every`` (each ``and_every`` firing brings its own instance)."""
+    triggers: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Every trigger whose firing concerns this task (``after``, ``andEvery``, ``unless``)."""
 
-    @property
-    def requires(self) -> tuple[str, ...]:
-        """Every trigger an instance waits for: ``after`` (and_every excluded)."""
-        return tuple(t for t in self.after if t != self.and_every)
-
-    @property
-    def triggers(self) -> frozenset[str]:
-        """Every trigger whose firing concerns this task."""
-        names = set(self.after) | set(self.unless)
-        if self.and_every:
+    def __post_init__(self) -> None:
+        # Derived once: the engine reads these on every fire.
+        object.__setattr__(self, "requires", tuple(t for t in self.after if t != self.and_every))
+        names = {*self.after, *self.unless}
+        if self.and_every is not None:
             names.add(self.and_every)
-        return frozenset(names)
+        object.__setattr__(self, "triggers", frozenset(names))
 
     @property
     def waits_for_finalization(self) -> bool:
@@ -127,9 +133,12 @@ class TaskInstance:
     name: str
     status: TaskStatus = TaskStatus.UNSTARTED
     kwargs: JsonDict = field(default_factory=dict)
+    """Trigger name -> kwargs of the firing this instance runs with (``withParams`` merged in)."""
     metadata: JsonDict = field(default_factory=dict)
     log_level: int = logging.NOTSET
-    logs_resolved: bool = False
+    """The highest level the task logged at through its logger context (``NOTSET`` if none)."""
+    logs_marked_resolved: bool = False
+    """Set by ``mark_instance_logs_resolved``."""
 
     @property
     def task_name(self) -> str:
@@ -144,26 +153,35 @@ class TaskInstance:
         return logging.getLevelName(self.log_level)
 
     @property
+    def logs_resolved(self) -> bool:
+        """Nothing in this instance's logs needs review: it logged nothing at WARNING or
+        above, its logs were marked resolved, or it was replayed, skipped or abandoned."""
+        return (self.logs_marked_resolved or self.log_level < LOG_REVIEW_LEVEL
+                or self.status in SUPERSEDED)
+
+    @property
     def is_resolved(self) -> bool:
         """Finished, skipped, replayed or abandoned: nothing more will happen to it."""
         return self.status in RESOLVED
 
     @property
     def can_run(self) -> bool:
-        """Not started yet (unstarted or scheduled)."""
+        """Not started yet and may still run (unstarted or scheduled)."""
         return self.status in PENDING
 
     @property
     def can_replay(self) -> bool:
+        """Failed: ``replay_failed_instance`` (or a retry) may run a copy of it."""
         return self.status is TaskStatus.FAILED
 
     @property
     def can_skip(self) -> bool:
+        """Failed: ``skip_failed_instance`` may mark it skipped."""
         return self.status is TaskStatus.FAILED
 
     @property
     def can_abandon(self) -> bool:
-        """Not started yet; ``unless`` abandons exactly these."""
+        """Not started yet (unstarted or scheduled): an ``unless`` clause may abandon it."""
         return self.status in PENDING
 
     def to_json(self) -> JsonDict:
@@ -171,7 +189,7 @@ class TaskInstance:
                           "metadata": self.metadata}
         if self.log_level:
             data["logLevel"] = self.log_level
-        if self.logs_resolved:
+        if self.logs_marked_resolved:
             data["logsResolved"] = True
         return data
 
@@ -183,7 +201,7 @@ class TaskInstance:
             kwargs=data["kwargs"],
             metadata=data["metadata"],
             log_level=data.get("logLevel", 0),
-            logs_resolved=data.get("logsResolved", False),
+            logs_marked_resolved=data.get("logsResolved", False),
         )
 
     def __repr__(self) -> str:
@@ -194,7 +212,7 @@ def parse_status(value: str | TaskStatus) -> TaskStatus:
     """Accept a status or its string, rejecting unknown values with the list of valid ones."""
     try:
         return _STATUSES[value]
-    except KeyError:
-        raise ValueError(
+    except (KeyError, TypeError):
+        raise InvalidStatusError(
             f"unknown status {value!r}; expected one of {', '.join(_STATUSES)}"
         ) from None

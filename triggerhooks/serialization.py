@@ -13,8 +13,10 @@ __all__ = ["JsonDict", "dumps", "dumps_mapping", "loads"]
 
 JsonDict = dict[str, Any]
 
-# Datetimes, dataclasses and subclasses of builtins would be converted silently
-# and come back as something else; refuse them so stored values round-trip.
+# orjson would turn datetimes and dataclasses into strings and dicts that come
+# back as something else; refuse them, so a caller converts them knowingly.
+# (Tuples are stored as lists, and subclasses of str, int, dict and list as
+# their base type: JSON has nothing else.)
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 loads = orjson.loads

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
-from .exceptions import InvalidKwargsError, MaxRetriesExceeded, Problem
+from .exceptions import InvalidKwargsError, MaxRetriesExceeded, Problem, with_context
 from .models import TaskInstance, TaskStatus, parse_status
 from .registry import Registry
 from .serialization import JsonDict
@@ -64,7 +64,11 @@ class StatusChange(Exception):
 class TaskLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger that attaches ``context`` to every record and tracks the max level emitted.
 
-    Pass per-message context as ``extra={"context": {...}}`` (``extras=`` works too).
+    Every record gets a ``context`` attribute: the logger context's mapping
+    with the message's own ``extra={"context": {...}}`` on top (``extras=``,
+    as in the seeds, works too). The level of every call counts towards the
+    instance's ``log_level``, whether or not the logging configuration lets
+    the record through.
     """
 
     def __init__(self, logger: logging.Logger, context: Mapping[str, Any],
@@ -80,30 +84,36 @@ class TaskLogger(logging.LoggerAdapter[logging.Logger]):
         kwargs["extra"] = extra
         return msg, kwargs
 
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+    def _emit(self, level: int, msg: object, args: tuple[Any, ...],
+              kwargs: MutableMapping[str, Any]) -> None:
         self.task_context.record_level(level)
         if self.isEnabledFor(level):
             msg, processed = self.process(msg, kwargs)
-            processed.setdefault("stacklevel", 2)
+            # Point the record at the caller, past this method and the public one.
+            processed["stacklevel"] = processed.get("stacklevel", 1) + 2
             self.logger.log(level, msg, *args, **processed)
 
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        self._emit(level, msg, args, kwargs)
+
     def debug(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        self.log(logging.DEBUG, msg, *args, **kwargs)
+        self._emit(logging.DEBUG, msg, args, kwargs)
 
     def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        self.log(logging.INFO, msg, *args, **kwargs)
+        self._emit(logging.INFO, msg, args, kwargs)
 
     def warning(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        self.log(logging.WARNING, msg, *args, **kwargs)
+        self._emit(logging.WARNING, msg, args, kwargs)
 
     def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        self.log(logging.ERROR, msg, *args, **kwargs)
+        self._emit(logging.ERROR, msg, args, kwargs)
 
     def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
-        self.log(logging.ERROR, msg, *args, exc_info=exc_info, **kwargs)
+        kwargs["exc_info"] = exc_info
+        self._emit(logging.ERROR, msg, args, kwargs)
 
     def critical(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        self.log(logging.CRITICAL, msg, *args, **kwargs)
+        self._emit(logging.CRITICAL, msg, args, kwargs)
 
 
 class TaskContext:
@@ -127,8 +137,14 @@ class TaskContext:
         return self.manager.storage.uid
 
     def record_level(self, level: int) -> None:
+        """Count ``level`` towards the instance's ``log_level`` (the max level logged)."""
         if level > self.log_level:
             self.log_level = level
+
+    def retry(self, exc: BaseException | None = None, cooldown: float = 0.0,
+              replacement_kwargs: Mapping[str, Any] | None = None) -> Retry:
+        """``self.retry(...)`` of the running task, for function tasks."""
+        return self.task.retry(exc, cooldown, replacement_kwargs)
 
     @contextmanager
     def get_logger_context(self, context: Mapping[str, Any] | None = None,
@@ -201,9 +217,13 @@ class TriggerTask(ABC):
         instance = self.context.task_instance if self.context else None
         retries = int(instance.metadata.get("retries", 0)) if instance else 0
         if retries >= self.max_retries:
-            raise MaxRetriesExceeded(
+            error = MaxRetriesExceeded(
                 f"{instance.name if instance else type(self).name} gave up after "
-                f"{retries} retries" + (f": {exc}" if exc else "")) from exc
+                f"{retries} retries" + (f": {type(exc).__name__}: {exc}" if exc else ""))
+            context = getattr(exc, "context", None)
+            if isinstance(context, Mapping):
+                with_context(error, context)
+            raise error from exc
         raise Retry(exc, cooldown, replacement_kwargs)
 
 

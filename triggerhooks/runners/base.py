@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from ..manager import TriggerManager
 
 __all__ = ["TaskRunner"]
+
+log = logging.getLogger(__name__)
 
 
 class TaskRunner(ABC):
@@ -25,3 +29,21 @@ class TaskRunner(ABC):
     @abstractmethod
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
         """Arrange for ``manager.execute(instance_name)`` to run after ``countdown`` seconds."""
+
+    def schedule_many(self, manager: TriggerManager,
+                      instances: Sequence[tuple[str, float]]) -> None:
+        """Hand off the instances one change scheduled, in order: ``(name, countdown)`` pairs.
+
+        Every instance is handed off even if one hand-off fails; the first
+        error is raised at the end (the others are logged).
+        """
+        errors: list[Exception] = []
+        for instance_name, countdown in instances:
+            try:
+                self.schedule(manager, instance_name, countdown)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            for extra in errors[1:]:
+                log.error("%s: %s", type(self).__name__, extra, exc_info=extra)
+            raise errors[0]

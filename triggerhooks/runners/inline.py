@@ -7,6 +7,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .base import TaskRunner
@@ -26,11 +27,13 @@ class _Queue(threading.local):
 
 
 class InlineTaskRunner(TaskRunner):
-    """Runs each instance in the thread that scheduled it, before the scheduling call returns.
+    """Runs instances in the thread that scheduled them, before the outermost call returns.
 
     Instances scheduled while a task runs (cascades) join a per-thread work
     queue that the outermost call drains, so a chain of any length never
-    deepens the stack. A ``cooldown`` waits in the queue, blocking the caller.
+    deepens the stack. Instances run in the order they were scheduled; one
+    with a ``countdown`` (a retry's cooldown) waits its turn in the queue,
+    blocking the caller meanwhile.
     """
 
     name = "inline"
@@ -42,8 +45,33 @@ class InlineTaskRunner(TaskRunner):
         queue = self._queue
         due = time.monotonic() + countdown if countdown > 0 else 0.0
         heapq.heappush(queue.heap, (due, next(self._counter), manager, instance_name))
+        if not queue.draining:
+            self._drain(queue)
+
+    def schedule_many(self, manager: TriggerManager,
+                      instances: Sequence[tuple[str, float]]) -> None:
+        queue = self._queue
         if queue.draining:
+            super().schedule_many(manager, instances)
             return
+        # Queue the whole batch (through schedule(), which subclasses may extend)
+        # before running any of it, so instances run in the order they were scheduled.
+        queue.draining = True
+        error: Exception | None = None
+        try:
+            super().schedule_many(manager, instances)
+        except Exception as exc:
+            error = exc
+        finally:
+            queue.draining = False
+        try:
+            self._drain(queue)
+        finally:
+            if error is not None:
+                raise error
+
+    @staticmethod
+    def _drain(queue: _Queue) -> None:
         queue.draining = True
         errors: list[Exception] = []
         try:

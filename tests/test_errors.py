@@ -1,0 +1,182 @@
+"""Errors: one base class; bad configurations and unstorable kwargs change nothing."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import pathlib
+import re
+from typing import Any
+
+import pytest
+
+import triggerhooks
+from triggerhooks import (
+    ConfigurationError,
+    InvalidStatusError,
+    TriggerhooksError,
+    TriggerManager,
+    UnstorableKwargsError,
+)
+from triggerhooks.exceptions import InvalidTriggerError, Problem
+
+
+def test_every_public_error_derives_from_the_base_class() -> None:
+    errors = [getattr(triggerhooks.exceptions, name) for name in triggerhooks.exceptions.__all__]
+    errors = [e for e in errors if isinstance(e, type) and issubclass(e, BaseException)
+              and not issubclass(e, Warning)]
+    assert len(errors) > 10
+    assert all(issubclass(e, TriggerhooksError) for e in errors)
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+BAD = {
+    "t_ok": {"after": ["a"], "run": "tests.echo"},
+    "t_run": {"after": ["a"], "run": "app.tasks.Missing"},
+    "t_using": {"after": ["a"], "run": "tests.echo", "using": "celery"},
+    "t_never": {"run": "tests.echo"},
+    "t_types": {"after": "a", "unless": [""], "withParams": {"a": 1}, "run": 7},
+    "t_typo": {"after": ["a"], "unles": ["x"], "run": "tests.echo"},
+    "t_shape_and_run": {"after": "a", "run": "app.tasks.Gone", "using": "celery"},
+    "t_twice": {"after": ["a"], "andEvery": "p", "and_every": "q", "run": "tests.echo"},
+    "t_extra": {"after": ["a"], "run": "tests.echo", "when": datetime.date(2024, 1, 1)},
+    "t_loop1": {"after": ["t_loop2"], "run": "tests.echo"},
+    "t_loop2": {"after": ["t_loop1"], "run": "tests.echo"},
+    "t_self": {"andEvery": "t_self", "run": "tests.echo"},
+    "": {"after": ["a"], "run": "tests.echo"},
+    "t_not_a_mapping": ["after", "a"],
+}
+
+
+def test_a_bad_configuration_reports_every_problem_and_stores_nothing(
+        manager: TriggerManager) -> None:
+    manager.update_configuration({"t_before": {"after": ["a"], "run": "tests.echo"}})
+    before = manager.debug_repr()
+    with pytest.raises(ConfigurationError) as caught:
+        manager.update_configuration(BAD)
+    error = caught.value
+    assert isinstance(error, TriggerhooksError) and isinstance(error, ValueError)
+    found = {(p.location, p.message.split(";")[0].split(" (")[0]) for p in error.problems}
+    assert found == {
+        ("t_run.run", "unknown trigger task 'app.tasks.Missing'"),
+        ("t_using.using", "unknown task runner 'celery'"),
+        ("t_never", "needs 'after' or 'andEvery': it could never run"),
+        ("t_types.after", "Input should be a valid list"),
+        ("t_types.unless[0]", "String should have at least 1 character"),
+        ("t_types.withParams.a", "Input should be a valid dictionary"),
+        ("t_types.run", "Input should be a valid string"),
+        ("t_typo.unles", "unknown directive"),
+        ("t_shape_and_run.after", "Input should be a valid list"),
+        ("t_shape_and_run.run", "unknown trigger task 'app.tasks.Gone'"),
+        ("t_shape_and_run.using", "unknown task runner 'celery'"),
+        ("t_twice.and_every", "given twice, as 'and_every' and 'andEvery'"),
+        ("t_extra.when", "the value cannot be stored as JSON: Type is not JSON serializable: "
+                         "datetime.date"),
+        ("t_loop1", "tasks wait for each other and could never run: t_loop1 -> t_loop2 -> "
+                    "t_loop1"),
+        ("t_self", "tasks wait for each other and could never run: t_self -> t_self"),
+        ("''", "a task name must be a non-empty string"),
+        ("t_not_a_mapping", "Input should be a valid dictionary or instance of TaskSpec"),
+    }
+    message = str(error)
+    assert message.startswith(f"invalid configuration ({len(error.problems)} problems):\n  - ")
+    assert "t_typo.unles: unknown directive (did you mean 'unless'?)" in message
+    assert "known: " in message and "'tests.echo'" not in message  # names are listed bare
+    assert manager.debug_repr() == before  # nothing stored, not even t_ok
+
+
+def test_a_configuration_must_be_a_mapping(manager: TriggerManager) -> None:
+    with pytest.raises(ConfigurationError, match="a configuration must be a mapping of task "
+                                                 "names to tasks, not list"):
+        manager.update_configuration([("t", {})])  # type: ignore[arg-type]
+
+
+def test_a_cycle_through_an_existing_task_is_reported(manager: TriggerManager) -> None:
+    manager.update_configuration({"t1": {"after": ["t2"], "run": "tests.echo"}})
+    with pytest.raises(ConfigurationError, match="t1 -> t2 -> t1"):
+        manager.update_configuration({"t2": {"after": ["t1"], "run": "tests.echo"}})
+    assert list(manager.storage.tasks) == ["t1"]
+
+
+def test_problem_text() -> None:
+    assert str(Problem("t.run", "bad")) == "t.run: bad"
+    assert str(Problem("", "bad")) == "bad"
+    assert str(ConfigurationError([Problem("t", "bad")])) == (
+        "invalid configuration (1 problem):\n  - t: bad")
+
+
+# -- kwargs that cannot be stored ------------------------------------------------------------
+
+UNSTORABLE: list[Any] = [
+    {"when": datetime.datetime(2024, 1, 1)},
+    {"amount": decimal.Decimal("1.5")},
+    {"path": pathlib.Path("/tmp")},
+    {"nested": {"set": {1, 2}}},
+    {1: "not a string key"},
+    {"big": 2**70},
+    {"object": object()},
+    ["not", "a", "mapping"],
+    "text",
+]
+
+
+@pytest.fixture
+def session(manager: TriggerManager) -> TriggerManager:
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.boom"},
+                                  "down": {"after": ["t"], "run": "tests.echo"}})
+    manager.fire("a", {"ok": True})
+    assert manager.storage["t#0"].status == "failed"
+    return manager
+
+
+@pytest.mark.parametrize("kwargs", UNSTORABLE, ids=repr)
+def test_unstorable_trigger_kwargs_are_rejected_before_anything_changes(
+        session: TriggerManager, kwargs: Any) -> None:
+    before = session.debug_repr()
+    with pytest.raises(UnstorableKwargsError, match="kwargs of trigger 'a'") as caught:
+        session.fire("a", kwargs)
+    assert isinstance(caught.value, TriggerhooksError) and isinstance(caught.value, TypeError)
+    assert session.debug_repr() == before
+
+
+@pytest.mark.parametrize(("call", "what"), [
+    (lambda m, bad: m.replay_failed_instance("t#0", replacement_kwargs=bad),
+     "replacement kwargs of t#0"),
+    (lambda m, bad: m.skip_failed_instance("t#0", cascade=True, result=bad),
+     "result for skipped t#0"),
+    (lambda m, bad: m.update_instance_status("t#0", "finished", metadata=bad),
+     "metadata of t#0"),
+    (lambda m, bad: m.update_instance_status("t#0", "finished", cascade=True,
+                                             cascade_kwargs=bad),
+     "cascade kwargs of t#0"),
+    (lambda m, bad: m.update_instance_metadata("t#0", bad), "metadata of t#0"),
+], ids=["replay", "skip", "status-metadata", "status-cascade", "metadata"])
+def test_every_method_rejects_unstorable_values_before_anything_changes(
+        session: TriggerManager, call: Any, what: str) -> None:
+    before = session.debug_repr()
+    with pytest.raises(UnstorableKwargsError, match=what):
+        call(session, {"when": datetime.datetime(2024, 1, 1)})
+    assert session.debug_repr() == before
+
+
+def test_tuples_are_stored_as_lists(manager: TriggerManager) -> None:
+    manager.fire("a", {"pair": (1, 2)})
+    assert manager.storage.latest_kwargs["a"] == {"pair": [1, 2]}
+
+
+@pytest.mark.parametrize("name", ["", None, 42])
+def test_a_trigger_name_must_be_a_non_empty_string(manager: TriggerManager, name: Any) -> None:
+    with pytest.raises(InvalidTriggerError, match="a trigger name must be a non-empty string"):
+        manager.fire(name)
+    assert manager.storage.latest_kwargs == {}
+
+
+def test_invalid_status_errors_are_value_errors() -> None:
+    assert issubclass(InvalidStatusError, ValueError)
+
+
+def test_nothing_is_pickled() -> None:
+    package = pathlib.Path(triggerhooks.__file__).parent
+    uses = re.compile(r"^\s*(import|from)\s+(c?pickle|cloudpickle|dill|shelve|marshal)\b", re.M)
+    assert [p.name for p in package.rglob("*.py") if uses.search(p.read_text())] == []
