@@ -314,7 +314,7 @@ def test_demo_then_show_from_another_process(tmp_path: Path) -> None:
     (("show", "nobody"), "error: no session 'nobody' in "),
     (("--import", "no_such_module_xyz", "fire", "s", "a"),
      "error: cannot import module 'no_such_module_xyz': ModuleNotFoundError"),
-    (("replay", "s", "not-an-instance"), "error: not a task instance name: 'not-an-instance'"),
+    (("replay", "s", "not-an-instance"), "error: 'not-an-instance' is not a task instance name"),
     (("--manager", "nope", "fire", "s", "a"), "error: unknown trigger manager 'nope'; known: 'default'"),
     (("load", "s", "missing.json"), "missing.json: no such file"),
 ])

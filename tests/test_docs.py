@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +30,42 @@ def python_blocks(page: Path) -> list[tuple[int, str]]:
     return blocks
 
 
-@pytest.mark.usefixtures("isolated_signals")  # receivers a page connects with @on go afterwards
-@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
-def test_python_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The blocks of one page run in order in one namespace; tracebacks point into the page."""
-    monkeypatch.chdir(tmp_path)  # examples that write files write them here
-    namespace_ = {"__name__": "docs_" + re.sub(r"\W", "_", page.stem)}
+def run_page(page: Path, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """Run the Python blocks of ``page`` in order, in one module; tracebacks point into the page."""
+    # A real module, so that pydantic and dataclasses find the page's names by module name.
+    module = types.ModuleType("docs_" + re.sub(r"\W", "_", page.stem))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     try:
         for line, code in python_blocks(page):
             if code.lstrip().startswith(SKIP_MARK):
                 continue
-            exec(compile("\n" * (line - 1) + code, str(page), "exec"), namespace_)
+            # dont_inherit: the page gets no __future__ import of this test module.
+            source = compile("\n" * (line - 1) + code, str(page), "exec", dont_inherit=True)
+            exec(source, module.__dict__)
     finally:
         ThreadingTaskRunner.join_all(timeout=60)
+    return module
+
+
+@pytest.mark.usefixtures("isolated_signals")  # receivers a page connects with @on go afterwards
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_python_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    run_page(page, monkeypatch)
+
+
+def test_a_page_runs_like_a_module_of_its_own(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# Page\n\n```python\ndef f(x: int): pass\n```\n\n"
+                    "```python\n# not run: would fail\nraise SystemExit\n```\n\n"
+                    "```python\nimport sys\nassert f.__annotations__ == {'x': int}\n"
+                    "assert sys.modules[__name__].f is f\n```\n")
+    assert run_page(page, monkeypatch).__name__ == "docs_page"
+    page.write_text("# Page\n\nText.\n\n```python\nx = 1\n\n1 / 0\n```\n")
+    with pytest.raises(ZeroDivisionError) as caught:
+        run_page(page, monkeypatch)
+    assert (caught.traceback[-1].path, caught.traceback[-1].lineno + 1) == (page, 8)
 
 
 def test_blocks_are_found_and_skip_marks_honoured(tmp_path: Path) -> None:
