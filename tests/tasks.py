@@ -61,3 +61,16 @@ class ThreadName(TriggerTask):
 
     def _run(self, context: TaskContext) -> dict[str, Any]:
         return {"thread": threading.current_thread().name}
+
+
+class Record(TriggerTask):
+    """Appends its instance name to the file ``withParams: {"record": {"path": ...}}`` names,
+    so a test can count runs across processes."""
+
+    name = "tests.record"
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        path = context.trigger_kwargs["record"]["path"]
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(context.task_instance.name + "\n")
+        return {"ran": context.task_instance.name}

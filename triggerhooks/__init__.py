@@ -36,6 +36,7 @@ from .plugins import hookimpl
 from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner, task_runners
 from .storages import (
     MemoryStorageBackend,
+    RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
     open_storage,
@@ -61,6 +62,7 @@ __all__ = [
     "MemoryStorageBackend",
     "PluginLoadWarning",
     "ReceiverModuleError",
+    "RedisStorageBackend",
     "Retry",
     "SignalHandlingError",
     "SqliteStorageBackend",

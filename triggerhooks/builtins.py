@@ -8,6 +8,7 @@ from .manager import TriggerManager
 from .plugins import hookimpl
 from .runners import InlineTaskRunner, ThreadingTaskRunner
 from .storages import MemoryStorageBackend
+from .storages.redis import RedisStorageBackend
 from .storages.sqlite import SqliteStorageBackend
 
 
@@ -20,6 +21,7 @@ def triggerhooks_register_managers(registry: Any) -> None:
 def triggerhooks_register_storages(registry: Any) -> None:
     registry.register("memory")(MemoryStorageBackend)
     registry.register("sqlite")(SqliteStorageBackend)
+    registry.register("redis")(RedisStorageBackend)
 
 
 @hookimpl

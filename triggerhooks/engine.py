@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .claims import Claim, Lease, claim_of
 from .exceptions import InstanceNotFoundError, InvalidStatusError
 from .models import (
     RESOLVED,
@@ -30,7 +31,7 @@ _RUNNING = TaskStatus.RUNNING
 _VALUES = {status: status.value for status in TaskStatus}
 _NOTICES = {TaskStatus.FINISHED: "completed", TaskStatus.FAILED: "failed",
             TaskStatus.ABANDONED: "abandoned", TaskStatus.SCHEDULED: "scheduled",
-            TaskStatus.RUNNING: "started"}
+            _RUNNING: "started"}
 """The notice (and so the signal) a status set by hand or by a StatusChange announces."""
 
 
@@ -216,19 +217,57 @@ class Transition:
                 if state.open[name] == _UNSTARTED:
                     self.schedule(config, self.instance(name))
 
-    def claim(self, name: str) -> tuple[TaskInstance, TaskConfig] | None:
-        """scheduled -> running, exactly once; None when the instance is not scheduled."""
+    def claim(self, name: str, lease: Lease | None = None) -> tuple[TaskInstance, TaskConfig] | None:
+        """scheduled -> running, exactly once; None when the instance is not scheduled.
+
+        With a ``lease`` the claim is recorded in ``metadata["claim"]``, and a
+        running instance whose lease expired is taken over (see :mod:`.claims`).
+        """
         instance = self.changes.instances.get(name) or self.view.instance(name)
-        if instance is None or instance.status is not _SCHEDULED:
+        if instance is None:
             return None
+        if instance.status is _SCHEDULED:
+            attempt = 1
+        else:
+            held = claim_of(instance) if lease is not None else None
+            if instance.status is not _RUNNING or held is None or not held.expired(self.now):
+                return None
+            attempt = held.attempt + 1
         config = self.config_of(instance)
-        running = self.put(instance, _RUNNING, notice="started", config=config)
+        meta = None if lease is None else {"claim": Claim.start(lease, attempt, self.now).to_json()}
+        running = self.put(instance, _RUNNING, metadata=meta, notice="started",
+                           config=config)
         return running, config
 
-    def complete(self, name: str, result: bytes, log_level: int, cascade: bool = True) -> bool:
-        """running -> finished with ``result``; the task's name fires with it as kwargs."""
-        instance = self.instance(name)
+    def renew(self, name: str, token: str, seconds: float) -> bool:
+        """Extend the lease of a running instance held by ``token``; False if it is not."""
+        instance = self.changes.instances.get(name) or self.view.instance(name)
+        if instance is None or not self.holds(instance, token):
+            return False
+        held = claim_of(instance)
+        assert held is not None
+        self.put(instance, instance.status,
+                 metadata={"claim": held.renewed(self.now, seconds).to_json()})
+        return True
+
+    @staticmethod
+    def holds(instance: TaskInstance, token: str | None) -> bool:
+        """``instance`` is running and, when ``token`` is given, claimed with it."""
         if instance.status is not _RUNNING:
+            return False
+        if token is None:
+            return True
+        held = claim_of(instance)
+        return held is not None and held.token == token
+
+    def complete(self, name: str, result: bytes, log_level: int, cascade: bool = True,
+                 token: str | None = None) -> bool:
+        """running -> finished with ``result``; the task's name fires with it as kwargs.
+
+        False (nothing changes) unless the instance is running (claimed with ``token``).
+        """
+        instance = self.instance(name)
+        if not self.holds(instance, token):
             return False
         config = self.config_of(instance)
         value = loads(result)
@@ -239,10 +278,10 @@ class Transition:
         return True
 
     def fail(self, name: str, metadata: JsonDict, log_level: int,
-             exception: BaseException | None = None) -> TaskInstance | None:
-        """running -> failed, recording what went wrong."""
+             exception: BaseException | None = None, token: str | None = None) -> TaskInstance | None:
+        """running -> failed, recording what went wrong; None unless it is running (with ``token``)."""
         instance = self.instance(name)
-        if instance.status is not _RUNNING:
+        if not self.holds(instance, token):
             return None
         return self.put(instance, TaskStatus.FAILED, metadata=metadata, log_level=log_level,
                         notice="failed", config=self.config_of(instance),
@@ -250,10 +289,12 @@ class Transition:
 
     def set_status(self, name: str, status: TaskStatus, metadata: JsonDict | None,
                    cascade: bool, cascade_kwargs: bytes,
-                   log_level: int | None = None) -> TaskInstance:
+                   log_level: int | None = None, token: str | None = None) -> TaskInstance:
         """Any status, set by hand or by a task's :class:`StatusChange`; ``cascade`` fires
         the task's name with ``cascade_kwargs``. A finished instance always gets a result."""
         instance = self.instance(name)
+        if token is not None and not self.holds(instance, token):
+            return instance  # a task whose claim was taken over: the new holder decides
         config = self.config_of(instance)
         extra: JsonDict = {}
         if status is TaskStatus.FINISHED:

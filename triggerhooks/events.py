@@ -4,6 +4,9 @@ Modelled on Caluma's events. A receiver's failure is logged with its dotted
 name and never changes stored state; failures of receivers connected with
 ``raise_exception=True`` are collected and raised together, after every
 receiver ran, as :class:`~triggerhooks.exceptions.SignalHandlingError`.
+Receivers connected with ``background=True`` are not called by the sender:
+each call becomes a JSON :class:`BackgroundCall` handed to the task runner of
+the session's manager (a Celery worker, a thread, ...).
 """
 
 from __future__ import annotations
@@ -14,20 +17,27 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from blinker import ANY, Signal
 from blinker._utilities import make_id
 
 from .exceptions import SignalHandlingError, TriggerhooksError
+from .serialization import JsonDict, dumps, loads
 from .signals import namespace
+
+if TYPE_CHECKING:
+    from .manager import TriggerManager
+    from .runners import TaskRunner
 
 __all__ = [
     "ANY",
+    "BEFORE_CHANGE_SIGNALS",
     "RECEIVER_MODULES_ENV",
+    "BackgroundCall",
     "CapturedSignals",
     "ReceiverModuleError",
     "SentSignal",
@@ -46,9 +56,13 @@ log = logging.getLogger(__name__)
 RECEIVER_MODULES_ENV = "TRIGGERHOOKS_RECEIVER_MODULES"
 """Environment variable naming receiver modules to import, comma-separated."""
 
-# (signal, receiver id) -> the receiver, for receivers connected with raise_exception=True.
-# Holding the receiver keeps its id from being reused while the entry exists.
+BEFORE_CHANGE_SIGNALS = frozenset({"pre_fire", "pre_replay", "pre_skip"})
+"""Signals sent before a change is stored (a receiver may veto it): no background receivers."""
+
+# (signal, receiver id) -> the receiver, for receivers connected with raise_exception=True
+# (or background=True). Holding the receiver keeps its id from being reused meanwhile.
 _raising: dict[tuple[Signal, Hashable], Callable[..., Any]] = {}
+_background: dict[tuple[Signal, Hashable], Callable[..., Any]] = {}
 _watched: set[int] = set()
 
 _loaded_modules: set[str] = set()
@@ -84,25 +98,40 @@ def _as_signals(signal: Signal | Iterable[Signal]) -> list[Signal]:
 
 
 def _forget_flag(signal: Signal, *, receiver: Callable[..., Any], **kwargs: Any) -> None:
-    """Drop a receiver's raise_exception flag once it is fully disconnected."""
+    """Drop a receiver's flags once it is fully disconnected."""
     receiver_id = make_id(receiver)
     if receiver_id not in signal.receivers:
         _raising.pop((signal, receiver_id), None)
+        _background.pop((signal, receiver_id), None)
 
 
-def _set_raising(signal: Signal, receiver: Callable[..., Any], raise_exception: bool) -> None:
+def _set_flags(signal: Signal, receiver: Callable[..., Any], raise_exception: bool,
+               background: bool) -> None:
     key = (signal, make_id(receiver))
-    if not raise_exception:
-        _raising.pop(key, None)
-        return
-    _raising[key] = receiver
-    if id(signal) not in _watched:
+    for flags, wanted in ((_raising, raise_exception), (_background, background)):
+        if wanted:
+            flags[key] = receiver
+        else:
+            flags.pop(key, None)
+    if (raise_exception or background) and id(signal) not in _watched:
         _watched.add(id(signal))
         signal.receiver_disconnected.connect(_forget_flag, sender=signal, weak=False)
 
 
-def on(signal: Signal | Iterable[Signal], sender: Any = ANY,
-       raise_exception: bool = False) -> Callable[[F], F]:
+def _check_background(signals: list[Signal], raise_exception: bool) -> None:
+    if raise_exception:
+        raise ValueError("a background receiver cannot raise_exception: it runs after the "
+                         "sending call has returned")
+    for each in signals:
+        name = getattr(each, "name", None)
+        if name in BEFORE_CHANGE_SIGNALS:
+            raise ValueError(
+                f"{name} is sent before the change is stored (its receivers may veto it), so it "
+                "cannot have background receivers; listen to the matching post_ signal")
+
+
+def on(signal: Signal | Iterable[Signal], sender: Any = ANY, raise_exception: bool = False,
+       background: bool = False) -> Callable[[F], F]:
     """Connect the decorated function (strongly) to one signal or a list of signals.
 
     ``sender`` limits it to one sender: a task class (or a function declared
@@ -112,9 +141,17 @@ def on(signal: Signal | Iterable[Signal], sender: Any = ANY,
     being only logged; the flag belongs to the (signal, receiver) pair, so
     connecting the same function again replaces it. The receiver is returned
     unchanged.
+
+    ``background=True`` runs the receiver through the task runner of the
+    session's manager instead of in the sending call: on a Celery worker, in a
+    thread, or (inline runner) right after the blocking receivers. It must be
+    a module-level function (found by its dotted name in another process) and
+    gets JSON-serializable arguments (see :class:`BackgroundCall`).
     """
     signals = _as_signals(signal)
     sender = _task_sender(sender)
+    if background:
+        _check_background(signals, raise_exception)
 
     def decorator(func: F) -> F:
         if not callable(func):
@@ -122,9 +159,13 @@ def on(signal: Signal | Iterable[Signal], sender: Any = ANY,
         if inspect.iscoroutinefunction(inspect.unwrap(func)):
             raise TypeError(f"{dotted_name(func)} is a coroutine function; signal receivers "
                             "are called synchronously")
+        if background and "<locals>" in getattr(inspect.unwrap(func), "__qualname__", "<locals>"):
+            raise ValueError(
+                f"background receiver {dotted_name(func)} must be a module-level function: "
+                "a worker finds it by its dotted name")
         for each in signals:
             each.connect(func, sender=sender, weak=False)
-            _set_raising(each, func, raise_exception)
+            _set_flags(each, func, raise_exception, background)
         return func
 
     return decorator
@@ -150,26 +191,32 @@ def filter_events(predicate: Callable[..., Any]) -> Callable[[F], F]:
         elif parameter.kind is not parameter.VAR_POSITIONAL:
             wanted.append((name, parameter.default is parameter.empty))
 
+    def select(sender: Any, kwargs: dict[str, Any], func: Callable[..., Any]) -> dict[str, Any]:
+        if wants_all:
+            return {"sender": sender, **kwargs}
+        chosen = {}
+        for name, required in wanted:
+            if name == "sender":
+                chosen[name] = sender
+            elif name in kwargs:
+                chosen[name] = kwargs[name]
+            elif required:
+                raise TypeError(
+                    f"filter_events predicate of {dotted_name(func)} asks for {name!r}, "
+                    f"but the signal passes only: sender, {', '.join(kwargs)}")
+        return chosen
+
     def decorator(func: F) -> F:
         @functools.wraps(func)
         def receiver(sender: Any, /, **kwargs: Any) -> Any:
-            if wants_all:
-                chosen = {"sender": sender, **kwargs}
-            else:
-                chosen = {}
-                for name, required in wanted:
-                    if name == "sender":
-                        chosen[name] = sender
-                    elif name in kwargs:
-                        chosen[name] = kwargs[name]
-                    elif required:
-                        raise TypeError(
-                            f"filter_events predicate of {dotted_name(func)} asks for {name!r}, "
-                            f"but the signal passes only: sender, {', '.join(kwargs)}")
-            if predicate(**chosen):
+            if predicate(**select(sender, kwargs, func)):
                 return func(sender, **kwargs)
             return None
 
+        # A background receiver is filtered where the signal is sent, then runs unfiltered.
+        receiver.__th_accepts__ = (  # type: ignore[attr-defined]
+            lambda sender, kwargs: bool(predicate(**select(sender, kwargs, func))))
+        receiver.__th_unfiltered__ = func  # type: ignore[attr-defined]
         return receiver  # type: ignore[return-value]
 
     return decorator
@@ -189,7 +236,11 @@ def send_event(signal: Signal, sender: Any = None, /,
         return []
     results: list[tuple[Callable[..., Any], Any]] = []
     caught: list[Exception] = []
+    deferred: list[Callable[..., Any]] = []
     for receiver in signal.receivers_for(sender):
+        if _background and (signal, make_id(receiver)) in _background:
+            deferred.append(receiver)
+            continue
         try:
             results.append((receiver, receiver(sender, **kwargs)))
         except Exception as exc:
@@ -197,30 +248,204 @@ def send_event(signal: Signal, sender: Any = None, /,
             raising = (signal, make_id(receiver)) in _raising
             if raising:
                 caught.append(exc)
-            log.error("receiver %s of signal %s failed%s: %s: %s", dotted_name(receiver),
-                      getattr(signal, "name", repr(signal)),
-                      " (raise_exception: raised once all receivers ran)" if raising else "",
-                      type(exc).__name__, exc, exc_info=exc)
+            _log_failure(signal, receiver, exc, raising)
+    for receiver in deferred:
+        try:
+            _hand_off(signal, receiver, sender, kwargs)
+            results.append((receiver, None))
+        except Exception as exc:
+            results.append((receiver, exc))
+            _log_failure(signal, receiver, exc, False)
     if caught:
         raise SignalHandlingError(caught)
     return results
 
 
+def _log_failure(signal: Signal, receiver: Callable[..., Any], exc: Exception,
+                 raising: bool) -> None:
+    log.error("receiver %s of signal %s failed%s: %s: %s", dotted_name(receiver),
+              getattr(signal, "name", repr(signal)),
+              " (raise_exception: raised once all receivers ran)" if raising else "",
+              type(exc).__name__, exc, exc_info=exc)
+
+
+# -- background receivers --------------------------------------------------------------------
+
+_runners: dict[str, TaskRunner] = {}
+
+
+def _runner_for(manager: TriggerManager) -> TaskRunner:
+    from .runners import task_runners
+
+    key = manager.task_runner_name
+    runner = _runners.get(key)
+    if runner is None:
+        runner = _runners[key] = task_runners.get(key)
+    return runner
+
+
+def _hand_off(signal: Signal, receiver: Callable[..., Any], sender: Any,
+              kwargs: dict[str, Any]) -> None:
+    """Filter a background receiver's call here, then give it to the session's runner."""
+    accepts = getattr(receiver, "__th_accepts__", None)
+    if accepts is not None and not accepts(sender, kwargs):
+        return
+    manager = kwargs.get("manager")
+    if manager is None:
+        raise TypeError(f"background receiver {dotted_name(receiver)} needs a signal that passes "
+                        "manager=... (its runner is the manager's task runner)")
+    call = BackgroundCall.build(signal, receiver, sender, kwargs)
+    _runner_for(manager).schedule_receiver(manager, call)
+
+
+def _encode(name: str, value: Any) -> tuple[Any, str | None]:
+    """A signal argument as JSON, with the kind of object it stands for."""
+    from .models import TaskConfig, TaskInstance
+
+    if isinstance(value, TaskInstance):
+        return {"name": value.name, **value.to_json()}, "instance"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, TaskInstance) for v in value):
+        return [{"name": v.name, **v.to_json()} for v in value], "instances"
+    if (isinstance(value, Mapping) and value
+            and all(isinstance(v, TaskConfig) for v in value.values())):
+        return {key: config.to_json() for key, config in value.items()}, "tasks"
+    if isinstance(value, BaseException):
+        return None, "exception"
+    return value, None
+
+
+def _decode(value: Any, kind: str | None) -> Any:
+    from .models import TaskConfig, TaskInstance
+
+    if kind == "instance":
+        return TaskInstance.from_json(value["name"], value)
+    if kind == "instances":
+        return [TaskInstance.from_json(v["name"], v) for v in value]
+    if kind == "tasks":
+        return {key: TaskConfig.from_json(key, data) for key, data in value.items()}
+    return value
+
+
+def _encode_sender(sender: Any) -> JsonDict | None:
+    from .manager import TriggerManager
+    from .sessions import _manager_key
+    from .task import TriggerTask
+
+    if sender is None:
+        return None
+    if isinstance(sender, type) and issubclass(sender, TriggerTask):
+        return {"task": sender.name}
+    if isinstance(sender, type) and issubclass(sender, TriggerManager):
+        return {"manager": _manager_key(sender)}
+    raise TypeError(f"a background receiver's sender must be a task class, a manager class or "
+                    f"None, not {sender!r}: a worker finds it through the registries")
+
+
+def _decode_sender(data: JsonDict | None) -> Any:
+    from .manager import trigger_managers
+    from .task import trigger_tasks
+
+    if data is None:
+        return None
+    if "task" in data:
+        return trigger_tasks.get_class(data["task"])
+    return trigger_managers.get_class(data["manager"])
+
+
+def _find_receiver(module: str, qualname: str) -> Callable[..., Any]:
+    """Import a background receiver by name; only functions connected as background count."""
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if target is None or not any(found is target for found in _background.values()):
+        raise LookupError(f"{module}.{qualname} is not a background receiver (connected with "
+                          "@on(..., background=True) when its module is imported)")
+    unfiltered: Callable[..., Any] = getattr(target, "__th_unfiltered__", target)
+    return unfiltered
+
+
+@dataclass(frozen=True)
+class BackgroundCall:
+    """One call of a background receiver, as JSON, for a runner to make later or elsewhere.
+
+    The receiver gets the signal's arguments rebuilt from JSON: ``manager`` is
+    a manager of the same session, ``sender`` the task or manager class
+    (through the registries), ``task_instance`` / ``tasks_scheduled`` are the
+    instances as they were when the signal was sent, ``tasks`` maps names to
+    ``TaskConfig``; ``exception`` is ``None`` (the failure is in
+    ``task_instance.metadata``). Any other argument must be JSON-serializable.
+    """
+
+    signal: str
+    module: str
+    qualname: str
+    sender: JsonDict | None
+    kwargs: JsonDict
+    kinds: dict[str, str]
+    live: tuple[Callable[..., Any], Any] | None = field(default=None, compare=False, repr=False)
+    """The receiver and sender themselves, for runners in the sending process."""
+
+    @classmethod
+    def build(cls, signal: Signal, receiver: Callable[..., Any], sender: Any,
+              kwargs: Mapping[str, Any]) -> BackgroundCall:
+        target = inspect.unwrap(receiver)
+        encoded: JsonDict = {}
+        kinds: dict[str, str] = {}
+        for key, value in kwargs.items():
+            if key == "manager":
+                continue
+            encoded[key], kind = _encode(key, value)
+            if kind is not None:
+                kinds[key] = kind
+        name = f"{target.__module__}.{target.__qualname__}"
+        raw = dumps(encoded, f"arguments of background receiver {name}")
+        unfiltered = getattr(receiver, "__th_unfiltered__", receiver)
+        return cls(getattr(signal, "name", repr(signal)), target.__module__, target.__qualname__,
+                   None, loads(raw), kinds, (unfiltered, sender))
+
+    @property
+    def receiver_name(self) -> str:
+        return f"{self.module}.{self.qualname}"
+
+    def to_json(self) -> JsonDict:
+        """The call as JSON, for another process (the sender named through the registries)."""
+        sender = self.sender if self.live is None else _encode_sender(self.live[1])
+        return {"signal": self.signal, "receiver": [self.module, self.qualname],
+                "sender": sender, "kwargs": self.kwargs, "kinds": self.kinds}
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> BackgroundCall:
+        module, qualname = data["receiver"]
+        return cls(data["signal"], module, qualname, data["sender"], data["kwargs"],
+                   data["kinds"])
+
+    def run(self, manager: TriggerManager) -> Any:
+        """Call the receiver with the rebuilt arguments and ``manager``; returns its result."""
+        if self.live is not None:
+            receiver, sender = self.live
+        else:
+            receiver = _find_receiver(self.module, self.qualname)
+            sender = _decode_sender(self.sender)
+        kwargs = {key: _decode(value, self.kinds.get(key)) for key, value in self.kwargs.items()}
+        return receiver(sender, manager=manager, **kwargs)
+
+
 @contextmanager
 def connected(receiver: F, signal: Signal | Iterable[Signal], sender: Any = ANY,
-              raise_exception: bool = False) -> Iterator[F]:
+              raise_exception: bool = False, background: bool = False) -> Iterator[F]:
     """Connect ``receiver`` like ``@on`` for the duration of a ``with`` block (handy in tests).
 
     On exit the receiver is disconnected from the signals (for every sender).
     """
     signals = _as_signals(signal)
-    on(signals, sender=sender, raise_exception=raise_exception)(receiver)
+    on(signals, sender=sender, raise_exception=raise_exception, background=background)(receiver)
     try:
         yield receiver
     finally:
         for each in signals:
             each.disconnect(receiver)
             _raising.pop((each, make_id(receiver)), None)
+            _background.pop((each, make_id(receiver)), None)
 
 
 @dataclass(frozen=True, slots=True)

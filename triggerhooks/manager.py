@@ -11,6 +11,7 @@ from typing import Any, ClassVar, NamedTuple
 from blinker import Signal
 
 from . import signals
+from .claims import Heartbeat, Lease
 from .config import parse_configuration
 from .engine import Transition
 from .events import load_receiver_modules, send_event
@@ -185,39 +186,64 @@ class TriggerManager:
 
     # -- running (called by task runners) ----------------------------------------------------
 
-    def execute(self, instance: InstanceRef) -> TaskInstance | None:
+    def execute(self, instance: InstanceRef, *, lease: float | None = None,
+                worker: str | None = None) -> TaskInstance | None:
         """Run one scheduled instance: claim it, run its task, store the outcome.
 
         Returns the instance as stored at the end, or ``None`` when it was not
         ``scheduled`` (already taken by another worker, abandoned, ...).
+
+        With ``lease`` (seconds), the claim is recorded with ``worker`` in
+        ``metadata["claim"]`` and renewed by a heartbeat while the task runs;
+        a ``running`` instance whose lease expired (its worker died) is then
+        taken over instead of ignored. See :mod:`triggerhooks.claims`.
         """
         name = _instance_name(instance)
-        commit = self.storage.transact(Plan(instances=(name,)), _run(lambda step: step.claim(name)))
+        held = None if lease is None else Lease(lease, worker)
+        commit = self.storage.transact(Plan(instances=(name,)),
+                                       _run(lambda step: step.claim(name, held)))
         claimed = commit.changes.result
         if claimed is None:
             log.info("%s: instance %s is not scheduled any more; not running it",
                      self.storage.uid, name)
             return None
+        if held is not None and claimed[0].metadata["claim"]["attempt"] > 1:
+            log.warning("%s: instance %s: its lease expired while running; %s takes it over "
+                        "(attempt %s)", self.storage.uid, name, worker,
+                        claimed[0].metadata["claim"]["attempt"])
+        if held is None:
+            return self._start_claimed(name, commit, claimed)
+        with Heartbeat(lambda: self._renew(name, held), held.seconds / 3,
+                       f"{self.storage.uid}: {name}"):
+            return self._start_claimed(name, commit, claimed, held.token)
+
+    def _renew(self, name: str, lease: Lease) -> bool:
+        commit = self.storage.transact(
+            Plan(instances=(name,)), _run(lambda step: step.renew(name, lease.token, lease.seconds)))
+        return bool(commit.changes.result)
+
+    def _start_claimed(self, name: str, commit: Commit, claimed: tuple[TaskInstance, TaskConfig],
+                       token: str | None = None) -> TaskInstance | None:
         try:
             self._after(commit)
         except SignalHandlingError as exc:
             # A raising task_started receiver must not leave the claimed instance running
             # forever: run it, then raise every receiver error together.
             try:
-                self._run_claimed(name, *claimed)
+                self._run_claimed(name, *claimed, token=token)
             except SignalHandlingError as later:
                 raise SignalHandlingError([*exc.caught_exceptions,
                                            *later.caught_exceptions]) from None
             raise
-        return self._run_claimed(name, *claimed)
+        return self._run_claimed(name, *claimed, token=token)
 
     def _run_claimed(self, name: str, running: TaskInstance,
-                     config: TaskConfig) -> TaskInstance | None:
+                     config: TaskConfig, token: str | None = None) -> TaskInstance | None:
         task_name = running.task_name
         try:
             task = trigger_tasks.get(config.run)
         except Exception as exc:
-            return self._finish_failed(name, exc, None)
+            return self._finish_failed(name, exc, None, token)
         context = TaskContext(self, running, task)
         change: StatusChange | None = None
         try:
@@ -232,19 +258,19 @@ class TriggerManager:
                                session_uid=self.storage.uid, trigger_name=task_name,
                                trigger_kwargs=result)
         except Retry as retry:
-            return self._finish_retry(name, retry, context)
+            return self._finish_retry(name, retry, context, token)
         except StatusChange as raised:
             change = raised
         except Exception as exc:
-            return self._finish_failed(name, exc, context)
+            return self._finish_failed(name, exc, context, token)
         except BaseException as exc:
-            self._finish_failed(name, exc, context)
+            self._finish_failed(name, exc, context, token)
             raise
         if change is not None:
-            return self._finish_status(name, change, context)
+            return self._finish_status(name, change, context, token)
         commit = self.storage.transact(
             Plan(trigger=task_name, instances=(name,)),
-            _run(lambda step: step.complete(name, raw, context.log_level)))
+            _run(lambda step: step.complete(name, raw, context.log_level, token=token)))
         if not commit.changes.result:
             current = self.storage.get(name)
             log.warning("%s: instance %s was changed while it ran (now %s); its result is not "
@@ -265,31 +291,32 @@ class TriggerManager:
         except UnstorableKwargsError as exc:
             raise InvalidTaskResultError(str(exc)) from None
 
-    def _finish_failed(self, name: str, exc: BaseException,
-                       context: TaskContext | None) -> TaskInstance | None:
+    def _finish_failed(self, name: str, exc: BaseException, context: TaskContext | None,
+                       token: str | None = None) -> TaskInstance | None:
         if context is None or id(exc) not in context.logged_exceptions:
             log.warning("%s: task instance %s failed: %s: %s", self.storage.uid, name,
                         type(exc).__name__, exc)
         meta = _failure_metadata(exc)
         level = context.log_level if context else logging.NOTSET
         commit = self.storage.transact(
-            Plan(instances=(name,)), _run(lambda step: step.fail(name, meta, level, exc)))
+            Plan(instances=(name,)), _run(lambda step: step.fail(name, meta, level, exc, token)))
         self._after(commit)
         return commit.changes.instances.get(name)
 
-    def _finish_retry(self, name: str, retry: Retry, context: TaskContext) -> TaskInstance | None:
+    def _finish_retry(self, name: str, retry: Retry, context: TaskContext,
+                      token: str | None = None) -> TaskInstance | None:
         replacement = retry.replacement_kwargs
         if replacement is not None:
             try:
                 replacement = loads(dumps_mapping(replacement, f"replacement kwargs of {name}"))
             except UnstorableKwargsError as exc:
-                return self._finish_failed(name, exc, context)
+                return self._finish_failed(name, exc, context, token)
         cause = retry.exc if retry.exc is not None else retry
         meta = _failure_metadata(cause)
         retries = int(context.task_instance.metadata.get("retries", 0)) + 1
 
         def compute(step: Transition) -> TaskInstance | None:
-            if step.fail(name, meta, context.log_level, cause) is None:
+            if step.fail(name, meta, context.log_level, cause, token) is None:
                 return None
             return step.replay(name, replacement, retry.cooldown, {"retries": retries})
 
@@ -298,14 +325,14 @@ class TriggerManager:
         self._after(commit, then=None if copy is None else lambda: self._replayed(copy, name))
         return commit.changes.instances.get(name)
 
-    def _finish_status(self, name: str, change: StatusChange,
-                       context: TaskContext) -> TaskInstance | None:
+    def _finish_status(self, name: str, change: StatusChange, context: TaskContext,
+                       token: str | None = None) -> TaskInstance | None:
         try:
             prepared = self._prepare_status(name, change.status, change.metadata,
                                             change.cascade, change.cascade_kwargs)
         except Exception as exc:  # metadata that cannot be stored, a vetoed cascade
-            return self._finish_failed(name, exc, context)
-        return self._commit_status(name, prepared, context.log_level)
+            return self._finish_failed(name, exc, context, token)
+        return self._commit_status(name, prepared, context.log_level, token)
 
     # -- after a commit ------------------------------------------------------------------------
 
@@ -506,12 +533,15 @@ class TriggerManager:
                        trigger_name=task_name, trigger_kwargs=loads(raw))
         return _StatusUpdate(new_status, meta, cascade, raw, task_name)
 
-    def _commit_status(self, name: str, update: _StatusUpdate,
-                       level: int | None = None) -> TaskInstance:
+    def _commit_status(self, name: str, update: _StatusUpdate, level: int | None = None,
+                       token: str | None = None) -> TaskInstance:
         commit = self.storage.transact(
             Plan(trigger=update.task_name if update.cascade else None, instances=(name,)),
             _run(lambda step: step.set_status(name, update.status, update.metadata,
-                                              update.cascade, update.cascade_kwargs, level)))
+                                              update.cascade, update.cascade_kwargs, level, token)))
+        if name not in commit.changes.instances:
+            unchanged: TaskInstance = commit.changes.result
+            return unchanged  # the claim behind ``token`` was taken over: nothing was stored
         fired = (update.task_name, loads(update.cascade_kwargs)) if update.cascade else None
         self._after(commit, fired=fired)
         return commit.changes.instances[name]

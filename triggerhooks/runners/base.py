@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from ..events import BackgroundCall
     from ..manager import TriggerManager
 
 __all__ = ["TaskRunner"]
@@ -47,3 +48,13 @@ class TaskRunner(ABC):
             for extra in errors[1:]:
                 log.error("%s: %s", type(self).__name__, extra, exc_info=extra)
             raise errors[0]
+
+    def schedule_receiver(self, manager: TriggerManager, call: BackgroundCall) -> None:
+        """Run a background signal receiver (``@on(..., background=True)``) for ``manager``'s session.
+
+        ``call.run(manager)`` makes the call; ``call.to_json()`` is what another
+        process needs (with ``triggerhooks.sessions.session_reference(manager)``).
+        The default runs it at once, in the calling thread: the signal is sent
+        after the change is stored, and after the blocking receivers ran.
+        """
+        call.run(manager)

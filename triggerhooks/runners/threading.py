@@ -11,6 +11,7 @@ from ..exceptions import RunnerError
 from .base import TaskRunner
 
 if TYPE_CHECKING:
+    from ..events import BackgroundCall
     from ..manager import TriggerManager
 
 __all__ = ["ThreadingTaskRunner"]
@@ -37,6 +38,27 @@ class ThreadingTaskRunner(TaskRunner):
         with self._lock:
             self._threads.add(thread)
         thread.start()
+
+    def schedule_receiver(self, manager: TriggerManager, call: BackgroundCall) -> None:
+        """Run a background receiver in its own thread (``join_all`` waits for it too)."""
+        thread = threading.Thread(target=self._call, args=(manager, call),
+                                  name=f"triggerhooks receiver {call.receiver_name}", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    @classmethod
+    def _call(cls, manager: TriggerManager, call: BackgroundCall) -> None:
+        cls._local.in_task = True
+        try:
+            call.run(manager)
+        except Exception:
+            log.exception("threading task runner: background receiver %s failed",
+                          call.receiver_name)
+        finally:
+            with cls._lock:
+                cls._threads.discard(threading.current_thread())
+                cls._lock.notify_all()
 
     @classmethod
     def _run(cls, manager: TriggerManager, instance_name: str, countdown: float) -> None:

@@ -15,10 +15,13 @@ from ..registry import Registry
 from ..serialization import JsonDict
 from .base import Changes, Commit, Plan, SessionView, StorageBackend, TaskState
 from .memory import MemoryStorageBackend, MemoryStore
+from .redis import REDIS_PREFIX_ENV, REDIS_URL_ENV, RedisStorageBackend
 from .sqlite import SQLITE_PATH_ENV, SqliteStorageBackend
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
+    "REDIS_PREFIX_ENV",
+    "REDIS_URL_ENV",
     "SQLITE_PATH_ENV",
     "STORAGE_URL_ENV",
     "Changes",
@@ -26,6 +29,7 @@ __all__ = [
     "MemoryStorageBackend",
     "MemoryStore",
     "Plan",
+    "RedisStorageBackend",
     "SessionView",
     "SqliteStorageBackend",
     "StorageBackend",

@@ -1,0 +1,14 @@
+"""The hook implementation the ``triggerhooks`` entry point names (imports no Celery)."""
+
+from __future__ import annotations
+
+from triggerhooks import TaskRunner
+from triggerhooks.plugins import hookimpl
+from triggerhooks.registry import Registry
+
+from .runner import CeleryTaskRunner
+
+
+@hookimpl
+def triggerhooks_register_runners(registry: Registry[TaskRunner]) -> None:
+    registry.register("celery")(CeleryTaskRunner)

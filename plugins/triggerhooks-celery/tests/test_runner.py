@@ -1,0 +1,103 @@
+"""The celery runner without workers: registration, the message it sends, what it refuses."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+import triggerhooks_celery
+from celery import Celery
+from celery.app.utils import find_app
+from celery_testing import PREFIX, session_storage
+from triggerhooks_celery import CeleryTaskRunner, EagerModeError, create_app, get_app, install
+
+from triggerhooks import TaskStatus, TriggerManager
+from triggerhooks.plugins import list_plugins
+from triggerhooks.runners import task_runners
+from triggerhooks.sessions import SessionReferenceError, session_reference
+from triggerhooks.storages import MemoryStorageBackend, StorageBackend
+
+
+@pytest.fixture
+def storage(sqlite_path: Path) -> Iterator[StorageBackend]:
+    created = session_storage(f"celery-unit-{uuid.uuid4().hex[:12]}", sqlite_path)
+    yield created
+    created.clear()
+
+
+@pytest.fixture
+def app_in_use() -> Iterator[Celery]:
+    """Restores the app the runner sends to after a test installed another."""
+    previous = get_app()
+    yield previous
+    install(previous)
+
+
+def test_the_entry_point_registers_the_celery_runner() -> None:
+    plugins, failed = list_plugins()
+    assert failed == {}
+    celery = next(info for info in plugins if info.name == "celery")
+    assert celery.distribution == "triggerhooks-celery"
+    assert celery.registered == {"task runner": ["celery"]}
+    assert task_runners.get_class("celery") is CeleryTaskRunner
+
+
+def test_celery_dash_a_finds_the_default_app_with_json_only(app_in_use: Celery) -> None:
+    app = find_app("triggerhooks_celery")
+    assert app is triggerhooks_celery.app is get_app()
+    assert app.conf.accept_content == ["json"] and app.conf.task_serializer == "json"
+    assert {"triggerhooks.execute", "triggerhooks.receive"} <= set(app.tasks)
+    execute = app.tasks["triggerhooks.execute"]
+    assert execute.acks_late and execute.reject_on_worker_lost and execute.serializer == "json"
+
+
+def test_the_message_is_one_json_reference_with_the_countdown_as_eta(
+        storage: StorageBackend, app_in_use: Celery, redis_client: redis.Redis) -> None:
+    queue = f"unconsumed-{uuid.uuid4().hex[:8]}"  # no worker listens: the message stays put
+    install(create_app(task_default_queue=queue))
+    manager = TriggerManager(storage, task_runner="celery")
+    manager.update_configuration({"t": {"after": ["go"], "run": "celerytest.record"}})
+    before = time.time()
+
+    manager.fire("go")
+    CeleryTaskRunner().schedule(manager, "t#0", countdown=30)
+
+    raw = redis_client.lrange(f"{PREFIX}{queue}", 0, -1)
+    assert len(raw) == 2
+    envelopes = sorted((orjson.loads(message) for message in raw),
+                       key=lambda e: e["headers"]["eta"] or "")
+    for envelope in envelopes:
+        assert envelope["content-type"] == "application/json"
+        assert envelope["headers"]["task"] == "triggerhooks.execute"
+        args, kwargs, _ = orjson.loads(base64.b64decode(envelope["body"]))
+        assert args == [{"session": session_reference(manager), "instance": "t#0"}] and kwargs == {}
+    assert envelopes[0]["headers"]["eta"] is None
+    eta = envelopes[1]["headers"]["eta"]
+    from datetime import datetime
+
+    assert datetime.fromisoformat(eta).timestamp() == pytest.approx(before + 30, abs=5)
+    assert storage["t#0"].status is TaskStatus.SCHEDULED  # nothing ran it
+    redis_client.delete(f"{PREFIX}{queue}")
+
+
+def test_eager_mode_is_refused_the_task_would_run_inside_fire(
+        storage: StorageBackend, app_in_use: Celery) -> None:
+    install(create_app(task_always_eager=True))
+    manager = TriggerManager(storage, task_runner="celery")
+    manager.update_configuration({"t": {"after": ["go"], "run": "celerytest.record"}})
+    with pytest.raises(EagerModeError, match="task_always_eager"):
+        manager.fire("go")
+    assert storage["t#0"].status is TaskStatus.SCHEDULED
+
+
+def test_a_memory_session_is_refused_workers_could_not_reach_it(app_in_use: Celery) -> None:
+    manager = TriggerManager(MemoryStorageBackend(f"celery-{uuid.uuid4().hex}"), task_runner="celery")
+    manager.update_configuration({"t": {"after": ["go"], "run": "celerytest.record"}})
+    with pytest.raises(SessionReferenceError, match="memory"):
+        manager.fire("go")

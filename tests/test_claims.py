@@ -1,0 +1,229 @@
+"""Leased claims: a running instance whose worker died is taken over; it still ends exactly once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.helpers import wait_for
+from triggerhooks import TaskStatus, TriggerManager, trigger_task
+from triggerhooks.claims import Claim, Lease, claim_of
+from triggerhooks.engine import Transition
+from triggerhooks.plugins import hookimpl, registered
+from triggerhooks.runners import TaskRunner
+from triggerhooks.storages import Changes, Commit, Plan, StorageBackend
+from triggerhooks.task import StatusChange, TaskContext
+
+
+class HoldingRunner(TaskRunner):
+    """Keeps scheduled instances, so the test decides who executes them and how."""
+
+    name = "tests.hold"
+    held: list[tuple[str, float]] = []
+
+    def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
+        self.held.append((instance_name, countdown))
+
+
+class _HoldPlugin:
+    @hookimpl
+    def triggerhooks_register_runners(self, registry: Any) -> None:
+        registry.register("tests.hold")(HoldingRunner)
+
+
+@pytest.fixture
+def held() -> Iterator[list[tuple[str, float]]]:
+    HoldingRunner.held = []
+    with registered(_HoldPlugin(), name="tests-hold-runner"):
+        yield HoldingRunner.held
+
+
+@pytest.fixture
+def holding(storage: StorageBackend, held: list[tuple[str, float]]) -> TriggerManager:
+    return TriggerManager(storage, task_runner="tests.hold")
+
+
+def step(storage: StorageBackend, name: str, body: Callable[[Transition], Any]) -> Commit:
+    def compute(view: Any) -> Changes:
+        transition = Transition(view)
+        transition.changes.result = body(transition)
+        return transition.finish()
+    return storage.transact(Plan(instances=(name,)), compute)
+
+
+def claim_as_dead_worker(storage: StorageBackend, name: str, seconds: float) -> Claim:
+    """Claim ``name`` the way a worker does, then never run it: the worker died."""
+    commit = step(storage, name, lambda t: t.claim(name, Lease(seconds, "dead@host")))
+    assert commit.changes.result is not None
+    found = claim_of(storage[name])
+    assert found is not None
+    return found
+
+
+runs: list[tuple[str, int]] = []
+gate = threading.Event()
+
+
+@trigger_task(name="tests.claims.record")
+def record(context: TaskContext) -> dict[str, Any]:
+    claim = claim_of(context.task_instance)
+    runs.append((context.task_instance.name, claim.attempt if claim else 0))
+    return {"attempt": claim.attempt if claim else 0}
+
+
+@trigger_task(name="tests.claims.wait")
+def wait_for_gate(context: TaskContext) -> dict[str, Any]:
+    gate.wait(10)
+    return {"waited": True}
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    runs.clear()
+    gate.clear()
+
+
+CONFIG = {"t": {"after": ["go"], "run": "tests.claims.record"},
+          "next": {"after": ["t"], "run": "tests.claims.record"}}
+
+
+def test_a_leased_claim_is_recorded_with_worker_attempt_and_expiry(holding: TriggerManager) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    done = holding.execute("t#0", lease=30, worker="w1@host")
+    assert done is not None and done.status is TaskStatus.FINISHED
+    claim = claim_of(done)
+    assert claim is not None
+    assert (claim.worker, claim.attempt) == ("w1@host", 1)
+    assert claim.remaining(claim.claimed_at) == pytest.approx(30, abs=0.01)
+    assert done.metadata["result"] == {"attempt": 1}
+
+
+def test_without_a_lease_nothing_is_recorded_and_a_running_instance_is_never_taken(
+        holding: TriggerManager) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    step(holding.storage, "t#0", lambda t: t.claim("t#0"))  # a runner without leases
+    assert claim_of(holding.storage["t#0"]) is None
+    assert holding.execute("t#0", lease=0.01, worker="w2") is None
+    assert holding.storage["t#0"].status is TaskStatus.RUNNING
+    assert runs == []
+
+
+def test_a_running_instance_whose_lease_is_alive_is_left_alone(holding: TriggerManager) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    claim_as_dead_worker(holding.storage, "t#0", 30)
+    assert holding.execute("t#0", lease=30, worker="w2@host") is None
+    assert holding.storage["t#0"].status is TaskStatus.RUNNING
+    assert runs == []
+
+
+def test_an_expired_lease_is_taken_over_and_the_instance_ends_exactly_once(
+        holding: TriggerManager, held: list[tuple[str, float]]) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    dead = claim_as_dead_worker(holding.storage, "t#0", 0.05)
+    wait_for(lambda: dead.expired(_now()), timeout=5, message="the lease to expire")
+
+    done = holding.execute("t#0", lease=30, worker="w2@host")
+
+    assert done is not None and done.status is TaskStatus.FINISHED
+    claim = claim_of(done)
+    assert claim is not None and (claim.worker, claim.attempt) == ("w2@host", 2)
+    assert claim.token != dead.token
+    assert runs == [("t#0", 2)]
+    assert [name for name, _ in held] == ["t#0", "next#0"]  # the cascade, once
+    # A second redelivery of the same message finds it finished: nothing happens.
+    assert holding.execute("t#0", lease=30, worker="w3@host") is None
+    assert runs == [("t#0", 2)]
+    assert [name for name, _ in held] == ["t#0", "next#0"]
+
+
+def test_a_worker_that_lost_its_claim_cannot_store_an_outcome(holding: TriggerManager) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    old = claim_as_dead_worker(holding.storage, "t#0", 0.05)
+    wait_for(lambda: old.expired(_now()), timeout=5, message="the lease to expire")
+    new = step(holding.storage, "t#0", lambda t: t.claim("t#0", Lease(30, "w2")))
+    assert new.changes.result is not None
+    storage = holding.storage
+
+    # The first worker was only slow: every ending it tries is refused.
+    assert not step(storage, "t#0", lambda t: t.complete("t#0", b"{}", 0, token=old.token)).changes.result
+    assert step(storage, "t#0", lambda t: t.fail("t#0", {}, 0, None, old.token)).changes.result is None
+    assert not step(storage, "t#0", lambda t: t.renew("t#0", old.token, 30)).changes.result
+    assert storage["t#0"].status is TaskStatus.RUNNING
+    assert storage.latest_kwargs.get("t") is None
+
+    token = claim_of(storage["t#0"]).token  # type: ignore[union-attr]
+    assert step(storage, "t#0", lambda t: t.complete("t#0", b'{"x": 1}', 0, token=token)).changes.result
+    assert storage["t#0"].status is TaskStatus.FINISHED
+    assert storage.latest_kwargs["t"] == {"x": 1}
+
+
+@trigger_task(name="tests.claims.status")
+def status_task(context: TaskContext) -> Any:
+    gate.wait(10)
+    return StatusChange("finished", cascade=True, cascade_kwargs={"by": "slow"})
+
+
+def test_a_status_change_after_a_takeover_changes_nothing(
+        holding: TriggerManager, held: list[tuple[str, float]]) -> None:
+    holding.update_configuration({"s": {"after": ["go"], "run": "tests.claims.status"}})
+    holding.fire("go")
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(
+        holding.execute("s#0", lease=0.3, worker="slow")))
+    # The heartbeat renews every 0.1s; stop it from renewing by taking over "by force":
+    # a second claimant can only get in once the lease really expired, so expire it by hand.
+    worker.start()
+    wait_for(lambda: holding.storage["s#0"].status is TaskStatus.RUNNING, timeout=5)
+    stolen = Lease(30, "other")
+    step(holding.storage, "s#0", lambda t: t.put(
+        t.instance("s#0"), TaskStatus.RUNNING,
+        metadata={"claim": Claim.start(stolen, 2, t.now).to_json()}))
+    gate.set()
+    worker.join(10)
+    current = holding.storage["s#0"]
+    assert current.status is TaskStatus.RUNNING  # the slow worker's StatusChange was refused
+    assert claim_of(current).worker == "other"  # type: ignore[union-attr]
+    assert "s" not in holding.storage.latest_kwargs  # and its cascade never fired
+
+
+def test_the_heartbeat_keeps_a_long_task_from_being_taken_over(
+        holding: TriggerManager) -> None:
+    holding.update_configuration({"w": {"after": ["go"], "run": "tests.claims.wait"}})
+    holding.fire("go")
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(
+        holding.execute("w#0", lease=0.3, worker="busy")))
+    worker.start()
+    try:
+        wait_for(lambda: holding.storage["w#0"].status is TaskStatus.RUNNING, timeout=5)
+        first = claim_of(holding.storage["w#0"])
+        assert first is not None
+        # Wait past the first lease: renewals pushed the expiry on, so no takeover is possible.
+        wait_for(lambda: first.expired(_now()), timeout=5, message="the first lease's expiry")
+        renewed = claim_of(holding.storage["w#0"])
+        assert renewed is not None and renewed.expires_at > first.expires_at
+        assert holding.execute("w#0", lease=0.3, worker="thief") is None
+    finally:
+        gate.set()
+        worker.join(10)
+    assert result[0].status is TaskStatus.FINISHED
+    assert claim_of(result[0]).worker == "busy"  # type: ignore[union-attr]
+
+
+def test_a_lease_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Lease(0)
+
+
+def _now() -> str:
+    from triggerhooks.models import utcnow
+
+    return utcnow()

@@ -1,0 +1,72 @@
+"""Session references: one JSON document from which another process rebuilds a manager.
+
+A worker receives ``{"manager": key, "storage": storage.reference(), ...}``
+and gets a manager of the same class, on the same session, choosing the same
+runners, through the registries (``trigger_managers``, ``storage_backends``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import TriggerhooksError
+from .serialization import JsonDict
+
+if TYPE_CHECKING:
+    from .manager import TriggerManager
+
+__all__ = ["SessionReferenceError", "open_session", "session_reference"]
+
+_keys: dict[type, str] = {}
+_keys_lock = threading.Lock()
+
+
+class SessionReferenceError(TriggerhooksError):
+    """A session cannot be described for (or rebuilt in) another process; the message says why."""
+
+
+def _manager_key(cls: type[TriggerManager]) -> str:
+    """The key ``cls`` is registered under in ``trigger_managers`` (its own class, not a parent)."""
+    from .manager import trigger_managers
+
+    key = _keys.get(cls)
+    if key is not None:
+        return key
+    for candidate in list(trigger_managers):
+        if trigger_managers.get_class(candidate) is cls:
+            with _keys_lock:
+                _keys[cls] = str(candidate)
+            return str(candidate)
+    raise SessionReferenceError(
+        f"manager class {cls.__module__}.{cls.__qualname__} is not registered, so another "
+        "process cannot rebuild it: register it with trigger_managers.register('some-key') "
+        "(or through a plugin), in a module the workers import too")
+
+
+def session_reference(manager: TriggerManager) -> JsonDict:
+    """Describe ``manager``'s session as JSON: manager key, storage reference, options."""
+    if manager.storage.name == "memory":
+        raise SessionReferenceError(
+            f"session {manager.storage.uid!r} lives in this process's memory; another process "
+            "cannot reach it: use a shared storage (redis://, sqlite:///path)")
+    reference: JsonDict = {
+        "manager": _manager_key(type(manager)),
+        "storage": manager.storage.reference(),
+        "taskRunner": manager.task_runner_name,
+    }
+    if manager.finalize_log_level != type(manager).finalize_log_level:
+        reference["finalizeLogLevel"] = manager.finalize_log_level
+    return reference
+
+
+def open_session(reference: JsonDict) -> TriggerManager:
+    """Rebuild the manager that :func:`session_reference` described."""
+    from .manager import trigger_managers
+    from .storages import open_reference
+
+    storage = open_reference(reference["storage"])
+    options: dict[str, Any] = {"task_runner": reference.get("taskRunner")}
+    if "finalizeLogLevel" in reference:
+        options["finalize_log_level"] = reference["finalizeLogLevel"]
+    return trigger_managers.get(reference["manager"], storage, **options)

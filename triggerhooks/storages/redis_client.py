@@ -1,0 +1,125 @@
+"""Connections to Redis: one client per URL and process, and the script run on it."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from .redis_facts import SessionCache
+from .redis_scripts import TRANSACT
+
+if TYPE_CHECKING:
+    import redis as redis_py
+
+__all__ = ["Client", "client_for_url", "clients", "redact", "strip_password", "url_of"]
+
+SCRIPT_SHA = hashlib.sha1(TRANSACT.encode()).hexdigest()
+CACHED_SESSIONS = 256
+"""Sessions whose facts a process keeps per client (least recently used ones are dropped)."""
+
+
+def strip_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def redact(url: str) -> str:
+    from . import redact_url
+
+    return redact_url(url)
+
+
+class Client:
+    """One redis-py client, its script and what this process knows of each session it saw."""
+
+    def __init__(self, client: redis_py.Redis, url: str) -> None:
+        self.redis = client
+        self.url = url
+        self._ids = itertools.count()
+        self._id_base = secrets.token_hex(4)
+        self._sessions: OrderedDict[str, SessionCache] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def txid(self) -> str:
+        """A commit id unique to this client (random base and a counter), 16 characters."""
+        return f"{self._id_base}{next(self._ids) & 0xFFFFFFFF:08x}"
+
+    def run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA, loading the script once per server when it answers NOSCRIPT."""
+        from redis.exceptions import NoScriptError
+
+        try:
+            return self.redis.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            self.redis.script_load(TRANSACT)
+            return self.redis.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+
+    def session(self, key: str) -> SessionCache:
+        with self._lock:
+            found = self._sessions.get(key)
+            if found is None:
+                found = self._sessions[key] = SessionCache()
+                if len(self._sessions) > CACHED_SESSIONS:
+                    self._sessions.popitem(last=False)
+            else:
+                self._sessions.move_to_end(key)
+            return found
+
+
+clients: dict[tuple[int, str], Client] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for_url(url: str) -> Client:
+    key = (os.getpid(), url)
+    found = clients.get(key)
+    if found is None:
+        with _clients_lock:
+            found = clients.get(key)
+            if found is None:
+                found = clients[key] = Client(_connect(url), url)
+    return found
+
+
+def _connect(url: str) -> redis_py.Redis:
+    import redis as redis_py
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.retry import Retry
+
+    # Defaults that the URL's own options override: a dead server is reported within
+    # seconds, a hung one within half a minute. Retried commands are safe: a commit
+    # carries an id the script remembers, so a re-sent one is applied once.
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 5.0,
+        "socket_timeout": 30.0,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3),
+    }
+    try:
+        return redis_py.Redis.from_url(url, **options)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
+
+
+def url_of(client: redis_py.Redis) -> str:
+    """A URL (without password) that reaches the server ``client`` talks to."""
+    from redis.connection import SSLConnection
+
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    user = quote(kwargs["username"], safe="") + "@" if kwargs.get("username") else ""
+    if kwargs.get("path"):
+        return f"unix://{user}{kwargs['path']}?db={kwargs.get('db', 0)}"
+    scheme = "rediss" if issubclass(pool.connection_class, SSLConnection) else "redis"
+    host, port, db = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379), kwargs.get("db", 0)
+    return f"{scheme}://{user}{host}:{port}/{db}"
