@@ -276,6 +276,21 @@ def test_plugins() -> None:
     assert data["failed"] == {}
 
 
+def test_plugins_that_failed_to_load_make_the_exit_status_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from triggerhooks.cli import app
+    from triggerhooks.plugins import list_plugins
+
+    infos, _ = list_plugins()
+    failed = {"broken": "triggerhooks-broken 0.1 (entry point broken = x): ImportError: no"}
+    monkeypatch.setattr(app, "list_plugins", lambda: (infos, failed))
+    result = CliRunner().invoke(app.cli, ["plugins"])
+    assert result.exit_code == 1
+    assert result.stdout.endswith("failed to load:\n    broken: triggerhooks-broken 0.1 "
+                                  "(entry point broken = x): ImportError: no\n")
+
+
 def test_demo_then_show_from_another_process(tmp_path: Path) -> None:
     # No storage option at all: the embedded SQLite default, in the working directory.
     result = run("demo", cwd=tmp_path)
@@ -352,6 +367,9 @@ def test_python_dash_m_and_version() -> None:
     result = subprocess.run([sys.executable, "-m", "triggerhooks", "--version"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.startswith("triggerhooks, version ")
+    result = subprocess.run([sys.executable, "-m", "triggerhooks", "plugins"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.startswith("triggerhooks.builtins (built in)\n")
     commands = ok(run("--help"))
     for command in ("validate", "load", "fire", "show", "replay", "skip", "resolve-logs", "graph",
                     "schema", "plugins", "demo"):
