@@ -10,6 +10,7 @@ from typing import Any
 
 import pluggy
 import pytest
+from click.testing import CliRunner
 
 import triggerhooks
 from triggerhooks import (
@@ -23,7 +24,7 @@ from triggerhooks import (
     UnknownKeyError,
     trigger_task,
 )
-from triggerhooks.__main__ import main
+from triggerhooks.cli import cli
 from triggerhooks.events import ReceiverModuleError
 from triggerhooks.exceptions import InvalidPluginError
 from triggerhooks.manager import trigger_managers
@@ -422,15 +423,11 @@ def test_format_plugins() -> None:
         "    broken: triggerhooks-broken 0.1.0 (entry point broken = x): ImportError: no")
 
 
-def test_python_m_triggerhooks_plugins(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plugins"]) == 0
-    out = capsys.readouterr().out
-    assert out == format_plugins() + "\n"
-    assert out.startswith("triggerhooks.builtins (built in)\n    trigger managers: default\n")
-    assert main([]) == 2
-    assert capsys.readouterr().err == "usage: python -m triggerhooks plugins\n"
-    assert main(["--help"]) == 0
-    assert capsys.readouterr().out == "usage: python -m triggerhooks plugins\n"
+def test_triggerhooks_plugins_command() -> None:
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0
+    assert result.stdout == format_plugins() + "\n"
+    assert result.stdout.startswith("triggerhooks.builtins (built in)\n    trigger managers: default\n")
 
 
 def test_a_lookup_that_misses_does_not_blame_plugins_when_none_failed() -> None:

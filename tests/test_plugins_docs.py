@@ -15,6 +15,7 @@ import pytest
 
 from triggerhooks import hookspecs
 from triggerhooks.plugins import ENTRY_POINT_GROUP, get_plugin_manager
+from triggerhooks.testing import plugin as testing_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "plugins.md"
@@ -79,6 +80,10 @@ def test_every_hook_is_documented(hook: str) -> None:
     assert f"`{hook}`" in split_page(PAGE.read_text())[0], f"{hook} is missing from the hook table"
 
 
+# The pytest plugin's fixtures (and its ini option) share the prefix too.
+PYTEST_FIXTURES = set(testing_plugin.__all__)
+
+
 def test_the_docs_name_no_hook_that_does_not_exist() -> None:
     # Import packages of plugin distributions (triggerhooks_example, ...) share the prefix.
     packages = {path.name for path in ROOT.glob("plugins/*/src/*") if path.is_dir()}
@@ -90,7 +95,7 @@ def test_the_docs_name_no_hook_that_does_not_exist() -> None:
     for page in pages:
         # a word followed by ".name" is a module path (triggerhooks_x.plugin), not a hook
         for word in set(re.findall(r"\btriggerhooks_\w+\b(?!\.\w)", page.read_text())):
-            if word in packages or word in misspelled_on_purpose:
+            if word in packages or word in misspelled_on_purpose or word in PYTEST_FIXTURES:
                 continue
             assert word in hooks, f"{page.relative_to(ROOT)} names {word!r}, which is no hook"
 

@@ -1,0 +1,536 @@
+"""The ``triggerhooks`` command (also ``python -m triggerhooks``).
+
+Storage is chosen by one URL (``--storage`` or ``$TRIGGERHOOKS_STORAGE_URL``);
+a user mistake prints one clear line and exits non-zero, never a traceback
+(``--traceback`` shows it anyway).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from .. import __version__
+from ..config import workflow_json_schema
+from ..exceptions import ConfigurationError, PluginLoadWarning, TriggerhooksError
+from ..graph import WorkflowGraph, render_image, to_dot, to_mermaid
+from ..manager import TriggerManager, trigger_managers
+from ..plugins import format_plugins, list_plugins
+from ..runners import ThreadingTaskRunner, task_runners
+from ..storages import DEFAULT_STORAGE_URL, STORAGE_URL_ENV, StorageBackend, open_storage, redact_url
+from ..task import trigger_tasks
+from ..workflow import FORMATS, FileProblem, WorkflowFile, WorkflowFileError, load_workflow, validate_workflow
+from .render import SignalPrinter, session_json, session_tables
+
+__all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
+
+IMPORT_ENV = "TRIGGERHOOKS_IMPORT"
+MANAGER_ENV = "TRIGGERHOOKS_MANAGER"
+
+GRAPH_FORMATS = {".mmd": "mermaid", ".mermaid": "mermaid", ".dot": "dot", ".gv": "dot",
+                 ".svg": "svg", ".png": "png"}
+
+# Mistakes a user can make (a bad file, URL, name, JSON, a server that is down):
+# one line, no traceback.
+USER_ERRORS = (TriggerhooksError, ValueError, OSError, ImportError)
+
+
+class UserError(click.ClickException):
+    """An error that is the user's to fix: printed as ``error: message``, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@dataclass
+class Settings:
+    """The global options, shared by every command through the click context."""
+
+    storage_url: str
+    manager_key: str
+    imports: list[str]
+    quiet: bool
+    verbose: bool
+    traceback: bool
+    console: Console = field(default_factory=Console)
+    _imported: bool = False
+
+    @property
+    def shown_url(self) -> str:
+        return redact_url(self.storage_url)
+
+    def import_modules(self) -> None:
+        """Import the modules named by ``--import`` (they register tasks and receivers)."""
+        if self._imported:
+            return
+        self._imported = True
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        for name in self.imports:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:
+                raise UserError(f"cannot import module {name!r}: {type(exc).__name__}: {exc}"
+                                ) from exc
+
+    def storage(self, session: str) -> StorageBackend:
+        return open_storage(self.storage_url, session)
+
+    def manager(self, session: str) -> TriggerManager:
+        self.import_modules()
+        return trigger_managers.get(self.manager_key, self.storage(session))
+
+    def existing(self, session: str) -> StorageBackend:
+        """The storage of ``session``, which must hold something (an empty SQLite file is
+        not created just to look)."""
+        storage = self.storage(session)
+        path = getattr(storage, "path", None)
+        if isinstance(path, str) and not os.path.exists(path):
+            raise UserError(f"no session {session!r} in {self.shown_url}: {path} does not exist")
+        if not (storage.tasks or storage.latest_kwargs or storage.metadata):
+            raise UserError(f"no session {session!r} in {self.shown_url}")
+        return storage
+
+    @contextmanager
+    def reporting(self, verbose: bool | None = None) -> Iterator[SignalPrinter]:
+        """Print signals while the block runs, then wait for task threads."""
+        printer = SignalPrinter(self.console, self.verbose if verbose is None else verbose)
+        try:
+            if self.quiet:
+                yield printer
+            else:
+                with printer.listening():
+                    yield printer
+        finally:
+            ThreadingTaskRunner.join_all()
+
+
+def _settings() -> Settings:
+    settings = click.get_current_context().find_object(Settings)
+    assert settings is not None, "commands run inside the triggerhooks group"
+    return settings
+
+
+def _json_option(text: str | None, what: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {text[1:]}: {exc.strerror}",
+                                     param_hint=what) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint=what) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"must be a JSON object, not {type(value).__name__}",
+                                 param_hint=what)
+    return value
+
+
+def _fail_workflow(error: WorkflowFileError) -> NoReturn:
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    _hint_imports(error)
+    count = len(error.problems)
+    raise UserError(f"{error.file}: {count} problem{'s' * (count != 1)}")
+
+
+def _hint_imports(error: ConfigurationError) -> None:
+    if any("unknown trigger task" in problem.message for problem in error.problems):
+        click.echo("hint: import the modules that define your trigger tasks with "
+                   f"--import MODULE (or ${IMPORT_ENV})", err=True)
+
+
+class TriggerhooksGroup(click.Group):
+    """Turns user mistakes into one line on stderr and a non-zero exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.ClickException:
+            raise
+        except WorkflowFileError as exc:
+            if _wants_traceback(ctx):
+                raise
+            _fail_workflow(exc)
+        except ConfigurationError as exc:
+            if _wants_traceback(ctx):
+                raise
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            _hint_imports(exc)
+            raise UserError(str(exc).splitlines()[0].rstrip(":")) from None
+        except USER_ERRORS as exc:
+            if _wants_traceback(ctx):
+                raise
+            raise UserError(_one_line(exc)) from None
+
+
+def _wants_traceback(ctx: click.Context) -> bool:
+    settings = ctx.find_object(Settings)
+    return bool(settings and settings.traceback)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, KeyError) and not isinstance(exc, TriggerhooksError) and exc.args:
+        text = str(exc.args[0])
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return text.replace("\n", " ") or type(exc).__name__
+
+
+def _split_modules(values: tuple[str, ...]) -> list[str]:
+    names: list[str] = []
+    for value in values:
+        names += [name.strip() for name in value.replace(",", " ").split() if name.strip()]
+    return names
+
+
+def _configure_logging(level: str) -> None:
+    """Print task logs on standard error, unless the host program configured logging."""
+    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
+                          rich_tracebacks=False)
+    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler])
+
+
+@click.group(cls=TriggerhooksGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--storage", "storage_url", envvar=STORAGE_URL_ENV, default=DEFAULT_STORAGE_URL,
+              show_default=True, metavar="URL", show_envvar=True,
+              help="Where sessions live: sqlite:///path, redis://host:port/db or memory://.")
+@click.option("--import", "imports", envvar=IMPORT_ENV, multiple=True, metavar="MODULE",
+              show_envvar=True,
+              help="Import a module first (one that defines trigger tasks or receivers); "
+                   "repeat, or separate with commas.")
+@click.option("--manager", "manager_key", envvar=MANAGER_ENV, default="default", show_default=True,
+              metavar="KEY", show_envvar=True, help="Registered trigger manager to use.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              help="Show task logs at this level and above.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print signals as they happen.")
+@click.option("-v", "--verbose", is_flag=True, help="Print every signal, pre_* ones included.")
+@click.option("--traceback", is_flag=True, help="Show the traceback of an error.")
+@click.version_option(__version__, "-V", "--version", prog_name="triggerhooks")
+@click.pass_context
+def cli(ctx: click.Context, storage_url: str, imports: tuple[str, ...], manager_key: str,
+        log_level: str, quiet: bool, verbose: bool, traceback: bool) -> None:
+    """Fire triggers into sessions, inspect them and draw their workflows.
+
+    Start with `triggerhooks demo`.
+    """
+    _configure_logging(log_level)
+    ctx.obj = Settings(storage_url, manager_key, _split_modules(imports), quiet, verbose,
+                       traceback)
+
+
+# -- workflow files ------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--strict", is_flag=True,
+              help="Also check that every `run` names a registered trigger task and every "
+                   "`using` a registered runner (see --import).")
+def validate(files: tuple[str, ...], strict: bool) -> None:
+    """Check workflow files and list every problem with its file:line.
+
+    Workflow files are JSON (.json), TOML (.toml) or YAML (.yaml, .yml).
+    """
+    settings = _settings()
+    known_tasks = known_runners = None
+    if strict:
+        settings.import_modules()
+        known_tasks = {str(k) for k in trigger_tasks}
+        known_runners = {str(k) for k in task_runners}
+    problems: list[FileProblem] = []
+    for file in files:
+        try:
+            tasks = validate_workflow(file, known_tasks=known_tasks, known_runners=known_runners)
+        except WorkflowFileError as exc:
+            problems += exc.problems  # type: ignore[arg-type]
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            _hint_imports(exc)
+            continue
+        settings.console.print(f"[green]✓[/] {file}: {len(tasks)} task{'s' * (len(tasks) != 1)}, "
+                               "valid", highlight=False)
+    if problems:
+        count = len(problems)
+        raise UserError(f"{count} problem{'s' * (count != 1)} found")
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the schema to this file instead of standard output.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of workflow files (for editors and other tools)."""
+    text = json.dumps(workflow_json_schema(), indent=2) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("session")
+@click.argument("file")
+def load(session: str, file: str) -> None:
+    """Add the tasks of a workflow file to SESSION (update_configuration)."""
+    settings = _settings()
+    doc: WorkflowFile = load_workflow(file)
+    validate_workflow(doc)
+    manager = settings.manager(session)
+    try:
+        with settings.reporting():
+            manager.update_configuration(doc.data)
+    except ConfigurationError as exc:
+        raise WorkflowFileError(doc.file, doc.locate(exc)) from None
+    count = len(doc.data)
+    settings.console.print(f"[green]✓[/] loaded {count} task{'s' * (count != 1)} from {file} into "
+                           f"session [bold]{session}[/]", highlight=False)
+
+
+# -- changing a session ----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("session")
+@click.argument("trigger")
+@click.option("--kwargs", "kwargs_text", metavar="JSON",
+              help="Trigger kwargs: a JSON object, or @file.json.")
+def fire(session: str, trigger: str, kwargs_text: str | None) -> None:
+    """Fire TRIGGER into SESSION and run every task it makes ready."""
+    settings = _settings()
+    kwargs = _json_option(kwargs_text, "--kwargs")
+    manager = settings.manager(session)
+    if not manager.storage.tasks:
+        click.echo(f"note: session {session!r} has no tasks yet; the trigger is recorded",
+                   err=True)
+    with settings.reporting():
+        manager.fire(trigger, kwargs)
+    settings.console.print(f"[green]✓[/] fired [bold]{trigger}[/] in session [bold]{session}[/]",
+                           highlight=False)
+
+
+@cli.command()
+@click.argument("session")
+@click.argument("instance")
+@click.option("--kwargs", "kwargs_text", metavar="JSON",
+              help="Replacement trigger kwargs for the copy: a JSON object, or @file.json.")
+def replay(session: str, instance: str, kwargs_text: str | None) -> None:
+    """Replay a failed INSTANCE of SESSION: mark it replayed, run a copy."""
+    settings = _settings()
+    kwargs = _json_option(kwargs_text, "--kwargs")
+    manager = settings.manager(session)
+    with settings.reporting():
+        copy = manager.replay_failed_instance(instance, kwargs)
+    status = manager.storage[copy.name].status.value
+    settings.console.print(f"[green]✓[/] replayed {instance} as [bold]{copy.name}[/] ({status})",
+                           highlight=False)
+
+
+@cli.command()
+@click.argument("session")
+@click.argument("instance")
+@click.option("--cascade", is_flag=True,
+              help="Fire the task's cascade as if the instance had finished.")
+@click.option("--result", "result_text", metavar="JSON",
+              help="Kwargs of the cascade (with --cascade): a JSON object, or @file.json.")
+def skip(session: str, instance: str, cascade: bool, result_text: str | None) -> None:
+    """Skip a failed INSTANCE of SESSION, optionally firing its cascade."""
+    settings = _settings()
+    result = _json_option(result_text, "--result")
+    if result is not None and not cascade:
+        raise click.BadParameter("only makes sense with --cascade", param_hint="--result")
+    manager = settings.manager(session)
+    with settings.reporting():
+        manager.skip_failed_instance(instance, cascade=cascade, result=result)
+    settings.console.print(f"[green]✓[/] skipped [bold]{instance}[/]"
+                           + (" and fired its cascade" if cascade else ""), highlight=False)
+
+
+@cli.command("resolve-logs")
+@click.argument("session")
+@click.argument("instances", nargs=-1, metavar="[INSTANCE]...")
+@click.option("--all", "all_", is_flag=True,
+              help="Every instance with unresolved logs at --level or above.")
+@click.option("--level", default="warning", show_default=True,
+              type=click.Choice(["warning", "error", "critical"], case_sensitive=False),
+              help="With --all: the lowest level of the logs to resolve.")
+def resolve_logs(session: str, instances: tuple[str, ...], all_: bool, level: str) -> None:
+    """Mark the logs of instances of SESSION as reviewed."""
+    settings = _settings()
+    if bool(instances) == all_:
+        raise click.UsageError("name the instances or pass --all (not both)")
+    manager = settings.manager(session)
+    names = list(instances)
+    if all_:
+        found = manager.storage.get_instances_with_unresolved_logs(logging.getLevelName(level.upper()))
+        names = [instance.name for instance in found]
+    with settings.reporting():
+        for name in names:
+            manager.mark_instance_logs_resolved(name)
+            settings.console.print(f"[green]✓[/] resolved the logs of [bold]{name}[/]",
+                                   highlight=False)
+    if not names:
+        settings.console.print("no instance has unresolved logs", highlight=False)
+
+
+# -- looking at a session ----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("session")
+@click.option("--json", "as_json", is_flag=True, help="Print the session as JSON.")
+def show(session: str, as_json: bool) -> None:
+    """Show the tasks and instances of SESSION with their status.
+
+    Each instance is shown with its status, log level, last change and its
+    result or exception; --json prints everything.
+    """
+    settings = _settings()
+    storage = settings.existing(session)
+    if as_json:
+        click.echo(json.dumps(session_json(storage, settings.shown_url), indent=2,
+                              ensure_ascii=False))
+        return
+    for part in session_tables(storage, settings.shown_url):
+        settings.console.print(part, highlight=False)
+
+
+@cli.command()
+@click.argument("target", metavar="FILE|SESSION")
+@click.option("-f", "--format", "format_", type=click.Choice(["mermaid", "dot", "svg", "png"]),
+              help="Output format [default: from --output's suffix, else mermaid].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file (.mmd, .dot, .svg, .png) instead of standard output.")
+@click.option("--session", "is_session", is_flag=True,
+              help="TARGET is a session even if a file of that name exists.")
+def graph(target: str, format_: str | None, output: str | None, is_session: bool) -> None:
+    """Draw a workflow file, or a session coloured by instance status.
+
+    Mermaid and DOT are text; SVG and PNG need Graphviz's `dot` on PATH.
+    """
+    settings = _settings()
+    if format_ is None:
+        format_ = GRAPH_FORMATS.get(Path(output).suffix.lower(), "mermaid") if output else "mermaid"
+    path = Path(target)
+    if not is_session and (path.is_file() or path.suffix.lower() in FORMATS):
+        tasks = validate_workflow(target)
+        drawing = WorkflowGraph.build(tasks, title=path.name)
+    else:
+        storage = settings.existing(target)
+        drawing = WorkflowGraph.build(storage.tasks, storage.instances.values(),
+                                      storage.latest_kwargs, title=f"session {target}")
+    if format_ == "mermaid":
+        data = to_mermaid(drawing).encode()
+    elif format_ == "dot":
+        data = to_dot(drawing).encode()
+    else:
+        data = render_image(to_dot(drawing), format_)
+    if output:
+        Path(output).write_bytes(data)
+        click.echo(f"wrote {output}", err=True)
+    elif format_ == "png" and sys.stdout.isatty():
+        raise click.UsageError("PNG is binary: write it with --output FILE.png")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
+def plugins(as_json: bool) -> None:
+    """List the loaded plugins and what each registers.
+
+    Plugins that failed to load are listed with the reason, and the exit
+    status is then 1.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)  # the listing shows the failures
+        infos, failed = list_plugins()
+    if as_json:
+        click.echo(json.dumps({"plugins": [asdict(info) for info in infos], "failed": failed},
+                              indent=2))
+    else:
+        click.echo(format_plugins(infos, failed))
+    if failed:
+        raise SystemExit(1)
+
+
+# -- the demo ----------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--session", default="questionnaire-demo", show_default=True,
+              help="Session uid to (re)create.")
+@click.option("--embedded", is_flag=True,
+              help="Fire isEmbeddedApplication first: browser metadata is then abandoned.")
+def demo(session: str, embedded: bool) -> None:
+    """Run the questionnaire workflow: signals as they happen, then the session.
+
+    The session stays in the storage (by default the SQLite file
+    triggerhooks.sqlite3 in the working directory) for `triggerhooks show`.
+    """
+    from ..demo import run_questionnaire
+
+    settings = _settings()
+    console = settings.console
+    manager = settings.manager(session)
+    location = getattr(manager.storage, "path", None) or _storage_location(settings.storage_url)
+    console.print(f"[bold]triggerhooks demo[/]: the questionnaire workflow in session "
+                  f"[bold cyan]{session}[/]\nstorage: {settings.shown_url}", highlight=False)
+    manager.storage.clear()
+
+    def announce(trigger: str, kwargs: dict[str, Any]) -> None:
+        text = json.dumps(kwargs, ensure_ascii=False)
+        console.print(f"\n[bold]fire[/] [yellow]{trigger}[/] {text}", highlight=False,
+                      no_wrap=True, overflow="ellipsis")
+
+    with settings.reporting():
+        run_questionnaire(manager, embedded=embedded, announce=announce)
+    console.print()
+    for part in session_tables(manager.storage, settings.shown_url):
+        console.print(part, highlight=False)
+    command = "triggerhooks"
+    if settings.storage_url != DEFAULT_STORAGE_URL:
+        command += f" --storage {settings.shown_url}"
+    console.print()
+    if location:
+        console.print(f"The session is stored in [bold]{location}[/].", highlight=False)
+    else:
+        console.print("The session lived in this process's memory and is gone now.",
+                      highlight=False)
+    console.print(f"Inspect it with:  [bold]{command} show {session}[/]\n"
+                  f"Draw it with:     [bold]{command} graph {session}[/]",
+                  highlight=False, soft_wrap=True)
+
+
+def _storage_location(url: str) -> str | None:
+    """The file or server a storage URL names, for people (``None`` for memory)."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else rest
+        return os.path.abspath(path.partition("?")[0]) if path else None
+    if scheme == "memory":
+        return None
+    return redact_url(url)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line (the ``triggerhooks`` console script)."""
+    cli.main(args=argv, prog_name="triggerhooks")
