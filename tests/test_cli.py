@@ -321,7 +321,7 @@ def test_demo_then_show_from_another_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--storage", "nosuch://x", "show", "s"), "error: no storage backend handles URL 'nosuch://x'"),
+    (("--storage", "nosuch://x", "show", "s"), "error: unknown storage URL scheme 'nosuch'; known: "),
     (("show", "nobody"), "error: no session 'nobody' in "),
     (("--import", "no_such_module_xyz", "fire", "s", "a"),
      "error: cannot import module 'no_such_module_xyz': ModuleNotFoundError"),
@@ -360,7 +360,7 @@ def test_traceback_option_shows_the_traceback() -> None:
     result = run("--traceback", "--storage", "nosuch://x", "show", "s")
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
-    assert "ValueError: no storage backend handles URL" in result.stderr
+    assert "UnknownKeyError: unknown storage URL scheme 'nosuch'" in result.stderr
 
 
 def test_python_dash_m_and_version() -> None:
