@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,13 +10,14 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_for
-from triggerhooks import TaskStatus, TriggerManager, trigger_task
-from triggerhooks.claims import Claim, Lease, claim_of
+from triggerhooks import TaskStatus, TriggerManager, WorkerLostError, capture_signals, trigger_task
+from triggerhooks.claims import DEFAULT_MAX_ATTEMPTS, Claim, Lease, claim_of
 from triggerhooks.engine import Transition
 from triggerhooks.plugins import hookimpl, registered
 from triggerhooks.runners import TaskRunner
+from triggerhooks.signals import task_failed
 from triggerhooks.storages import Changes, Commit, Plan, StorageBackend
-from triggerhooks.task import StatusChange, TaskContext
+from triggerhooks.task import StatusChange, TaskContext, trigger_tasks
 
 
 class HoldingRunner(TaskRunner):
@@ -61,6 +63,32 @@ def claim_as_dead_worker(storage: StorageBackend, name: str, seconds: float) -> 
     found = claim_of(storage[name])
     assert found is not None
     return found
+
+
+def expire(storage: StorageBackend, name: str) -> Claim:
+    """Move the lease of ``name`` into the past, as if its worker had been gone for long."""
+    def body(t: Transition) -> Claim:
+        instance = t.instance(name)
+        held = claim_of(instance)
+        assert held is not None
+        past = dataclasses.replace(held, expires_at="2000-01-01T00:00:00+00:00")
+        t.put(instance, instance.status, metadata={"claim": past.to_json()})
+        return past
+    expired: Claim = step(storage, name, body).changes.result
+    return expired
+
+
+def lose_workers(storage: StorageBackend, name: str, *workers: str,
+                 max_attempts: int | None = DEFAULT_MAX_ATTEMPTS) -> Claim:
+    """Each worker in turn claims (or takes over) ``name`` and dies: its lease expires."""
+    def claim(lease: Lease) -> Callable[[Transition], Any]:
+        return lambda t: t.claim(name, lease)
+
+    for worker in workers:
+        claimed = step(storage, name, claim(Lease(30, worker, max_attempts=max_attempts)))
+        assert claimed.changes.result is not None, f"{worker} could not claim {name}"
+        last = expire(storage, name)
+    return last
 
 
 runs: list[tuple[str, int]] = []
@@ -218,9 +246,112 @@ def test_the_heartbeat_keeps_a_long_task_from_being_taken_over(
     assert claim_of(result[0]).worker == "busy"  # type: ignore[union-attr]
 
 
+def test_an_instance_whose_workers_keep_dying_fails_instead_of_starting_again(
+        holding: TriggerManager, held: list[tuple[str, float]]) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    assert DEFAULT_MAX_ATTEMPTS == 3
+    lose_workers(holding.storage, "t#0", "w1@host", "w2@host")
+    third = step(holding.storage, "t#0", lambda t: t.claim("t#0", Lease(30, "w3@host")))
+    assert third.changes.result is not None
+    # At the limit but alive: left alone, as any live lease.
+    assert holding.execute("t#0", lease=30, worker="w4@host") is None
+    assert holding.storage["t#0"].status is TaskStatus.RUNNING
+    last = expire(holding.storage, "t#0")
+
+    with capture_signals() as sent:
+        failed = holding.execute("t#0", lease=30, worker="w4@host")
+
+    assert failed is not None and failed.status is TaskStatus.FAILED
+    assert failed == holding.storage["t#0"]
+    assert runs == []  # the task was not started a fourth time
+    meta = failed.metadata
+    assert meta["exceptionType"] == "triggerhooks.exceptions.WorkerLostError"
+    assert meta["exceptionType"] == f"{WorkerLostError.__module__}.{WorkerLostError.__name__}"
+    assert meta["exceptionInfo"] == (
+        "triggerhooks.exceptions.WorkerLostError: t#0 lost its worker on each of its 3 attempts "
+        "(at most 3): its lease expired while it ran on w1@host, w2@host, w3@host. "
+        "Replay or skip it.\n")
+    assert meta["exceptionContext"] == {"attempts": 3, "maxAttempts": 3,
+                                        "workers": ["w1@host", "w2@host", "w3@host"]}
+    assert claim_of(failed) == last  # the claim that expired last stays, as it was
+    assert (last.worker, last.attempt, last.lost) == ("w3@host", 3, ("w1@host", "w2@host"))
+    assert set(meta["timestamps"]) == {"unstarted", "scheduled", "running", "failed"}
+    assert failed.can_replay and failed.can_skip
+
+    # One transition, one signal: task_failed from the task's class, without an exception.
+    assert sent.names == ["task_failed"]
+    (notice,) = sent.of(task_failed)
+    assert notice.sender is trigger_tasks.get_class("tests.claims.record")
+    assert notice["task_instance"] == failed and notice["exception"] is None
+    assert "t" not in holding.storage.latest_kwargs  # no cascade
+    assert [name for name, _ in held] == ["t#0"]
+
+    # Later copies of the message and the last worker, if it was only slow, change nothing.
+    assert holding.execute("t#0", lease=30, worker="w5@host") is None
+    assert not step(holding.storage, "t#0",
+                    lambda t: t.complete("t#0", b"{}", 0, token=last.token)).changes.result
+    assert holding.storage["t#0"] == failed
+
+    # An operator replays it: the copy starts afresh, at attempt 1.
+    copy = holding.replay_failed_instance("t#0")
+    done = holding.execute(copy.name, lease=30, worker="w5@host")
+    assert done is not None and done.status is TaskStatus.FINISHED
+    assert claim_of(done).attempt == 1  # type: ignore[union-attr]
+    assert runs == [("t#1", 1)]
+    assert [name for name, _ in held] == ["t#0", "t#1", "next#0"]
+
+
+def test_with_one_attempt_an_expired_lease_is_never_taken_over(holding: TriggerManager) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    lose_workers(holding.storage, "t#0", "w1", max_attempts=1)
+    failed = holding.execute("t#0", lease=30, worker="w2", max_attempts=1)
+    assert failed is not None and failed.status is TaskStatus.FAILED
+    assert runs == []
+    assert "t#0 lost its worker on each of its 1 attempt (at most 1): its lease expired while " \
+           "it ran on w1." in failed.metadata["exceptionInfo"]
+
+
+def test_without_a_limit_takeovers_go_on_and_remember_the_lost_workers(
+        holding: TriggerManager) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    lost = [f"w{n}" for n in range(1, 7)]
+    lose_workers(holding.storage, "t#0", *lost, max_attempts=None)
+
+    done = holding.execute("t#0", lease=30, worker="w7", max_attempts=None)
+
+    assert done is not None and done.status is TaskStatus.FINISHED
+    claim = claim_of(done)
+    assert claim is not None and (claim.worker, claim.attempt, claim.lost) == ("w7", 7, tuple(lost))
+    assert done.metadata["claim"]["lostWorkers"] == lost
+    assert runs == [("t#0", 7)]
+
+
+def test_workers_without_names_are_counted_all_the_same(holding: TriggerManager) -> None:
+    holding.update_configuration(CONFIG)
+    holding.fire("go")
+    for _ in range(2):
+        step(holding.storage, "t#0", lambda t: t.claim("t#0", Lease(30, max_attempts=2)))
+        expire(holding.storage, "t#0")
+    failed = holding.execute("t#0", lease=30, max_attempts=2)
+    assert failed is not None and failed.status is TaskStatus.FAILED
+    assert "ran on workers that gave no name" in failed.metadata["exceptionInfo"]
+    assert failed.metadata["exceptionContext"]["workers"] == [None, None]
+
+
 def test_a_lease_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         Lease(0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+def test_max_attempts_is_a_positive_integer_or_none(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_attempts must be a positive integer or None"):
+        Lease(30, max_attempts=bad)
+    assert Lease(30, max_attempts=None).max_attempts is None
+    assert Lease(30).max_attempts == DEFAULT_MAX_ATTEMPTS
 
 
 def _now() -> str:

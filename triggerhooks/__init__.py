@@ -29,6 +29,7 @@ from .exceptions import (
     TriggerhooksError,
     UnknownKeyError,
     UnstorableKwargsError,
+    WorkerLostError,
     with_context,
 )
 from .manager import TriggerManager, trigger_managers
@@ -84,6 +85,7 @@ __all__ = [
     "TriggerhooksError",
     "UnknownKeyError",
     "UnstorableKwargsError",
+    "WorkerLostError",
     "__version__",
     "capture_signals",
     "connected",

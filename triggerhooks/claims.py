@@ -8,7 +8,10 @@ heartbeat renews the lease while the task runs. The rules:
 
 * a message for a ``scheduled`` instance claims it (attempt 1);
 * a message for a ``running`` instance whose lease has expired takes it over
-  (attempt + 1): its worker is gone, the task runs again;
+  (attempt + 1): its worker is gone, the task runs again — unless that would
+  exceed the lease's ``max_attempts``: the instance then ends ``failed``
+  (``WorkerLostError``), so a task that kills its worker every time (a
+  segfault, running out of memory) is not run forever;
 * a message for a ``running`` instance whose lease is alive does nothing now
   (its runner may check again once the lease would have expired);
 * anything else (finished, failed, ...) does nothing.
@@ -31,25 +34,39 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 
+from .exceptions import WorkerLostError
 from .models import TaskInstance
 from .serialization import JsonDict
 
-__all__ = ["Claim", "Heartbeat", "Lease", "claim_of"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Claim", "Heartbeat", "Lease", "claim_of"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 3
+"""How many times an instance may be started under leases before a lost worker fails it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """What an executor asks for when it claims: a new token, its name and the lease length."""
+    """What an executor asks for when it claims: a new token, its name and the lease length.
+
+    ``max_attempts`` caps takeovers: a running instance whose lease expired
+    after its ``max_attempts``-th start fails instead of starting again
+    (``None``: no limit; ``1``: never taken over).
+    """
 
     seconds: float
     worker: str | None = None
     token: str = ""
+    max_attempts: int | None = DEFAULT_MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
         if not self.seconds > 0:
             raise ValueError(f"a lease must last a positive number of seconds, not {self.seconds!r}")
+        limit = self.max_attempts
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise ValueError(f"max_attempts must be a positive integer or None, not {limit!r}")
         if not self.token:
             object.__setattr__(self, "token", uuid.uuid4().hex)
 
@@ -63,6 +80,8 @@ class Claim:
     attempt: int
     claimed_at: str
     expires_at: str
+    lost: tuple[str | None, ...] = ()
+    """The workers of the earlier attempts, whose leases expired (``lostWorkers``)."""
 
     def expired(self, now: str) -> bool:
         return datetime.fromisoformat(self.expires_at) <= datetime.fromisoformat(now)
@@ -76,17 +95,43 @@ class Claim:
     def start(cls, lease: Lease, attempt: int, now: str) -> Claim:
         return cls(lease.token, lease.worker, attempt, now, _after(now, lease.seconds))
 
+    def taken_over(self, lease: Lease, now: str) -> Claim:
+        """The next attempt's claim, for ``lease``; this claim's worker is remembered as lost."""
+        return Claim(lease.token, lease.worker, self.attempt + 1, now, _after(now, lease.seconds),
+                     (*self.lost, self.worker))
+
     def renewed(self, now: str, seconds: float) -> Claim:
-        return Claim(self.token, self.worker, self.attempt, self.claimed_at, _after(now, seconds))
+        return Claim(self.token, self.worker, self.attempt, self.claimed_at, _after(now, seconds),
+                     self.lost)
+
+    def lost_metadata(self, instance: str, max_attempts: int) -> JsonDict:
+        """What an instance stores when its worker was lost once more than ``max_attempts``
+        allows (this claim's lease expired too): a ``WorkerLostError`` failure."""
+        workers = [*self.lost, self.worker]
+        known = [worker for worker in workers if worker]
+        on = f"on {', '.join(known)}" if known else "on workers that gave no name"
+        error = f"{WorkerLostError.__module__}.{WorkerLostError.__qualname__}"
+        return {
+            "exceptionType": error,
+            "exceptionInfo": (
+                f"{error}: {instance} lost its worker on each of "
+                f"its {self.attempt} attempt{'s' * (self.attempt != 1)} (at most {max_attempts}): "
+                f"its lease expired while it ran {on}. Replay or skip it.\n"),
+            "exceptionContext": {"attempts": self.attempt, "maxAttempts": max_attempts,
+                                 "workers": workers},
+        }
 
     def to_json(self) -> JsonDict:
-        return {"token": self.token, "worker": self.worker, "attempt": self.attempt,
-                "claimedAt": self.claimed_at, "expiresAt": self.expires_at}
+        data: JsonDict = {"token": self.token, "worker": self.worker, "attempt": self.attempt,
+                          "claimedAt": self.claimed_at, "expiresAt": self.expires_at}
+        if self.lost:
+            data["lostWorkers"] = list(self.lost)
+        return data
 
     @classmethod
     def from_json(cls, data: JsonDict) -> Claim:
         return cls(data["token"], data.get("worker"), int(data["attempt"]), data["claimedAt"],
-                   data["expiresAt"])
+                   data["expiresAt"], tuple(data.get("lostWorkers", ())))
 
 
 def _after(now: str, seconds: float) -> str:

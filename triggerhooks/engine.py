@@ -221,20 +221,29 @@ class Transition:
         """scheduled -> running, exactly once; None when the instance is not scheduled.
 
         With a ``lease`` the claim is recorded in ``metadata["claim"]``, and a
-        running instance whose lease expired is taken over (see :mod:`.claims`).
+        running instance whose lease expired is taken over (see :mod:`.claims`)
+        — or, when its attempts reached ``lease.max_attempts``, failed with a
+        ``WorkerLostError`` (None is returned: there is nothing to run).
         """
         instance = self.changes.instances.get(name) or self.view.instance(name)
         if instance is None:
             return None
         if instance.status is _SCHEDULED:
-            attempt = 1
+            claim = None if lease is None else Claim.start(lease, 1, self.now)
         else:
-            held = claim_of(instance) if lease is not None else None
-            if instance.status is not _RUNNING or held is None or not held.expired(self.now):
+            if lease is None or instance.status is not _RUNNING:
                 return None
-            attempt = held.attempt + 1
+            held = claim_of(instance)
+            if held is None or not held.expired(self.now):
+                return None
+            if lease.max_attempts is not None and held.attempt >= lease.max_attempts:
+                self.put(instance, TaskStatus.FAILED,
+                         metadata=held.lost_metadata(name, lease.max_attempts), notice="failed",
+                         config=self.config_of(instance), extra={"exception": None})
+                return None
+            claim = held.taken_over(lease, self.now)
         config = self.config_of(instance)
-        meta = None if lease is None else {"claim": Claim.start(lease, attempt, self.now).to_json()}
+        meta = None if claim is None else {"claim": claim.to_json()}
         running = self.put(instance, _RUNNING, metadata=meta, notice="started",
                            config=config)
         return running, config

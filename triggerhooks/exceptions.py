@@ -28,6 +28,7 @@ __all__ = [
     "TriggerhooksError",
     "UnknownKeyError",
     "UnstorableKwargsError",
+    "WorkerLostError",
     "with_context",
 ]
 
@@ -135,6 +136,16 @@ class MaxRetriesExceeded(TriggerhooksError):
 
 class RunnerError(TriggerhooksError):
     """A task runner was used in a way it does not support."""
+
+
+class WorkerLostError(TriggerhooksError):
+    """A running instance lost its worker (its lease expired) on as many attempts as its
+    lease's ``max_attempts`` allow, so it was failed instead of started again.
+
+    Never raised: a failed instance names it in ``metadata["exceptionType"]``
+    (``task_failed`` is sent with ``exception=None``), and the instance waits
+    for a replay or a skip. See :mod:`triggerhooks.claims`.
+    """
 
 
 class SignalHandlingError(TriggerhooksError):

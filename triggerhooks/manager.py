@@ -12,7 +12,7 @@ from typing import Any, ClassVar, NamedTuple
 from blinker import Signal
 
 from . import signals
-from .claims import Heartbeat, Lease
+from .claims import DEFAULT_MAX_ATTEMPTS, Heartbeat, Lease
 from .config import parse_configuration
 from .engine import Transition
 from .events import load_receiver_modules, send_event
@@ -191,7 +191,8 @@ class TriggerManager:
     # -- running (called by task runners) ----------------------------------------------------
 
     def execute(self, instance: InstanceRef, *, lease: float | None = None,
-                worker: str | None = None) -> TaskInstance | None:
+                worker: str | None = None,
+                max_attempts: int | None = DEFAULT_MAX_ATTEMPTS) -> TaskInstance | None:
         """Run one scheduled instance: claim it, run its task, store the outcome.
 
         Returns the instance as stored at the end, or ``None`` when it was not
@@ -200,14 +201,23 @@ class TriggerManager:
         With ``lease`` (seconds), the claim is recorded with ``worker`` in
         ``metadata["claim"]`` and renewed by a heartbeat while the task runs;
         a ``running`` instance whose lease expired (its worker died) is then
-        taken over instead of ignored. See :mod:`triggerhooks.claims`.
+        taken over instead of ignored — unless it was started ``max_attempts``
+        times already (``None``: no limit): it then ends ``failed`` with a
+        :class:`~triggerhooks.exceptions.WorkerLostError`, which is returned.
+        See :mod:`triggerhooks.claims`.
         """
         name = _instance_name(instance)
-        held = None if lease is None else Lease(lease, worker)
+        held = None if lease is None else Lease(lease, worker, max_attempts=max_attempts)
         commit = self.storage.transact(Plan(instances=(name,)),
                                        _run(lambda step: step.claim(name, held)))
         claimed = commit.changes.result
         if claimed is None:
+            lost = commit.changes.instances.get(name)
+            if lost is not None:  # its workers kept dying: failed rather than taken over again
+                log.error("%s: instance %s: %s", self.storage.uid, name,
+                          lost.metadata["exceptionInfo"].strip())
+                self._after(commit)
+                return lost
             log.info("%s: instance %s is not scheduled any more; not running it",
                      self.storage.uid, name)
             return None

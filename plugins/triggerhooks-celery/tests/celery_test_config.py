@@ -24,3 +24,4 @@ result_backend_transport_options = {"global_keyprefix": PREFIX}
 worker_enable_remote_control = False
 worker_send_task_events = False
 trigger_claim_lease = 1.5
+trigger_claim_max_attempts = 2  # not the default (3): the tests see that it is read

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import pytest
 import redis
 from celery_test_tasks import RELEASE, RetryOnce
 from celery_testing import PREFIX, Fleet, runs, session_storage, wait_for
+from triggerhooks_celery import CeleryTaskRunner
 
 from triggerhooks import TaskStatus, TriggerManager
-from triggerhooks.claims import claim_of
-from triggerhooks.storages import StorageBackend, open_reference
+from triggerhooks.claims import Lease, claim_of
+from triggerhooks.engine import Transition
+from triggerhooks.storages import Changes, Plan, SessionView, StorageBackend, open_reference
 
 pytestmark = pytest.mark.slow
 
@@ -172,3 +175,42 @@ def test_a_killed_worker_s_instance_is_taken_over_and_finishes_exactly_once(
     assert len(runs(redis_client, "then#0")) == 1  # ... but finished (and cascaded) exactly once
     assert slow.metadata["result"] == {"released": True}
     assert PREFIX and redis_client.llen(RELEASE) == 0
+
+
+def test_an_instance_that_lost_its_worker_as_often_as_allowed_fails_on_the_worker(
+        manager: TriggerManager, redis_client: redis.Redis, storage: StorageBackend) -> None:
+    manager.update_configuration({"doomed": {"after": ["go"], "run": "celerytest.record"}})
+
+    def step(body: Callable[[Transition], object]) -> None:
+        def compute(view: SessionView) -> Changes:
+            transition = Transition(view)
+            body(transition)
+            return transition.finish()
+        storage.transact(Plan(trigger="go", instances=("doomed#0",)), compute)
+
+    def expire(t: Transition) -> None:
+        instance = t.instance("doomed#0")
+        held = claim_of(instance)
+        assert held is not None
+        past = dataclasses.replace(held, expires_at="2000-01-01T00:00:00+00:00")
+        t.put(instance, instance.status, metadata={"claim": past.to_json()})
+
+    # Fired and claimed twice without the runner: two workers that died mid-task.
+    step(lambda t: t.fire("go", b"{}"))
+    def claim_by(worker: str) -> Callable[[Transition], object]:
+        return lambda t: t.claim("doomed#0", Lease(30, worker))
+
+    for worker in ("lost-1@elsewhere", "lost-2@elsewhere"):
+        step(claim_by(worker))
+        step(expire)
+
+    CeleryTaskRunner().schedule(manager, "doomed#0")  # the message comes back once more
+
+    def failed() -> bool:
+        return storage["doomed#0"].status is TaskStatus.FAILED
+    wait_for(failed, 30, "a worker to fail the instance")
+    doomed = storage["doomed#0"]
+    assert doomed.metadata["exceptionType"] == "triggerhooks.exceptions.WorkerLostError"
+    assert doomed.metadata["exceptionContext"] == {  # trigger_claim_max_attempts = 2
+        "attempts": 2, "maxAttempts": 2, "workers": ["lost-1@elsewhere", "lost-2@elsewhere"]}
+    assert runs(redis_client, "doomed#0") == []  # no worker started it a third time

@@ -18,11 +18,12 @@ from celery import Celery
 from triggerhooks.exceptions import StorageUnavailableError
 
 from . import worker
-from .settings import CONFIG_ENV, DEFAULT_LEASE, EXECUTE_TASK, RECEIVER_TASK
+from .settings import CONFIG_ENV, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, EXECUTE_TASK, RECEIVER_TASK
 
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_LEASE",
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_SETTINGS",
     "EXECUTE_TASK",
     "RECEIVER_TASK",

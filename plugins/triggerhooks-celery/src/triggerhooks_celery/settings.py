@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CONFIG_ENV", "DEFAULT_LEASE", "EXECUTE_TASK", "RECEIVER_TASK"]
+__all__ = ["CONFIG_ENV", "DEFAULT_LEASE", "DEFAULT_MAX_ATTEMPTS", "EXECUTE_TASK", "RECEIVER_TASK"]
 
 CONFIG_ENV = "TRIGGERHOOKS_CELERY_CONFIG"
 """Dotted name of a Celery configuration module for the default app."""
@@ -16,3 +16,8 @@ DEFAULT_LEASE = 60.0
 """Seconds a worker's claim on a running instance holds without a heartbeat, unless
 the app's setting ``trigger_claim_lease`` says otherwise; a heartbeat renews it
 every third of that."""
+
+DEFAULT_MAX_ATTEMPTS: int | None = 3
+"""How many times an instance may be started before a worker lost once more fails it
+(``WorkerLostError``) instead of taking it over, unless the app's setting
+``trigger_claim_max_attempts`` says otherwise (``None``: no limit)."""

@@ -7,7 +7,9 @@ lets it do the rest. Redelivery is safe because of the claim rules
 (:mod:`triggerhooks.claims`):
 
 * ``scheduled``: claim it (with a lease renewed by a heartbeat) and run it;
-* ``running`` with an expired lease (its worker died): take it over, run it;
+* ``running`` with an expired lease (its worker died): take it over, run it —
+  unless it was started ``trigger_claim_max_attempts`` times already: then it
+  ends ``failed`` (``WorkerLostError``), waiting for a replay or a skip;
 * ``running`` with a live lease (a redelivered copy while its worker still
   runs it, or a requeue that came faster than the lease ran out): send the
   message again, due when the lease would expire, and check then;
@@ -28,7 +30,7 @@ from triggerhooks.models import utcnow
 from triggerhooks.serialization import JsonDict
 from triggerhooks.sessions import open_session
 
-from .settings import DEFAULT_LEASE
+from .settings import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS
 
 __all__ = ["execute_instance", "run_receiver"]
 
@@ -39,8 +41,11 @@ def execute_instance(task: Task[Any, Any], payload: JsonDict) -> JsonDict:
     """Run the instance ``payload["instance"]`` of the session ``payload["session"]``."""
     manager = open_session(payload["session"])
     name = payload["instance"]
-    lease = float(task.app.conf.get("trigger_claim_lease") or DEFAULT_LEASE)
-    done = manager.execute(name, lease=lease, worker=task.request.hostname)
+    conf = task.app.conf
+    lease = float(conf.get("trigger_claim_lease") or DEFAULT_LEASE)
+    limit = conf.get("trigger_claim_max_attempts", DEFAULT_MAX_ATTEMPTS)
+    done = manager.execute(name, lease=lease, worker=task.request.hostname,
+                           max_attempts=None if limit is None else int(limit))
     if done is not None:
         return {"instance": name, "status": done.status.value}
     current = manager.storage.get(name)
