@@ -301,6 +301,7 @@ def test_demo_then_show_from_another_process(tmp_path: Path) -> None:
     assert "no email address on the first page" in result.stderr
     state = tmp_path / "triggerhooks.sqlite3"
     assert state.exists()
+    assert f"storage: sqlite:///{state}\n" in out  # the file, not a bare sqlite://
     assert f"The session is stored in {state}." in out
     assert "triggerhooks show questionnaire-demo" in out
 
@@ -340,6 +341,23 @@ def test_bad_json_options_are_usage_errors(url: str) -> None:
     assert "Invalid value for --kwargs: not valid JSON" in stderr
     stderr = user_error(run("fire", "s", "a", "--kwargs", "[1]", url=url), code=2)
     assert "must be a JSON object, not list" in stderr
+
+
+def test_without_a_storage_url_the_sqlite_path_comes_from_the_environment(tmp_path: Path) -> None:
+    env = {"TRIGGERHOOKS_SQLITE_PATH": "sessions.sqlite3"}  # relative to the working directory
+    state = tmp_path / "sessions.sqlite3"
+    stderr = user_error(run("show", "s", cwd=tmp_path, env=env))
+    assert f"error: no session 's' in sqlite:///{state}: {state} does not exist" in stderr
+
+    ok(run("fire", "s", "a", "--kwargs", '{"n": 1}', cwd=tmp_path, env=env))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions.sqlite3"]
+    data = json.loads(ok(run("show", "s", "--json", cwd=tmp_path, env=env)))
+    assert data["storage"] == f"sqlite:///{state}"
+    assert data["triggers"] == {"a": {"n": 1}}
+    assert f"Session s  sqlite:///{state}\n" in ok(run("show", "s", cwd=tmp_path, env=env))
+    # Without the variable, the default file (which does not exist) is looked at.
+    stderr = user_error(run("show", "s", cwd=tmp_path))
+    assert f"{tmp_path / 'triggerhooks.sqlite3'} does not exist" in stderr
 
 
 def test_looking_creates_no_state_file(tmp_path: Path) -> None:

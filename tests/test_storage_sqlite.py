@@ -58,10 +58,29 @@ def test_default_storage_url_is_sqlite_in_the_working_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TRIGGERHOOKS_STORAGE_URL", raising=False)
+    monkeypatch.delenv(SQLITE_PATH_ENV, raising=False)
     storage = open_storage(None, "s")
     assert isinstance(storage, SqliteStorageBackend)
     TriggerManager(storage).fire("a")
     assert (tmp_path / "triggerhooks.sqlite3").exists()
+
+
+def test_the_default_storage_url_takes_the_sqlite_path_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRIGGERHOOKS_STORAGE_URL", raising=False)
+    monkeypatch.setenv(SQLITE_PATH_ENV, "sessions/env.sqlite3")
+    (tmp_path / "sessions").mkdir()
+    storage = open_storage(None, "s")
+    assert isinstance(storage, SqliteStorageBackend)
+    assert storage.path == str(tmp_path / "sessions" / "env.sqlite3")
+    TriggerManager(storage).fire("a", {"x": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions"]  # no triggerhooks.sqlite3
+    assert SqliteStorageBackend("s", tmp_path / "sessions" / "env.sqlite3").latest_kwargs == {
+        "a": {"x": 1}}
+    # An explicit URL still wins over the environment.
+    explicit = open_storage(f"sqlite:///{tmp_path}/other.sqlite3", "s")
+    assert explicit.path == str(tmp_path / "other.sqlite3")  # type: ignore[attr-defined]
 
 
 def test_file_is_in_wal_mode_with_the_schema(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,7 +30,15 @@ from ..graph import WorkflowGraph, render_image, to_dot, to_mermaid
 from ..manager import TriggerManager, trigger_managers
 from ..plugins import format_plugins, list_plugins
 from ..runners import ThreadingTaskRunner, task_runners
-from ..storages import DEFAULT_STORAGE_URL, STORAGE_URL_ENV, StorageBackend, open_storage, redact_url
+from ..storages import (
+    DEFAULT_STORAGE_URL,
+    SQLITE_PATH_ENV,
+    STORAGE_URL_ENV,
+    StorageBackend,
+    open_storage,
+    redact_url,
+)
+from ..storages.sqlite import sqlite_file
 from ..task import trigger_tasks
 from ..workflow import FORMATS, FileProblem, WorkflowFile, WorkflowFileError, load_workflow, validate_workflow
 from .render import SignalPrinter, session_json, session_tables
@@ -70,7 +78,8 @@ class Settings:
 
     @property
     def shown_url(self) -> str:
-        return redact_url(self.storage_url)
+        """The storage URL for people: no password, and the file a bare ``sqlite://`` means."""
+        return _shown_url(self.storage_url)
 
     def import_modules(self) -> None:
         """Import the modules named by ``--import`` (they register tasks and receivers)."""
@@ -213,8 +222,10 @@ def _configure_logging(level: str) -> None:
 @click.group(cls=TriggerhooksGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--storage", "storage_url", envvar=STORAGE_URL_ENV, default=DEFAULT_STORAGE_URL,
-              show_default=True, metavar="URL", show_envvar=True,
-              help="Where sessions live: sqlite:///path, redis://host:port/db or memory://.")
+              metavar="URL", show_envvar=True,
+              help="Where sessions live: sqlite:///path, redis://host:port/db or memory://. "
+                   f"The default, {DEFAULT_STORAGE_URL}, is the file ${SQLITE_PATH_ENV}, else "
+                   "triggerhooks.sqlite3.")
 @click.option("--import", "imports", envvar=IMPORT_ENV, multiple=True, metavar="MODULE",
               show_envvar=True,
               help="Import a module first (one that defines trigger tasks or receivers); "
@@ -484,7 +495,8 @@ def demo(session: str, embedded: bool) -> None:
     """Run the questionnaire workflow: signals as they happen, then the session.
 
     The session stays in the storage (by default the SQLite file
-    triggerhooks.sqlite3 in the working directory) for `triggerhooks show`.
+    $TRIGGERHOOKS_SQLITE_PATH, else triggerhooks.sqlite3 in the working
+    directory) for `triggerhooks show`.
     """
     from ..demo import run_questionnaire
 
@@ -518,6 +530,16 @@ def demo(session: str, embedded: bool) -> None:
     console.print(f"Inspect it with:  [bold]{command} show {session}[/]\n"
                   f"Draw it with:     [bold]{command} graph {session}[/]",
                   highlight=False, soft_wrap=True)
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its password; a SQLite URL without a path shows the file it uses."""
+    scheme, _, rest = url.partition("://")
+    path, mark, query = rest.partition("?")
+    if scheme.lower() == "sqlite" and not path:
+        with suppress(ValueError):  # an unusable $TRIGGERHOOKS_SQLITE_PATH: opening it says so
+            url = f"sqlite:///{sqlite_file()}{mark}{query}"
+    return redact_url(url)
 
 
 def _storage_location(url: str) -> str | None:

@@ -2,7 +2,8 @@
 
 Built-in keys: ``memory``, ``sqlite`` (the embedded default) and ``redis``.
 :func:`open_storage` picks one from a URL such as ``redis://host/0``,
-``sqlite:///path/to/file.sqlite3`` or ``memory://``.
+``sqlite:///path/to/file.sqlite3`` or ``memory://``; the default, ``sqlite://``,
+is the file ``$TRIGGERHOOKS_SQLITE_PATH``, else ``triggerhooks.sqlite3``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ __all__ = [
 ]
 
 STORAGE_URL_ENV = "TRIGGERHOOKS_STORAGE_URL"
-DEFAULT_STORAGE_URL = "sqlite:///triggerhooks.sqlite3"
+DEFAULT_STORAGE_URL = "sqlite://"
+"""SQLite in the file ``$TRIGGERHOOKS_SQLITE_PATH``, else ``triggerhooks.sqlite3`` in the
+working directory."""
 
 storage_backends: Registry[StorageBackend] = Registry("storage backend", attr_name="name")
 """Storage backend classes by key: ``storage_backends.get("redis", uid)``."""
@@ -60,7 +63,8 @@ def redact_url(url: str) -> str:
 
 def open_storage(url: str | None, uid: str, **options: Any) -> StorageBackend:
     """The storage for session ``uid`` at ``url`` (default: ``$TRIGGERHOOKS_STORAGE_URL``,
-    else ``sqlite:///triggerhooks.sqlite3``); the URL's scheme selects the backend.
+    else ``sqlite://``: the file ``$TRIGGERHOOKS_SQLITE_PATH``, else
+    ``triggerhooks.sqlite3`` in the working directory); the URL's scheme selects the backend.
 
     A scheme no backend handles raises :class:`UnknownKeyError` listing the known schemes.
     """

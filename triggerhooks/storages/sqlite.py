@@ -23,11 +23,22 @@ from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
 from .base import Changes, Commit, Compute, Plan, SessionView, StorageBackend, TaskState, build_index
 
-__all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend"]
+__all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "sqlite_file"]
 
 SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
 DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
 SCHEMA_VERSION = 1
+
+
+def sqlite_file(path: str | os.PathLike[str] | None = None) -> str:
+    """The absolute file a SQLite storage uses: ``path``, else ``$TRIGGERHOOKS_SQLITE_PATH``,
+    else ``triggerhooks.sqlite3`` in the working directory."""
+    raw = os.fspath(path) if path is not None else (
+        os.environ.get(SQLITE_PATH_ENV) or DEFAULT_SQLITE_PATH)
+    if raw in ("", ":memory:") or raw.startswith("file:"):
+        raise ValueError(f"SqliteStorageBackend needs a file path, not {raw!r} "
+                         "(use MemoryStorageBackend for in-process sessions)")
+    return os.path.abspath(os.path.expanduser(raw))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS th_sessions (
@@ -233,12 +244,7 @@ class SqliteStorageBackend(StorageBackend):
     def __init__(self, uid: str, path: str | os.PathLike[str] | None = None, *,
                  timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
         super().__init__(uid)
-        raw = os.fspath(path) if path is not None else (
-            os.environ.get(SQLITE_PATH_ENV) or DEFAULT_SQLITE_PATH)
-        if raw in ("", ":memory:") or raw.startswith("file:"):
-            raise ValueError(f"SqliteStorageBackend needs a file path, not {raw!r} "
-                             "(use MemoryStorageBackend for in-process sessions)")
-        self.path = os.path.abspath(os.path.expanduser(raw))
+        self.path = sqlite_file(path)
         sync = synchronous.upper()
         if sync not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, "
