@@ -114,6 +114,30 @@ def test_a_bad_configuration_reports_every_problem_and_stores_nothing(
     assert manager.debug_repr() == before  # nothing stored, not even t_ok
 
 
+def test_a_task_that_fails_validation_still_has_every_other_problem_listed(
+        manager: TriggerManager) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        manager.update_configuration({
+            # a wrong type, a typo, no 'after', an unknown runner, a value that is not JSON
+            "t_many": {"run": 7, "unles": ["x"], "using": "no-such-runner",
+                       "when": datetime.date(2024, 1, 1)},
+            "t_snake": {"and_every": 5, "run": "tests.echo"},  # the type is the one problem
+            "t_twice": {"after": ["a"], "andEvery": "p", "and_every": "q", "run": ["x"]},
+        })
+    assert [(p.location, p.message.split(";")[0]) for p in caught.value.problems] == [
+        ("t_many.run", "Input should be a valid string"),
+        ("t_many.unles", "unknown directive (did you mean 'unless'?)"),
+        ("t_many.when", "the value cannot be stored as JSON: Type is not JSON serializable: "
+                        "datetime.date"),
+        ("t_many", "needs 'after' or 'andEvery': it could never run"),
+        ("t_many.using", "unknown task runner 'no-such-runner'"),
+        ("t_snake.and_every", "Input should be a valid string"),
+        ("t_twice.run", "Input should be a valid string"),
+        ("t_twice.and_every", "given twice, as 'and_every' and 'andEvery'"),
+    ]
+    assert manager.storage.tasks == {}
+
+
 def test_a_configuration_must_be_a_mapping(manager: TriggerManager) -> None:
     with pytest.raises(ConfigurationError, match="a configuration must be a mapping of task "
                                                  "names to tasks, not list"):

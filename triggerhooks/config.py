@@ -116,6 +116,50 @@ def _registry_problems(name: str, run: str | None, using: str | None,
     return problems
 
 
+def _extras_problems(name: str, extras: Mapping[str, Any]) -> list[Problem]:
+    """Problems among a task's unknown directives (kept as ``extras``): a likely typo of a
+    directive, a directive given twice (camelCase and snake_case), a value that is not JSON."""
+    problems = []
+    for key, value in extras.items():
+        if key in _SNAKE:
+            problems.append(Problem(f"{name}.{key}", f"given twice, as {key!r} and {_SNAKE[key]!r}"))
+            continue
+        guess = next(iter(difflib.get_close_matches(key, DIRECTIVES, 1, 0.75)), None)
+        if guess:
+            problems.append(Problem(f"{name}.{key}", f"unknown directive (did you mean {guess!r}?)"))
+            continue
+        try:
+            dumps(value, "the value")
+        except UnstorableKwargsError as exc:
+            problems.append(Problem(f"{name}.{key}", str(exc)))
+    return problems
+
+
+def _never_runs(name: str) -> Problem:
+    return Problem(name, "needs 'after' or 'andEvery': it could never run")
+
+
+def _invalid_task_problems(name: str, raw: Mapping[Any, Any], failed: set[int | str],
+                           known_tasks: Collection[str] | None,
+                           known_runners: Collection[str] | None) -> list[Problem]:
+    """What can still be checked on a task that failed validation: its unknown
+    directives, whether it names any trigger, and the names it runs and uses."""
+    extras = {key: value for key, value in raw.items()
+              if isinstance(key, str) and key not in DIRECTIVES
+              and (key not in _SNAKE or _SNAKE[key] in raw)}
+    problems = _extras_problems(name, extras)
+    triggers = {"after", "andEvery", "and_every"}
+    if not failed & triggers and not raw.get("after") and all(
+            raw.get(key) is None for key in ("andEvery", "and_every")):
+        problems.append(_never_runs(name))
+    run, using = raw.get("run"), raw.get("using")
+    problems += _registry_problems(
+        name, run if isinstance(run, str) and "run" not in failed else None,
+        using if isinstance(using, str) and "using" not in failed else None,
+        known_tasks, known_runners)
+    return problems
+
+
 def parse_configuration(
     configuration: Mapping[str, Any],
     *,
@@ -143,33 +187,17 @@ def parse_configuration(
         try:
             spec = TaskSpec.model_validate(raw)
         except ValidationError as exc:
-            failed = set()
+            failed: set[int | str] = set()
             for error in exc.errors():
                 problems.append(Problem(_location((name, *error["loc"])), error["msg"]))
                 failed.add(error["loc"][0] if error["loc"] else "")
-            if isinstance(raw, Mapping):  # still check the names that are well-formed
-                run, using = raw.get("run"), raw.get("using")
-                problems += _registry_problems(
-                    name, run if isinstance(run, str) and "run" not in failed else None,
-                    using if isinstance(using, str) and "using" not in failed else None,
-                    known_tasks, known_runners)
+            if isinstance(raw, Mapping):  # still check what is well-formed: every problem at once
+                problems += _invalid_task_problems(name, raw, failed, known_tasks, known_runners)
             continue
         extras = dict(spec.model_extra or {})
-        for key, value in extras.items():
-            if key in _SNAKE:
-                problems.append(Problem(f"{name}.{key}",
-                                        f"given twice, as {key!r} and {_SNAKE[key]!r}"))
-                continue
-            guess = next(iter(difflib.get_close_matches(key, DIRECTIVES, 1, 0.75)), None)
-            if guess:
-                problems.append(Problem(f"{name}.{key}", f"unknown directive (did you mean {guess!r}?)"))
-                continue
-            try:
-                dumps(value, "the value")
-            except UnstorableKwargsError as exc:
-                problems.append(Problem(f"{name}.{key}", str(exc)))
+        problems += _extras_problems(name, extras)
         if not spec.after and spec.and_every is None:
-            problems.append(Problem(name, "needs 'after' or 'andEvery': it could never run"))
+            problems.append(_never_runs(name))
         problems += _registry_problems(name, spec.run, spec.using, known_tasks, known_runners)
         configs[name] = TaskConfig(
             name=name,
