@@ -1,31 +1,17 @@
-"""Small test utilities."""
+"""Small test utilities (``wait_for`` comes from the public testing toolbox)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
 from triggerhooks.runners import TaskRunner, ThreadingTaskRunner
+from triggerhooks.testing import wait_for
 
 if TYPE_CHECKING:
     from triggerhooks.manager import TriggerManager
     from triggerhooks.models import TaskInstance
 
-T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.01,
-             message: str = "condition") -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+__all__ = ["HeldTaskRunner", "settle", "wait_for"]
 
 
 def settle(timeout: float = 30.0) -> None:

@@ -22,6 +22,7 @@ from .assertions import (
     assert_unresolved_tasks,
     describe_instance,
 )
+from .waiting import wait_for
 
 __all__ = [
     "CapturedSignals",
@@ -39,4 +40,5 @@ __all__ = [
     "assert_unresolved_tasks",
     "capture_signals",
     "describe_instance",
+    "wait_for",
 ]

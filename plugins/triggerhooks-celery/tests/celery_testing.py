@@ -6,15 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import redis
 
 from triggerhooks.storages import SqliteStorageBackend, StorageBackend, storage_backends
+from triggerhooks.testing import wait_for
 
 HERE = Path(__file__).resolve().parent
 PREFIX = os.environ["TH_CELERY_TEST_PREFIX"]
@@ -27,22 +26,6 @@ def session_storage(uid: str, sqlite_path: Path) -> StorageBackend:
     if "redis" in storage_backends:
         return storage_backends.get("redis", uid, REDIS_URL, prefix=f"{PREFIX}sessions")
     return SqliteStorageBackend(uid, sqlite_path)
-
-T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], timeout: float, message: str,
-             interval: float = 0.02) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
 
 class Worker:
     """One ``celery worker`` process, its log in a file."""
