@@ -5,8 +5,8 @@ name and never changes stored state; failures of receivers connected with
 ``raise_exception=True`` are collected and raised together, after every
 receiver ran, as :class:`~triggerhooks.exceptions.SignalHandlingError`.
 Receivers connected with ``background=True`` are not called by the sender:
-each call becomes a JSON :class:`BackgroundCall` handed to the task runner of
-the session's manager (a Celery worker, a thread, ...).
+each call becomes a JSON :class:`~triggerhooks.background.BackgroundCall`
+handed to the task runner of the session's manager (a Celery worker, a thread, ...).
 """
 
 from __future__ import annotations
@@ -17,27 +17,21 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from blinker import ANY, Signal
 from blinker._utilities import make_id
 
 from .exceptions import SignalHandlingError, TriggerhooksError
-from .serialization import JsonDict, dumps, loads
 from .signals import namespace
-
-if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .runners import TaskRunner
 
 __all__ = [
     "ANY",
     "BEFORE_CHANGE_SIGNALS",
     "RECEIVER_MODULES_ENV",
-    "BackgroundCall",
     "CapturedSignals",
     "ReceiverModuleError",
     "SentSignal",
@@ -146,7 +140,7 @@ def on(signal: Signal | Iterable[Signal], sender: Any = ANY, raise_exception: bo
     session's manager instead of in the sending call: on a Celery worker, in a
     thread, or (inline runner) right after the blocking receivers. It must be
     a module-level function (found by its dotted name in another process) and
-    gets JSON-serializable arguments (see :class:`BackgroundCall`).
+    gets JSON-serializable arguments (see :class:`~triggerhooks.background.BackgroundCall`).
     """
     signals = _as_signals(signal)
     sender = _task_sender(sender)
@@ -250,8 +244,10 @@ def send_event(signal: Signal, sender: Any = None, /,
                 caught.append(exc)
             _log_failure(signal, receiver, exc, raising)
     for receiver in deferred:
+        from .background import hand_off
+
         try:
-            _hand_off(signal, receiver, sender, kwargs)
+            hand_off(signal, receiver, sender, kwargs)
             results.append((receiver, None))
         except Exception as exc:
             results.append((receiver, exc))
@@ -267,167 +263,6 @@ def _log_failure(signal: Signal, receiver: Callable[..., Any], exc: Exception,
               getattr(signal, "name", repr(signal)),
               " (raise_exception: raised once all receivers ran)" if raising else "",
               type(exc).__name__, exc, exc_info=exc)
-
-
-# -- background receivers --------------------------------------------------------------------
-
-_runners: dict[str, TaskRunner] = {}
-
-
-def _runner_for(manager: TriggerManager) -> TaskRunner:
-    from .runners import task_runners
-
-    key = manager.task_runner_name
-    runner = _runners.get(key)
-    if runner is None:
-        runner = _runners[key] = task_runners.get(key)
-    return runner
-
-
-def _hand_off(signal: Signal, receiver: Callable[..., Any], sender: Any,
-              kwargs: dict[str, Any]) -> None:
-    """Filter a background receiver's call here, then give it to the session's runner."""
-    accepts = getattr(receiver, "__th_accepts__", None)
-    if accepts is not None and not accepts(sender, kwargs):
-        return
-    manager = kwargs.get("manager")
-    if manager is None:
-        raise TypeError(f"background receiver {dotted_name(receiver)} needs a signal that passes "
-                        "manager=... (its runner is the manager's task runner)")
-    call = BackgroundCall.build(signal, receiver, sender, kwargs)
-    _runner_for(manager).schedule_receiver(manager, call)
-
-
-def _encode(name: str, value: Any) -> tuple[Any, str | None]:
-    """A signal argument as JSON, with the kind of object it stands for."""
-    from .models import TaskConfig, TaskInstance
-
-    if isinstance(value, TaskInstance):
-        return {"name": value.name, **value.to_json()}, "instance"
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, TaskInstance) for v in value):
-        return [{"name": v.name, **v.to_json()} for v in value], "instances"
-    if (isinstance(value, Mapping) and value
-            and all(isinstance(v, TaskConfig) for v in value.values())):
-        return {key: config.to_json() for key, config in value.items()}, "tasks"
-    if isinstance(value, BaseException):
-        return None, "exception"
-    return value, None
-
-
-def _decode(value: Any, kind: str | None) -> Any:
-    from .models import TaskConfig, TaskInstance
-
-    if kind == "instance":
-        return TaskInstance.from_json(value["name"], value)
-    if kind == "instances":
-        return [TaskInstance.from_json(v["name"], v) for v in value]
-    if kind == "tasks":
-        return {key: TaskConfig.from_json(key, data) for key, data in value.items()}
-    return value
-
-
-def _encode_sender(sender: Any) -> JsonDict | None:
-    from .manager import TriggerManager
-    from .sessions import _manager_key
-    from .task import TriggerTask
-
-    if sender is None:
-        return None
-    if isinstance(sender, type) and issubclass(sender, TriggerTask):
-        return {"task": sender.name}
-    if isinstance(sender, type) and issubclass(sender, TriggerManager):
-        return {"manager": _manager_key(sender)}
-    raise TypeError(f"a background receiver's sender must be a task class, a manager class or "
-                    f"None, not {sender!r}: a worker finds it through the registries")
-
-
-def _decode_sender(data: JsonDict | None) -> Any:
-    from .manager import trigger_managers
-    from .task import trigger_tasks
-
-    if data is None:
-        return None
-    if "task" in data:
-        return trigger_tasks.get_class(data["task"])
-    return trigger_managers.get_class(data["manager"])
-
-
-def _find_receiver(module: str, qualname: str) -> Callable[..., Any]:
-    """Import a background receiver by name; only functions connected as background count."""
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part, None)
-    if target is None or not any(found is target for found in _background.values()):
-        raise LookupError(f"{module}.{qualname} is not a background receiver (connected with "
-                          "@on(..., background=True) when its module is imported)")
-    unfiltered: Callable[..., Any] = getattr(target, "__th_unfiltered__", target)
-    return unfiltered
-
-
-@dataclass(frozen=True)
-class BackgroundCall:
-    """One call of a background receiver, as JSON, for a runner to make later or elsewhere.
-
-    The receiver gets the signal's arguments rebuilt from JSON: ``manager`` is
-    a manager of the same session, ``sender`` the task or manager class
-    (through the registries), ``task_instance`` / ``tasks_scheduled`` are the
-    instances as they were when the signal was sent, ``tasks`` maps names to
-    ``TaskConfig``; ``exception`` is ``None`` (the failure is in
-    ``task_instance.metadata``). Any other argument must be JSON-serializable.
-    """
-
-    signal: str
-    module: str
-    qualname: str
-    sender: JsonDict | None
-    kwargs: JsonDict
-    kinds: dict[str, str]
-    live: tuple[Callable[..., Any], Any] | None = field(default=None, compare=False, repr=False)
-    """The receiver and sender themselves, for runners in the sending process."""
-
-    @classmethod
-    def build(cls, signal: Signal, receiver: Callable[..., Any], sender: Any,
-              kwargs: Mapping[str, Any]) -> BackgroundCall:
-        target = inspect.unwrap(receiver)
-        encoded: JsonDict = {}
-        kinds: dict[str, str] = {}
-        for key, value in kwargs.items():
-            if key == "manager":
-                continue
-            encoded[key], kind = _encode(key, value)
-            if kind is not None:
-                kinds[key] = kind
-        name = f"{target.__module__}.{target.__qualname__}"
-        raw = dumps(encoded, f"arguments of background receiver {name}")
-        unfiltered = getattr(receiver, "__th_unfiltered__", receiver)
-        return cls(getattr(signal, "name", repr(signal)), target.__module__, target.__qualname__,
-                   None, loads(raw), kinds, (unfiltered, sender))
-
-    @property
-    def receiver_name(self) -> str:
-        return f"{self.module}.{self.qualname}"
-
-    def to_json(self) -> JsonDict:
-        """The call as JSON, for another process (the sender named through the registries)."""
-        sender = self.sender if self.live is None else _encode_sender(self.live[1])
-        return {"signal": self.signal, "receiver": [self.module, self.qualname],
-                "sender": sender, "kwargs": self.kwargs, "kinds": self.kinds}
-
-    @classmethod
-    def from_json(cls, data: JsonDict) -> BackgroundCall:
-        module, qualname = data["receiver"]
-        return cls(data["signal"], module, qualname, data["sender"], data["kwargs"],
-                   data["kinds"])
-
-    def run(self, manager: TriggerManager) -> Any:
-        """Call the receiver with the rebuilt arguments and ``manager``; returns its result."""
-        if self.live is not None:
-            receiver, sender = self.live
-        else:
-            receiver = _find_receiver(self.module, self.qualname)
-            sender = _decode_sender(self.sender)
-        kwargs = {key: _decode(value, self.kinds.get(key)) for key, value in self.kwargs.items()}
-        return receiver(sender, manager=manager, **kwargs)
 
 
 @contextmanager

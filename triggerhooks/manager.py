@@ -404,7 +404,7 @@ class TriggerManager:
             # One failed hand-off must not keep the others from their runners.
             for key, instances in self._by_runner(changes.schedule).items():
                 try:
-                    self._runner(key).schedule_many(self, instances)
+                    self.task_runner(key).schedule_many(self, instances)
                 except SignalHandlingError as exc:
                     errors.extend(exc.caught_exceptions)
                 except Exception as exc:
@@ -428,7 +428,9 @@ class TriggerManager:
                 (instance.name, countdown))
         return groups
 
-    def _runner(self, key: str) -> TaskRunner:
+    def task_runner(self, name: str | None = None) -> TaskRunner:
+        """The runner registered as ``name`` (default: this manager's), made once per manager."""
+        key = name or self.task_runner_name
         runner = self._runners.get(key)
         if runner is None:
             runner = self._runners[key] = task_runners.get(key)

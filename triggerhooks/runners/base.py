@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from ..events import BackgroundCall
+    from ..background import BackgroundCall
     from ..manager import TriggerManager
 
 __all__ = ["TaskRunner"]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from triggerhooks import TriggerManager
-    from triggerhooks.events import BackgroundCall
+    from triggerhooks.background import BackgroundCall
 
 __all__ = ["CeleryTaskRunner", "EagerModeError"]
 

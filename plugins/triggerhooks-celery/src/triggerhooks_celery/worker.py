@@ -24,8 +24,8 @@ from typing import Any
 from celery import Task
 
 from triggerhooks import TaskStatus
+from triggerhooks.background import BackgroundCall
 from triggerhooks.claims import claim_of
-from triggerhooks.events import BackgroundCall
 from triggerhooks.models import utcnow
 from triggerhooks.serialization import JsonDict
 from triggerhooks.sessions import open_session
