@@ -16,7 +16,7 @@ from .exceptions import ConfigurationError, Problem, UnstorableKwargsError
 from .models import TaskConfig
 from .serialization import dumps
 
-__all__ = ["TaskSpec", "Workflow", "parse_configuration", "workflow_json_schema"]
+__all__ = ["TaskSpec", "Workflow", "cycle_problems", "parse_configuration", "workflow_json_schema"]
 
 Name = Annotated[str, Field(min_length=1)]
 
@@ -160,6 +160,14 @@ def _invalid_task_problems(name: str, raw: Mapping[Any, Any], failed: set[int | 
     return problems
 
 
+def cycle_problems(merged: Mapping[str, TaskConfig],
+                   changed: Collection[str]) -> list[Problem]:
+    """A problem for each cycle of ``merged`` tasks that goes through a ``changed`` one."""
+    return [Problem(cycle[0], "tasks wait for each other and could never run: "
+                              + " -> ".join(cycle))
+            for cycle in _cycles(merged) if any(name in changed for name in cycle)]
+
+
 def parse_configuration(
     configuration: Mapping[str, Any],
     *,
@@ -209,11 +217,7 @@ def parse_configuration(
             using=spec.using,
             extras=extras,
         )
-    merged = {**(existing or {}), **configs}
-    for cycle in _cycles(merged):
-        if any(name in configs for name in cycle):
-            problems.append(Problem(cycle[0], "tasks wait for each other and could never run: "
-                                              + " -> ".join(cycle)))
+    problems += cycle_problems({**(existing or {}), **configs}, configs)
     if problems:
         raise ConfigurationError(problems)
     return configs

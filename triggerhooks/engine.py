@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .claims import Claim, Lease, claim_of
-from .exceptions import InstanceNotFoundError, InvalidStatusError
+from .config import cycle_problems
+from .exceptions import ConfigurationError, InstanceNotFoundError, InvalidStatusError
 from .models import (
     RESOLVED,
     SESSION_FINALIZED,
@@ -370,10 +371,19 @@ class Transition:
         return self.put(instance, instance.status, mark_logs_resolved=True)
 
     def configure(self, configs: Mapping[str, TaskConfig]) -> None:
-        """Store the merged configuration and run one-shot tasks whose triggers all fired."""
-        merged = dict(self.view.all_tasks())
-        merged.update(configs)
+        """Store the merged configuration and run one-shot tasks whose triggers all fired.
+
+        Raises :class:`ConfigurationError` (nothing stored) when the new tasks close a
+        cycle with the stored ones. The first configuration stamps ``createdAt``.
+        """
+        existing = self.view.all_tasks()
+        merged = {**existing, **configs}
+        problems = cycle_problems(merged, configs)
+        if problems:
+            raise ConfigurationError(problems)
         self.changes.configs = merged
+        if not existing:
+            self.changes.metadata = {"createdAt": self.now}
         for config in configs.values():
             if config.unless and self._vetoed(config):
                 self.abandon_pending(config)

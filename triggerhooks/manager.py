@@ -152,16 +152,8 @@ class TriggerManager:
         """Add or replace tasks. Every problem is reported at once and nothing is stored."""
         configs = parse_configuration(
             configuration, known_tasks=set(map(str, trigger_tasks.keys())),
-            known_runners=set(map(str, task_runners.keys())), existing=self.storage.tasks)
-
-        is_new = "createdAt" not in self.storage.metadata
-
-        def compute(step: Transition) -> None:
-            step.configure(configs)
-            if is_new:
-                step.changes.metadata = {"createdAt": step.now}
-
-        commit = self.storage.transact(Plan(full=True), _run(compute))
+            known_runners=set(map(str, task_runners.keys())))
+        commit = self.storage.transact(Plan(full=True), _run(lambda step: step.configure(configs)))
         self._after(commit, announce=[(signals.configuration_updated, type(self),
                                        {"tasks": configs})])
 
