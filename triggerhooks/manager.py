@@ -102,6 +102,12 @@ def _sender_of(config: TaskConfig | None) -> Any:
         return None
 
 
+def _config_in(commit: Commit, name: str) -> TaskConfig | None:
+    """The configuration of ``name``'s task, as the transition that changed it read it."""
+    return next((notice.config for notice in commit.changes.notices
+                 if notice.instance.name == name and notice.config is not None), None)
+
+
 def _run(compute: Callable[[Transition], Any]) -> Callable[[SessionView], Changes]:
     def transition(view: SessionView) -> Changes:
         step = Transition(view)
@@ -328,7 +334,7 @@ class TriggerManager:
 
         commit = self.storage.transact(Plan(instances=(name,)), _run(compute))
         copy = commit.changes.result
-        self._after(commit, then=None if copy is None else lambda: self._replayed(copy, name))
+        self._after(commit, then=None if copy is None else lambda: self._replayed(commit, copy, name))
         return commit.changes.instances.get(name)
 
     def _finish_status(self, name: str, change: StatusChange, context: TaskContext,
@@ -455,11 +461,11 @@ class TriggerManager:
     def _task_sender(self, instance: TaskInstance) -> Any:
         return _sender_of(self.storage.tasks.get(instance.task_name))
 
-    def _replayed(self, copy: TaskInstance, parent: str) -> None:
+    def _replayed(self, commit: Commit, copy: TaskInstance, parent: str) -> None:
         errors: list[BaseException] = []
         if signals.post_replay.receivers:
-            self._emit(signals.post_replay, self._task_sender(copy), errors, task_instance=copy,
-                       parent=parent)
+            self._emit(signals.post_replay, _sender_of(_config_in(commit, copy.name)), errors,
+                       task_instance=copy, parent=parent)
         self._post_replay(copy)
         if errors:
             raise SignalHandlingError(errors)
@@ -481,7 +487,7 @@ class TriggerManager:
         commit = self.storage.transact(Plan(instances=(name,)),
                                        _run(lambda step: step.replay(name, replacement)))
         copy: TaskInstance = commit.changes.result
-        self._after(commit, then=lambda: self._replayed(copy, name))
+        self._after(commit, then=lambda: self._replayed(commit, copy, name))
         return copy
 
     def skip_failed_instance(self, instance: InstanceRef, cascade: bool = False,
@@ -507,7 +513,7 @@ class TriggerManager:
         def announce() -> None:
             errors: list[BaseException] = []
             if signals.post_skip.receivers:
-                self._emit(signals.post_skip, self._task_sender(skipped), errors,
+                self._emit(signals.post_skip, _sender_of(_config_in(commit, skipped.name)), errors,
                            task_instance=skipped, cascade=cascade)
             self._post_skip(skipped, cascade)
             if errors:
