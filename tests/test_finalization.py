@@ -23,6 +23,8 @@ from triggerhooks.signals import post_fire, pre_fire, session_finalized
 from triggerhooks.storages import StorageBackend
 from triggerhooks.task import TaskContext, TriggerTask
 
+from .test_cookbook import FinalizingTriggerManager  # the seed's recipe, verbatim
+
 pytestmark = pytest.mark.usefixtures("isolated_signals")
 
 _barriers: dict[str, threading.Barrier] = {}
@@ -157,30 +159,6 @@ def test_a_vetoed_finalization_is_tried_again_after_the_next_change(
     manager.update_instance_metadata("t#0", {"checked": True})
     assert manager.storage.is_finalized
     assert manager.storage["final#0"].status == "finished"
-
-
-class FinalizingTriggerManager(TriggerManager):
-    """The cookbook's recipe (seed 002), unchanged."""
-
-    TRIGGER_SESSION_FINALIZED = "sessionFinalized"
-
-    def _post_fire(self, trigger_name, tasks_scheduled):  # type: ignore[no-untyped-def]
-        # Prevent infinite recursion.
-        if trigger_name == self.TRIGGER_SESSION_FINALIZED:
-            return
-
-        # A session can only be finalized once.
-        if self.TRIGGER_SESSION_FINALIZED in self.storage.latest_kwargs:
-            return
-
-        # Check for any unresolved tasks...
-        for config in self.get_unresolved_tasks():
-            # ... ignoring any that are waiting for session finalized.
-            if self.TRIGGER_SESSION_FINALIZED not in config.after:
-                return
-
-        # If we get here, we are ready to finalize the session.
-        self.fire(self.TRIGGER_SESSION_FINALIZED)
 
 
 def test_the_cookbook_finalizing_manager_still_finalizes_once(
