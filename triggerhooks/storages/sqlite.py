@@ -148,7 +148,6 @@ class _Pool:
         self.path = path
         self.timeout = timeout
         self.synchronous = synchronous
-        self.pid = os.getpid()
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._ready = False
