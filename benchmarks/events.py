@@ -28,9 +28,9 @@ from triggerhooks import (
     send_event,
     trigger_task,
 )
+from triggerhooks.core.types import Notice
 from triggerhooks.events import CapturedSignals
 from triggerhooks.signals import namespace
-from triggerhooks.storages.base import Notice
 from triggerhooks.task import TaskContext
 
 RECEIVERS = 10

@@ -11,8 +11,8 @@ import pytest
 
 from tests.helpers import wait_for
 from triggerhooks import TaskStatus, TriggerManager, WorkerLostError, capture_signals, trigger_task
-from triggerhooks.claims import DEFAULT_MAX_ATTEMPTS, Claim, Lease, claim_of
-from triggerhooks.engine import Transition
+from triggerhooks.core.leases import DEFAULT_MAX_ATTEMPTS, Claim, Lease, claim_of
+from triggerhooks.core.rules import Transition
 from triggerhooks.plugins import hookimpl, registered
 from triggerhooks.runners import TaskRunner
 from triggerhooks.signals import task_failed

@@ -17,7 +17,7 @@ from triggerhooks import (
     UnstorableKwargsError,
     trigger_task,
 )
-from triggerhooks.engine import Transition
+from triggerhooks.core.rules import Transition
 from triggerhooks.events import connected
 from triggerhooks.plugins import hookimpl, registered
 from triggerhooks.runners import TaskRunner

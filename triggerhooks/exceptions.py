@@ -144,7 +144,7 @@ class WorkerLostError(TriggerhooksError):
 
     Never raised: a failed instance names it in ``metadata["exceptionType"]``
     (``task_failed`` is sent with ``exception=None``), and the instance waits
-    for a replay or a skip. See :mod:`triggerhooks.claims`.
+    for a replay or a skip. See :mod:`triggerhooks.core.leases`.
     """
 
 

@@ -12,9 +12,10 @@ from typing import Any, ClassVar, NamedTuple
 from blinker import Signal
 
 from . import signals
-from .claims import DEFAULT_MAX_ATTEMPTS, Heartbeat, Lease
 from .config import parse_configuration
-from .engine import Transition
+from .core.leases import DEFAULT_MAX_ATTEMPTS, Heartbeat, Lease
+from .core.rules import Transition
+from .core.types import Changes, Commit, Notice, Plan, SessionView
 from .events import load_receiver_modules, send_event
 from .exceptions import (
     InvalidTaskResultError,
@@ -34,7 +35,7 @@ from .models import (
 from .registry import Registry
 from .runners import TaskRunner, task_runners
 from .serialization import JsonDict, dumps, dumps_mapping, loads
-from .storages.base import Changes, Commit, Notice, Plan, SessionView, StorageBackend
+from .storages.base import StorageBackend
 from .task import Retry, StatusChange, TaskContext, TriggerTask, trigger_tasks
 
 __all__ = ["TASK_RUNNER_ENV", "TriggerManager", "trigger_managers"]
@@ -202,7 +203,7 @@ class TriggerManager:
         taken over instead of ignored — unless it was started ``max_attempts``
         times already (``None``: no limit): it then ends ``failed`` with a
         :class:`~triggerhooks.exceptions.WorkerLostError`, which is returned.
-        See :mod:`triggerhooks.claims`.
+        See :mod:`triggerhooks.core.leases`.
         """
         name = _instance_name(instance)
         held = None if lease is None else Lease(lease, worker, max_attempts=max_attempts)

@@ -12,10 +12,11 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.types import Changes, Commit, Plan, SessionView, TaskState
 from ..exceptions import UnknownKeyError
 from ..registry import Registry
 from ..serialization import JsonDict
-from .base import Changes, Commit, Plan, SessionView, StorageBackend, TaskState
+from .base import StorageBackend
 from .memory import MemoryStorageBackend, MemoryStore
 from .redis import REDIS_PREFIX_ENV, REDIS_URL_ENV, RedisStorageBackend
 from .sqlite import SQLITE_PATH_ENV, SqliteStorageBackend

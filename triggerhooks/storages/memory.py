@@ -6,9 +6,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
-from .base import Changes, Commit, Compute, Plan, SessionView, StorageBackend, TaskState
+from .base import StorageBackend
 
 __all__ = ["MemoryStorageBackend", "MemoryStore"]
 

@@ -1,6 +1,6 @@
 """Sessions in Redis: shared by every process on every server, one transition per round trip.
 
-A transition computes its change in Python (:mod:`triggerhooks.engine`) against
+A transition computes its change in Python (:mod:`triggerhooks.core.rules`) against
 what it knows of the part of the session its :class:`Plan` names, and commits
 it with one script call that first checks that nothing it read has changed
 (the versions of task states and instances, triggers seen as not fired, the
@@ -27,10 +27,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState
 from ..exceptions import ConflictError, StorageUnavailableError
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance, split_instance_name
 from ..serialization import JsonDict, dumps, loads
-from .base import Changes, Commit, Compute, Plan, SessionView, StorageBackend, TaskState
+from .base import StorageBackend
 from .redis_client import Client, client_for_url, clients, redact, strip_password, url_of
 from .redis_facts import (
     INLINE_LIMIT,

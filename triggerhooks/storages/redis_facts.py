@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.types import Changes, Plan, TaskState, build_index
 from ..models import RESOLVED, SESSION_FINALIZED, TaskConfig, split_instance_name
 from ..serialization import loads
-from .base import Changes, Plan, TaskState, build_index
 
 __all__ = ["INLINE_LIMIT", "MISSING", "Facts", "SessionCache", "index_entries", "ordered_configs",
            "parse_config", "parse_snapshot"]

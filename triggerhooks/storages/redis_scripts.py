@@ -1,6 +1,6 @@
 """The Lua script of the Redis backend: read a planned part of a session, check, commit.
 
-It only reads, checks and writes; every rule stays in :mod:`triggerhooks.engine`.
+It only reads, checks and writes; every rule stays in :mod:`triggerhooks.core.rules`.
 It takes the session's keys in this order::
 
     KEYS = cfg, idx, kw, ts, tv, inst, meta

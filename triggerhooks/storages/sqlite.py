@@ -18,10 +18,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
+from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState, build_index
 from ..exceptions import ConflictError, StorageUnavailableError
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
-from .base import Changes, Commit, Compute, Plan, SessionView, StorageBackend, TaskState, build_index
+from .base import StorageBackend
 
 __all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "sqlite_file"]
 

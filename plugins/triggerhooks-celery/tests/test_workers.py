@@ -17,8 +17,8 @@ from celery_testing import PREFIX, Fleet, runs, session_storage, wait_for
 from triggerhooks_celery import CeleryTaskRunner
 
 from triggerhooks import TaskStatus, TriggerManager
-from triggerhooks.claims import Lease, claim_of
-from triggerhooks.engine import Transition
+from triggerhooks.core.leases import Lease, claim_of
+from triggerhooks.core.rules import Transition
 from triggerhooks.storages import Changes, Plan, SessionView, StorageBackend, open_reference
 
 pytestmark = pytest.mark.slow

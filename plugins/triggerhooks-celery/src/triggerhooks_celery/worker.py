@@ -4,7 +4,7 @@ Every message carries one JSON document: the session reference (manager key,
 storage reference, runner) and either an instance name or a background
 receiver call. The worker rebuilds the manager through the registries and
 lets it do the rest. Redelivery is safe because of the claim rules
-(:mod:`triggerhooks.claims`):
+(:mod:`triggerhooks.core.leases`):
 
 * ``scheduled``: claim it (with a lease renewed by a heartbeat) and run it;
 * ``running`` with an expired lease (its worker died): take it over, run it —
@@ -25,7 +25,7 @@ from celery import Task
 
 from triggerhooks import TaskStatus
 from triggerhooks.background import BackgroundCall
-from triggerhooks.claims import claim_of
+from triggerhooks.core.leases import claim_of
 from triggerhooks.models import utcnow
 from triggerhooks.serialization import JsonDict
 from triggerhooks.sessions import open_session

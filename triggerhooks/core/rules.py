@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .claims import Claim, Lease, claim_of
-from .config import cycle_problems
-from .exceptions import ConfigurationError, InstanceNotFoundError, InvalidStatusError
-from .models import (
+from ..config import cycle_problems
+from ..exceptions import ConfigurationError, InstanceNotFoundError, InvalidStatusError
+from ..models import (
     RESOLVED,
     SESSION_FINALIZED,
     TaskConfig,
@@ -21,8 +20,9 @@ from .models import (
     TaskStatus,
     utcnow,
 )
-from .serialization import JsonDict, loads
-from .storages.base import Changes, Notice, SessionView, TaskState
+from ..serialization import JsonDict, loads
+from .leases import Claim, Lease, claim_of
+from .types import Changes, Notice, SessionView, TaskState
 
 __all__ = ["Transition"]
 

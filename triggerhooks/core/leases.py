@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 
-from .exceptions import WorkerLostError
-from .models import TaskInstance
-from .serialization import JsonDict
+from ..exceptions import WorkerLostError
+from ..models import TaskInstance
+from ..serialization import JsonDict
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "Claim", "Heartbeat", "Lease", "claim_of"]
 

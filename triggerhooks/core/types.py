@@ -1,0 +1,172 @@
+"""The value types of one transition: what the rules read (:class:`SessionView`,
+:class:`TaskState`), which part of a session they read (:class:`Plan`), what they
+write (:class:`Changes`, :class:`Notice`) and what a commit reports (:class:`Commit`).
+
+Storages implement the view and commit the changes; the manager acts on the
+commit. Nothing here does any I/O.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import PENDING, TaskConfig, TaskInstance
+from ..serialization import JsonDict
+
+__all__ = ["Changes", "Commit", "Compute", "Notice", "Plan", "SessionView", "TaskState", "build_index"]
+
+
+class TaskState:
+    """Per-task bookkeeping that keeps every transition flat in session size.
+
+    ``next`` is the number of instances created so far; ``open`` maps each
+    unresolved instance to its status; ``logs`` maps instances whose logs at
+    WARNING or above are not resolved yet to their level.
+    """
+
+    __slots__ = ("logs", "next", "open")
+
+    def __init__(self, next: int = 0, open: dict[str, str] | None = None,
+                 logs: dict[str, int] | None = None) -> None:
+        self.next = next
+        self.open: dict[str, str] = open if open is not None else {}
+        self.logs: dict[str, int] = logs if logs is not None else {}
+
+    @property
+    def is_resolved(self) -> bool:
+        """The task has run (has an instance) and none of its instances is unresolved."""
+        return self.next > 0 and not self.open
+
+    def copy(self) -> TaskState:
+        return TaskState(self.next, dict(self.open), dict(self.logs))
+
+    def pending(self) -> list[str]:
+        """Names of instances not started yet, oldest first."""
+        return [name for name, status in self.open.items() if status in PENDING]
+
+    def to_json(self) -> JsonDict:
+        data: JsonDict = {"n": self.next, "open": self.open}
+        if self.logs:
+            data["logs"] = self.logs
+        return data
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> TaskState:
+        return cls(data["n"], data["open"], data.get("logs"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TaskState) and (self.next, self.open, self.logs) == (
+            other.next, other.open, other.logs)
+
+    def __repr__(self) -> str:
+        return f"TaskState(next={self.next}, open={self.open}, logs={self.logs})"
+
+
+class SessionView(ABC):
+    """What the engine may read during one transition.
+
+    A backend answers from live state under its lock (memory, SQLite) or from
+    what it prefetched for the :class:`Plan` (Redis); asking a prefetching view
+    for something outside the plan is a bug in the plan.
+    """
+
+    @abstractmethod
+    def task(self, name: str) -> TaskConfig | None: ...
+
+    @abstractmethod
+    def tasks_for(self, trigger: str) -> Sequence[TaskConfig]:
+        """The tasks whose ``after``, ``andEvery`` or ``unless`` names ``trigger``."""
+
+    @abstractmethod
+    def all_tasks(self) -> Mapping[str, TaskConfig]:
+        """Every task; only plans with ``full=True`` may ask."""
+
+    @abstractmethod
+    def fired(self, trigger: str) -> bool: ...
+
+    @abstractmethod
+    def kwargs(self, trigger: str) -> bytes | None:
+        """The JSON kwargs of the latest firing of ``trigger``, if it fired."""
+
+    @abstractmethod
+    def state(self, task: str) -> TaskState:
+        """The task's bookkeeping; the engine copies before changing it."""
+
+    @abstractmethod
+    def instance(self, name: str) -> TaskInstance | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which part of a session a transition reads.
+
+    ``trigger``: the tasks it concerns, their states, pending instances and the
+    kwargs of their triggers. ``instances``: these instances, their tasks and
+    those tasks' states. ``full``: everything but the instances (configuration).
+    """
+
+    trigger: str | None = None
+    instances: tuple[str, ...] = ()
+    full: bool = False
+
+
+@dataclass(slots=True)
+class Notice:
+    """Something that happened to an instance in a transition, announced after the commit."""
+
+    kind: str
+    instance: TaskInstance
+    config: TaskConfig | None = None
+    extra: JsonDict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything one transition writes, and what the manager does after the commit."""
+
+    fired: dict[str, bytes] = field(default_factory=dict)
+    instances: dict[str, TaskInstance] = field(default_factory=dict)
+    states: dict[str, TaskState] = field(default_factory=dict)
+    unresolved_delta: int = 0
+    configs: dict[str, TaskConfig] | None = None
+    counted: int | None = None
+    unresolved: int | None = None
+    metadata: JsonDict | None = None
+    notices: list[Notice] = field(default_factory=list)
+    schedule: list[tuple[TaskInstance, TaskConfig, float]] = field(default_factory=list)
+    result: Any = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.fired or self.instances or self.states or self.configs is not None
+                    or self.metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A committed transition and the session's counters right after it."""
+
+    changes: Changes
+    unresolved: int
+    counted: int
+    finalized: bool
+
+    @property
+    def ready_to_finalize(self) -> bool:
+        """Every counted task is resolved and ``sessionFinalized`` has not fired yet."""
+        return self.counted > 0 and self.unresolved == 0 and not self.finalized
+
+
+Compute = Callable[[SessionView], Changes]
+
+
+def build_index(configs: Mapping[str, TaskConfig]) -> dict[str, list[str]]:
+    """trigger -> names of the tasks it concerns."""
+    index: dict[str, list[str]] = {}
+    for config in configs.values():
+        for trigger in sorted(config.triggers):
+            index.setdefault(trigger, []).append(config.name)
+    return index
