@@ -14,8 +14,8 @@ from blinker import Signal
 from . import signals
 from .config import parse_configuration
 from .core.leases import DEFAULT_MAX_ATTEMPTS, Heartbeat, Lease
-from .core.rules import Transition
-from .core.types import Changes, Commit, Notice, Plan, SessionView
+from .core.rules import Transition, transition
+from .core.types import Commit, Notice, Plan
 from .events import load_receiver_modules, send_event
 from .exceptions import (
     InvalidTaskResultError,
@@ -109,14 +109,6 @@ def _config_in(commit: Commit, name: str) -> TaskConfig | None:
                  if notice.instance.name == name and notice.config is not None), None)
 
 
-def _run(compute: Callable[[Transition], Any]) -> Callable[[SessionView], Changes]:
-    def transition(view: SessionView) -> Changes:
-        step = Transition(view)
-        step.changes.result = compute(step)
-        return step.finish()
-    return transition
-
-
 class TriggerManager:
     """Fires triggers into one session (``storage``) and runs the tasks that become ready.
 
@@ -160,7 +152,7 @@ class TriggerManager:
         configs = parse_configuration(
             configuration, known_tasks=set(map(str, trigger_tasks.keys())),
             known_runners=set(map(str, task_runners.keys())))
-        commit = self.storage.transact(Plan(full=True), _run(lambda step: step.configure(configs)))
+        commit = self.storage.transact(Plan(full=True), transition(lambda step: step.configure(configs)))
         self._after(commit, announce=[(signals.configuration_updated, type(self),
                                        {"tasks": configs})])
 
@@ -184,7 +176,7 @@ class TriggerManager:
             send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
                        trigger_name=trigger_name, trigger_kwargs=kwargs)
         commit = self.storage.transact(Plan(trigger=trigger_name),
-                                       _run(lambda step: step.fire(trigger_name, raw)))
+                                       transition(lambda step: step.fire(trigger_name, raw)))
         self._after(commit, fired=(trigger_name, kwargs))
 
     # -- running (called by task runners) ----------------------------------------------------
@@ -208,7 +200,7 @@ class TriggerManager:
         name = _instance_name(instance)
         held = None if lease is None else Lease(lease, worker, max_attempts=max_attempts)
         commit = self.storage.transact(Plan(instances=(name,)),
-                                       _run(lambda step: step.claim(name, held)))
+                                       transition(lambda step: step.claim(name, held)))
         claimed = commit.changes.result
         if claimed is None:
             lost = commit.changes.instances.get(name)
@@ -232,7 +224,7 @@ class TriggerManager:
 
     def _renew(self, name: str, lease: Lease) -> bool:
         commit = self.storage.transact(
-            Plan(instances=(name,)), _run(lambda step: step.renew(name, lease.token, lease.seconds)))
+            Plan(instances=(name,)), transition(lambda step: step.renew(name, lease.token, lease.seconds)))
         return bool(commit.changes.result)
 
     def _start_claimed(self, name: str, commit: Commit, claimed: tuple[TaskInstance, TaskConfig],
@@ -283,7 +275,7 @@ class TriggerManager:
             return self._finish_status(name, change, context, token)
         commit = self.storage.transact(
             Plan(trigger=task_name, instances=(name,)),
-            _run(lambda step: step.complete(name, raw, context.log_level, token=token)))
+            transition(lambda step: step.complete(name, raw, context.log_level, token=token)))
         if not commit.changes.result:
             current = self.storage.get(name)
             log.warning("%s: instance %s was changed while it ran (now %s); its result is not "
@@ -312,7 +304,7 @@ class TriggerManager:
         meta = _failure_metadata(exc)
         level = context.log_level if context else logging.NOTSET
         commit = self.storage.transact(
-            Plan(instances=(name,)), _run(lambda step: step.fail(name, meta, level, exc, token)))
+            Plan(instances=(name,)), transition(lambda step: step.fail(name, meta, level, exc, token)))
         self._after(commit)
         return commit.changes.instances.get(name)
 
@@ -333,7 +325,7 @@ class TriggerManager:
                 return None
             return step.replay(name, replacement, retry.cooldown, {"retries": retries})
 
-        commit = self.storage.transact(Plan(instances=(name,)), _run(compute))
+        commit = self.storage.transact(Plan(instances=(name,)), transition(compute))
         copy = commit.changes.result
         self._after(commit, then=None if copy is None else lambda: self._replayed(commit, copy, name))
         return commit.changes.instances.get(name)
@@ -486,7 +478,7 @@ class TriggerManager:
             send_event(signals.pre_replay, self._task_sender(current), manager=self,
                        session_uid=self.storage.uid, task_instance=current)
         commit = self.storage.transact(Plan(instances=(name,)),
-                                       _run(lambda step: step.replay(name, replacement)))
+                                       transition(lambda step: step.replay(name, replacement)))
         copy: TaskInstance = commit.changes.result
         self._after(commit, then=lambda: self._replayed(commit, copy, name))
         return copy
@@ -508,7 +500,7 @@ class TriggerManager:
                        trigger_name=task_name, trigger_kwargs=loads(raw))
         commit = self.storage.transact(Plan(trigger=task_name if cascade else None,
                                             instances=(name,)),
-                                       _run(lambda step: step.skip(name, cascade, raw)))
+                                       transition(lambda step: step.skip(name, cascade, raw)))
         skipped: TaskInstance = commit.changes.result
 
         def announce() -> None:
@@ -552,7 +544,7 @@ class TriggerManager:
                        token: str | None = None) -> TaskInstance:
         commit = self.storage.transact(
             Plan(trigger=update.task_name if update.cascade else None, instances=(name,)),
-            _run(lambda step: step.set_status(name, update.status, update.metadata,
+            transition(lambda step: step.set_status(name, update.status, update.metadata,
                                               update.cascade, update.cascade_kwargs, level, token)))
         if name not in commit.changes.instances:
             unchanged: TaskInstance = commit.changes.result
@@ -567,7 +559,7 @@ class TriggerManager:
         name = _instance_name(instance)
         meta = loads(dumps_mapping(metadata, f"metadata of {name}"))
         commit = self.storage.transact(Plan(instances=(name,)),
-                                       _run(lambda step: step.update_metadata(name, meta)))
+                                       transition(lambda step: step.update_metadata(name, meta)))
         self._after(commit)
         return commit.changes.instances[name]
 
@@ -575,7 +567,7 @@ class TriggerManager:
         """Mark an instance's logs as reviewed: it no longer has unresolved logs."""
         name = _instance_name(instance)
         commit = self.storage.transact(Plan(instances=(name,)),
-                                       _run(lambda step: step.resolve_logs(name)))
+                                       transition(lambda step: step.resolve_logs(name)))
         self._after(commit)
         return commit.changes.instances[name]
 

@@ -7,7 +7,7 @@ never write, so an optimistic backend can run them again after a conflict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import cycle_problems
@@ -22,9 +22,9 @@ from ..models import (
 )
 from ..serialization import JsonDict, loads
 from .leases import Claim, Lease, claim_of
-from .types import Changes, Notice, SessionView, TaskState
+from .types import Changes, Compute, Notice, SessionView, TaskState
 
-__all__ = ["Transition"]
+__all__ = ["Transition", "transition"]
 
 _UNSTARTED = TaskStatus.UNSTARTED
 _SCHEDULED = TaskStatus.SCHEDULED
@@ -410,3 +410,13 @@ class Transition:
             changes.unresolved_delta = delta
         return changes
 
+
+def transition(body: Callable[[Transition], Any]) -> Compute:
+    """The ``compute`` that ``StorageBackend.transact`` runs for one step of the rules:
+    ``body`` acts on a fresh :class:`Transition`; what it returns becomes ``changes.result``.
+    Re-runnable, as optimistic backends need."""
+    def compute(view: SessionView) -> Changes:
+        step = Transition(view)
+        step.changes.result = body(step)
+        return step.finish()
+    return compute
