@@ -1,4 +1,5 @@
-"""JSON encoding of everything a storage keeps (never pickle)."""
+"""JSON encoding of everything a storage keeps (never pickle), and the dotted names it
+keeps for classes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import orjson
 
 from .exceptions import UnstorableKwargsError
 
-__all__ = ["JsonDict", "dumps", "dumps_mapping", "loads"]
+__all__ = ["JsonDict", "dotted_name", "dumps", "dumps_mapping", "loads"]
 
 JsonDict = dict[str, Any]
 
@@ -39,3 +40,10 @@ def dumps_mapping(value: object, what: str) -> bytes:
     if not isinstance(value, dict):
         value = dict(value)
     return dumps(value, what)
+
+
+def dotted_name(obj: Any) -> str:
+    """``module.QualifiedName`` of a class or function (builtins without the module)."""
+    module = getattr(obj, "__module__", None)
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
+    return name if module in (None, "builtins") else f"{module}.{name}"

@@ -50,13 +50,14 @@ def _merge_params(kwargs: JsonDict, with_params: JsonDict) -> JsonDict:
 class Transition:
     """Builds one transition's changes against a view, copying state before changing it."""
 
-    __slots__ = ("_before", "_now", "changes", "view")
+    __slots__ = ("_before", "_decoded", "_now", "changes", "view")
 
     def __init__(self, view: SessionView) -> None:
         self.view = view
         self.changes = Changes()
         self._now: str | None = None
         self._before: dict[str, bool] = {}
+        self._decoded: dict[str, JsonDict] = {}
 
     @property
     def now(self) -> str:
@@ -71,6 +72,9 @@ class Transition:
         return trigger in self.changes.fired or self.view.fired(trigger)
 
     def kwargs_of(self, trigger: str) -> JsonDict:
+        decoded = self._decoded.get(trigger)
+        if decoded is not None:
+            return decoded
         raw = self.changes.fired.get(trigger) or self.view.kwargs(trigger)
         return loads(raw) if raw else {}
 
@@ -184,15 +188,22 @@ class Transition:
 
     # -- the rules -----------------------------------------------------------------------
 
-    def fire(self, trigger: str, kwargs: bytes) -> bool:
-        """Record a firing and move every task it concerns on; False if it was ignored."""
+    def fire(self, trigger: str, kwargs: bytes, value: JsonDict | None = None) -> bool:
+        """Record a firing and move every task it concerns on; False if it was ignored.
+
+        ``value`` is ``kwargs`` decoded, when the caller has it already (a task's result).
+        """
         if trigger == SESSION_FINALIZED:
             if self.has_fired(SESSION_FINALIZED):
                 return False
             self.changes.metadata = {"finalizedAt": self.now}
         self.changes.fired[trigger] = kwargs
+        if value is not None:
+            self._decoded[trigger] = value
+        else:
+            self._decoded.pop(trigger, None)
         for config in self.view.tasks_for(trigger):
-            self._evaluate(config, trigger, kwargs)
+            self._evaluate(config, trigger)
         return True
 
     def _vetoed(self, config: TaskConfig) -> bool:
@@ -201,7 +212,7 @@ class Transition:
     def _ready(self, config: TaskConfig) -> bool:
         return all(self.has_fired(t) for t in config.requires)
 
-    def _evaluate(self, config: TaskConfig, trigger: str, kwargs: bytes) -> None:
+    def _evaluate(self, config: TaskConfig, trigger: str) -> None:
         if config.unless and self._vetoed(config):
             if trigger in config.unless:
                 self.abandon_pending(config)
@@ -211,7 +222,7 @@ class Transition:
                 self.schedule_new(config)
             return
         if trigger == config.and_every:
-            self.create(config, _UNSTARTED, {trigger: loads(kwargs)})
+            self.create(config, _UNSTARTED, {trigger: self.kwargs_of(trigger)})
         if self._ready(config):
             state = self.peek_state(config.name)
             for name in state.pending():
@@ -271,8 +282,9 @@ class Transition:
         return held is not None and held.token == token
 
     def complete(self, name: str, result: bytes, log_level: int, cascade: bool = True,
-                 token: str | None = None) -> bool:
-        """running -> finished with ``result``; the task's name fires with it as kwargs.
+                 token: str | None = None, value: JsonDict | None = None) -> bool:
+        """running -> finished with ``result`` (``value``: it decoded, when the caller has it);
+        the task's name fires with it as kwargs.
 
         False (nothing changes) unless the instance is running (claimed with ``token``).
         """
@@ -280,11 +292,12 @@ class Transition:
         if not self.holds(instance, token):
             return False
         config = self.config_of(instance)
-        value = loads(result)
+        if value is None:
+            value = loads(result)
         self.put(instance, TaskStatus.FINISHED, metadata={"result": value}, log_level=log_level,
                  notice="completed", config=config, extra={"result": value})
         if cascade:
-            self.fire(instance.task_name, result)
+            self.fire(instance.task_name, result, value)
         return True
 
     def fail(self, name: str, metadata: JsonDict, log_level: int,
@@ -344,7 +357,8 @@ class Transition:
             kwargs = _merge_params(dict(replacement_kwargs), config.with_params)
         return self.schedule_new(config, kwargs, countdown, meta)
 
-    def skip(self, name: str, cascade: bool, result: bytes) -> TaskInstance:
+    def skip(self, name: str, cascade: bool, result: bytes,
+             value: JsonDict | None = None) -> TaskInstance:
         """failed -> skipped; with ``cascade``, fire the task's name with ``result`` as if
         the instance had finished (the result is then kept in its metadata)."""
         instance = self.instance(name)
@@ -355,11 +369,13 @@ class Transition:
         config = self.config_of(instance)
         meta: JsonDict = {"cascade": cascade}
         if cascade:
-            meta["result"] = loads(result)
+            if value is None:
+                value = loads(result)
+            meta["result"] = value
         skipped = self.put(instance, TaskStatus.SKIPPED, metadata=meta, notice="skipped",
                            config=config, extra={"cascade": cascade})
         if cascade:
-            self.fire(config.name, result)
+            self.fire(config.name, result, value)
         return skipped
 
     def update_metadata(self, name: str, metadata: JsonDict) -> TaskInstance:

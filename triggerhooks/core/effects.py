@@ -1,0 +1,188 @@
+"""What follows a commit, in the documented order: the signals of what happened to
+instances, ``post_fire`` (and ``session_finalized``), the manager's hooks,
+finalization, then the hand-off of scheduled instances to their runners.
+
+A receiver's error never stops the steps after it: the errors of
+``raise_exception`` receivers are collected and raised together at the end, once
+every scheduled instance was handed off. Nothing here reads the whole session:
+each step works from what the commit already knows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from blinker import Signal
+
+from .. import signals
+from ..events import send_event
+from ..exceptions import SignalHandlingError
+from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
+from ..serialization import JsonDict, loads
+from ..task import trigger_tasks
+from .types import Commit, Notice
+
+if TYPE_CHECKING:
+    from ..manager import TriggerManager
+
+__all__ = ["Announcement", "Fired", "after_commit", "config_in", "emit", "send_pre_fire",
+           "sender_of"]
+
+log = logging.getLogger("triggerhooks.manager")
+
+Fired = tuple[str, Mapping[str, Any]]
+"""A stored firing: the trigger's name and its kwargs as stored (JSON types)."""
+
+Announcement = tuple[Signal, Any, JsonDict]
+"""A signal to send after the commit: the signal, its sender and its own arguments."""
+
+Scheduled = list[tuple[TaskInstance, TaskConfig, float]]
+
+_NOTICE_SIGNALS: dict[str, Signal] = {
+    "scheduled": signals.task_scheduled,
+    "started": signals.task_started,
+    "completed": signals.task_completed,
+    "failed": signals.task_failed,
+    "abandoned": signals.instance_abandoned,
+}
+
+
+def sender_of(config: TaskConfig | None) -> Any:
+    """The sender of a task-level signal: the task class (None if it is not registered)."""
+    if config is None:
+        return None
+    try:
+        return trigger_tasks.get_class(config.run)
+    except KeyError:
+        return None
+
+
+def config_in(commit: Commit, name: str) -> TaskConfig | None:
+    """The configuration of ``name``'s task, as the transition that changed it read it."""
+    return next((notice.config for notice in commit.changes.notices
+                 if notice.instance.name == name and notice.config is not None), None)
+
+
+def emit(manager: TriggerManager, signal: Signal, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal`` with the session's arguments, if anything listens."""
+    if signal.receivers:
+        send_event(signal, sender, manager=manager, session_uid=manager.storage.uid, **kwargs)
+
+
+def send_pre_fire(manager: TriggerManager, trigger_name: str,
+                  trigger_kwargs: Mapping[str, Any] | bytes) -> None:
+    """``pre_fire`` for a firing about to be stored; JSON kwargs are decoded only for receivers."""
+    if signals.pre_fire.receivers:
+        kwargs = loads(trigger_kwargs) if isinstance(trigger_kwargs, bytes) else trigger_kwargs
+        send_event(signals.pre_fire, type(manager), manager=manager,
+                   session_uid=manager.storage.uid, trigger_name=trigger_name,
+                   trigger_kwargs=kwargs)
+
+
+class _Errors:
+    """Receiver errors collected across the steps that follow one commit."""
+
+    __slots__ = ("caught",)
+
+    def __init__(self) -> None:
+        self.caught: list[BaseException] = []
+
+    def run(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except SignalHandlingError as exc:
+            self.caught.extend(exc.caught_exceptions)
+
+
+def _announce(manager: TriggerManager, notice: Notice) -> None:
+    signal = _NOTICE_SIGNALS.get(notice.kind)
+    if signal is not None:
+        emit(manager, signal, sender_of(notice.config), task_instance=notice.instance,
+             **notice.extra)
+
+
+def _report_fire(manager: TriggerManager, fired: Fired, scheduled: list[TaskInstance],
+                 errors: _Errors) -> None:
+    """``post_fire``, ``session_finalized`` for that trigger, then the ``_post_fire`` hook."""
+    trigger_name, trigger_kwargs = fired
+    errors.run(partial(emit, manager, signals.post_fire, type(manager), trigger_name=trigger_name,
+                       trigger_kwargs=trigger_kwargs, tasks_scheduled=scheduled))
+    if trigger_name == SESSION_FINALIZED:
+        errors.run(partial(emit, manager, signals.session_finalized, type(manager)))
+    manager._post_fire(trigger_name, scheduled)
+
+
+def finalize(manager: TriggerManager) -> None:
+    """Fire ``sessionFinalized``: every counted task is resolved (and, with the manager's
+    ``finalize_log_level``, no log at that level is unresolved). The rules store it at
+    most once per session; a losing concurrent attempt changes nothing."""
+    level = manager.finalize_log_level
+    if level is not None and manager.storage.get_instances_with_unresolved_logs(level):
+        return
+    if manager.storage.is_finalized:  # a subclass hook (the cookbook recipe) got there first
+        return
+    manager.fire(SESSION_FINALIZED)
+
+
+def _by_runner(manager: TriggerManager, scheduled: Scheduled) -> dict[str, list[tuple[str, float]]]:
+    """Runner name -> the scheduled ``(instance, countdown)`` pairs it takes, in order."""
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for instance, config, countdown in scheduled:
+        groups.setdefault(config.using or manager.task_runner_name, []).append(
+            (instance.name, countdown))
+    return groups
+
+
+def _give(manager: TriggerManager, runner: str, instances: list[tuple[str, float]]) -> None:
+    manager.task_runner(runner).schedule_many(manager, instances)
+
+
+def _hand_off(manager: TriggerManager, scheduled: Scheduled, errors: _Errors) -> list[Exception]:
+    """Give each runner its instances; one failed hand-off must not keep the others back."""
+    failures: list[Exception] = []
+    for key, instances in _by_runner(manager, scheduled).items():
+        try:
+            errors.run(partial(_give, manager, key, instances))
+        except Exception as exc:
+            failures.append(exc)
+    return failures
+
+
+def _raise(manager: TriggerManager, failures: list[Exception], errors: _Errors) -> None:
+    """The first hand-off failure (the others logged), else every receiver error together."""
+    if failures:
+        if errors.caught:
+            failures.append(SignalHandlingError(errors.caught))
+        for extra in failures[1:]:
+            log.error("%s: handing off a task instance failed: %s", manager.storage.uid,
+                      extra, exc_info=extra)
+        raise failures[0]
+    if errors.caught:
+        raise SignalHandlingError(errors.caught)
+
+
+def after_commit(manager: TriggerManager, commit: Commit, *, fired: Fired | None = None,
+                 then: Callable[[], None] | None = None,
+                 announce: Iterable[Announcement] = ()) -> None:
+    """Everything that follows ``commit``, in order (see the module's docstring).
+
+    ``fired`` is the firing the commit stored (none when the rules ignored it), ``then``
+    a step of the caller's own (the replay and skip signals and hooks) and ``announce``
+    signals to send after the instance signals.
+    """
+    changes = commit.changes
+    errors = _Errors()
+    for notice in changes.notices:
+        errors.run(partial(_announce, manager, notice))
+    for signal, sender, kwargs in announce:
+        errors.run(partial(emit, manager, signal, sender, **kwargs))
+    if fired is not None and changes.result is not False:
+        _report_fire(manager, fired, [instance for instance, _, _ in changes.schedule], errors)
+    if then is not None:
+        errors.run(then)
+    if commit.ready_to_finalize:
+        errors.run(partial(finalize, manager))
+    _raise(manager, _hand_off(manager, changes.schedule, errors), errors)
