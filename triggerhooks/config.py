@@ -12,11 +12,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
 
+from .core.rules import cycle_problems
 from .exceptions import ConfigurationError, Problem, UnstorableKwargsError
 from .models import TaskConfig
 from .serialization import dumps
 
-__all__ = ["TaskSpec", "Workflow", "cycle_problems", "parse_configuration", "workflow_json_schema"]
+__all__ = ["TaskSpec", "Workflow", "parse_configuration", "workflow_json_schema"]
 
 Name = Annotated[str, Field(min_length=1)]
 
@@ -65,41 +66,6 @@ def _location(loc: tuple[int | str, ...]) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text
-
-
-def _cycles(configs: Mapping[str, TaskConfig]) -> list[list[str]]:
-    """Cycles of tasks waiting on each other's cascades (they could never run)."""
-    edges = {name: [t for t in (*c.after, *filter(None, [c.and_every])) if t in configs]
-             for name, c in configs.items()}
-    found: list[list[str]] = []
-    seen: set[str] = set()
-    for start in configs:
-        if start in seen:
-            continue
-        stack: list[tuple[str, int]] = [(start, 0)]
-        path: list[str] = []
-        on_path: set[str] = set()
-        while stack:
-            node, index = stack.pop()
-            if index == 0:
-                if node in on_path:
-                    cycle = [*path[path.index(node):], node]
-                    if not any(set(cycle) == set(c) for c in found):
-                        found.append(cycle)
-                    continue
-                if node in seen:
-                    continue
-                path.append(node)
-                on_path.add(node)
-            children = edges[node]
-            if index < len(children):
-                stack.append((node, index + 1))
-                stack.append((children[index], 0))
-            else:
-                seen.add(node)
-                on_path.discard(node)
-                path.pop()
-    return found
 
 
 def _registry_problems(name: str, run: str | None, using: str | None,
@@ -160,26 +126,22 @@ def _invalid_task_problems(name: str, raw: Mapping[Any, Any], failed: set[int | 
     return problems
 
 
-def cycle_problems(merged: Mapping[str, TaskConfig],
-                   changed: Collection[str]) -> list[Problem]:
-    """A problem for each cycle of ``merged`` tasks that goes through a ``changed`` one."""
-    return [Problem(cycle[0], "tasks wait for each other and could never run: "
-                              + " -> ".join(cycle))
-            for cycle in _cycles(merged) if any(name in changed for name in cycle)]
-
-
 def parse_configuration(
     configuration: Mapping[str, Any],
     *,
     known_tasks: Collection[str] | None = None,
     known_runners: Collection[str] | None = None,
     existing: Mapping[str, TaskConfig] | None = None,
+    check_cycles: bool = True,
 ) -> dict[str, TaskConfig]:
     """Validate a workflow mapping and return its tasks, or raise one
     :class:`ConfigurationError` that lists every problem.
 
     ``known_tasks`` / ``known_runners`` check ``run`` and ``using`` against the
-    registries; ``existing`` tasks take part in the cycle check.
+    registries; ``existing`` tasks take part in the cycle check. ``check_cycles=False``
+    leaves that check to the caller (the manager's transition checks against the stored
+    tasks), except when another problem is found: cycles are then listed with it, so every
+    problem is still reported at once.
     """
     problems: list[Problem] = []
     if not isinstance(configuration, Mapping):
@@ -217,7 +179,8 @@ def parse_configuration(
             using=spec.using,
             extras=extras,
         )
-    problems += cycle_problems({**(existing or {}), **configs}, configs)
+    if check_cycles or problems:
+        problems += cycle_problems({**(existing or {}), **configs}, configs)
     if problems:
         raise ConfigurationError(problems)
     return configs

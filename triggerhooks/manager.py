@@ -87,7 +87,7 @@ class TriggerManager:
         """Add or replace tasks. Every problem is reported at once and nothing is stored."""
         configs = parse_configuration(
             configuration, known_tasks=set(map(str, trigger_tasks.keys())),
-            known_runners=set(map(str, task_runners.keys())))
+            known_runners=set(map(str, task_runners.keys())), check_cycles=False)
         commit = self.storage.transact(Plan(full=True),
                                        transition(lambda step: step.configure(configs)))
         effects.after_commit(self, commit, announce=[(signals.configuration_updated, type(self),

@@ -115,12 +115,18 @@ def _report_fire(manager: TriggerManager, fired: Fired, scheduled: list[TaskInst
     manager._post_fire(trigger_name, scheduled)
 
 
-def finalize(manager: TriggerManager) -> None:
+def finalize(manager: TriggerManager, commit: Commit) -> None:
     """Fire ``sessionFinalized``: every counted task is resolved (and, with the manager's
     ``finalize_log_level``, no log at that level is unresolved). The rules store it at
-    most once per session; a losing concurrent attempt changes nothing."""
+    most once per session; a losing concurrent attempt changes nothing.
+
+    Unresolved logs are looked up only after a commit that changed some task's state:
+    one that changed none (a firing no task waits for) cannot have unblocked the session,
+    so a session held back by its logs costs a firing nothing."""
     level = manager.finalize_log_level
-    if level is not None and manager.storage.get_instances_with_unresolved_logs(level):
+    if level is not None and (
+            not (commit.changes.states or commit.changes.configs is not None)
+            or manager.storage.get_instances_with_unresolved_logs(level)):
         return
     if manager.storage.is_finalized:  # a subclass hook (the cookbook recipe) got there first
         return
@@ -184,5 +190,5 @@ def after_commit(manager: TriggerManager, commit: Commit, *, fired: Fired | None
     if then is not None:
         errors.run(then)
     if commit.ready_to_finalize:
-        errors.run(partial(finalize, manager))
+        errors.run(partial(finalize, manager, commit))
     _raise(manager, _hand_off(manager, changes.schedule, errors), errors)

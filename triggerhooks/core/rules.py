@@ -7,11 +7,10 @@ never write, so an optimistic backend can run them again after a conflict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..config import cycle_problems
-from ..exceptions import ConfigurationError, InstanceNotFoundError, InvalidStatusError
+from ..exceptions import ConfigurationError, InstanceNotFoundError, InvalidStatusError, Problem
 from ..models import (
     RESOLVED,
     SESSION_FINALIZED,
@@ -24,7 +23,7 @@ from ..serialization import JsonDict, loads
 from .leases import Claim, Lease, claim_of
 from .types import Changes, Compute, Notice, SessionView, TaskState
 
-__all__ = ["Transition", "transition"]
+__all__ = ["Transition", "cycle_problems", "transition"]
 
 _UNSTARTED = TaskStatus.UNSTARTED
 _SCHEDULED = TaskStatus.SCHEDULED
@@ -45,6 +44,49 @@ def _merge_params(kwargs: JsonDict, with_params: JsonDict) -> JsonDict:
         elif given is None:
             kwargs[key] = params
     return kwargs
+
+
+def _cycles(configs: Mapping[str, TaskConfig]) -> list[list[str]]:
+    """Cycles of tasks waiting on each other's cascades (they could never run)."""
+    edges = {name: [t for t in (*c.after, *filter(None, [c.and_every])) if t in configs]
+             for name, c in configs.items()}
+    found: list[list[str]] = []
+    seen: set[str] = set()
+    for start in configs:
+        if start in seen:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = []
+        on_path: set[str] = set()
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                if node in on_path:
+                    cycle = [*path[path.index(node):], node]
+                    if not any(set(cycle) == set(c) for c in found):
+                        found.append(cycle)
+                    continue
+                if node in seen:
+                    continue
+                path.append(node)
+                on_path.add(node)
+            children = edges[node]
+            if index < len(children):
+                stack.append((node, index + 1))
+                stack.append((children[index], 0))
+            else:
+                seen.add(node)
+                on_path.discard(node)
+                path.pop()
+    return found
+
+
+def cycle_problems(merged: Mapping[str, TaskConfig],
+                   changed: Collection[str]) -> list[Problem]:
+    """A problem for each cycle of ``merged`` tasks that goes through a ``changed`` one."""
+    return [Problem(cycle[0], "tasks wait for each other and could never run: "
+                              + " -> ".join(cycle))
+            for cycle in _cycles(merged) if any(name in changed for name in cycle)]
 
 
 class Transition:

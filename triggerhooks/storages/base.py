@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from ..core.types import Commit, Compute, Plan, TaskState
 from ..exceptions import InstanceNotFoundError
-from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance, instance_name
+from ..models import TaskConfig, TaskInstance, instance_name
 from ..serialization import JsonDict
 
 __all__ = ["StorageBackend"]
@@ -155,7 +155,9 @@ class StorageBackend(ABC):
 
     @property
     def is_finalized(self) -> bool:
-        return SESSION_FINALIZED in self._load_kwargs()
+        """``sessionFinalized`` has fired (the rules stamp ``finalizedAt`` when it does);
+        reads the session's metadata, not every trigger's kwargs."""
+        return "finalizedAt" in self._load_metadata()
 
     def debug_repr(self) -> JsonDict:
         """The whole session as plain JSON-compatible data, for logs and bug reports."""
