@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ import orjson
 
 from .exceptions import UnstorableKwargsError
 
-__all__ = ["JsonDict", "dumps", "dumps_mapping", "loads"]
+__all__ = ["JsonDict", "dotted_name", "dumps", "dumps_mapping", "loads"]
 
 JsonDict = dict[str, Any]
 
@@ -39,3 +40,16 @@ def dumps_mapping(value: object, what: str) -> bytes:
     if not isinstance(value, dict):
         value = dict(value)
     return dumps(value, what)
+
+
+def dotted_name(obj: Any) -> str:
+    """``module.qualname`` of a class or function, for messages, logs and stored metadata.
+
+    A decorated function is named after the function it wraps; an object
+    without a qualified name after its class; a builtin by its bare name
+    (``ValueError``).
+    """
+    target = inspect.unwrap(obj) if callable(obj) else obj
+    module = getattr(target, "__module__", None) or "?"
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return qualname if module == "builtins" else f"{module}.{qualname}"
