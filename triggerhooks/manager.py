@@ -32,9 +32,10 @@ from .models import (
     parse_status,
     split_instance_name,
 )
-from .registry import Registry
+from .registries import trigger_managers
 from .runners import TaskRunner, task_runners
 from .serialization import JsonDict, dumps, dumps_mapping, loads
+from .serialization import dotted_name as _dotted
 from .storages.base import StorageBackend
 from .task import Retry, StatusChange, TaskContext, TriggerTask, trigger_tasks
 
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 TASK_RUNNER_ENV = "TRIGGERHOOKS_TASK_RUNNER"
 
-trigger_managers: Registry[TriggerManager] = Registry("trigger manager", attr_name="name")
-"""Trigger manager classes by key: ``trigger_managers.get("default", storage)``."""
 
 InstanceRef = str | TaskInstance
 
@@ -62,10 +61,6 @@ def _instance_name(instance: InstanceRef) -> str:
     name = instance.name if isinstance(instance, TaskInstance) else instance
     split_instance_name(name)
     return name
-
-
-def _dotted(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _failure_metadata(exc: BaseException, where: TracebackType | None = None) -> JsonDict:
