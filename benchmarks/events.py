@@ -29,9 +29,9 @@ from triggerhooks import (
     trigger_task,
 )
 from triggerhooks.core.types import Notice
-from triggerhooks.events import CapturedSignals
 from triggerhooks.signals import namespace
 from triggerhooks.task import TaskContext
+from triggerhooks.testing.signals import CapturedSignals
 
 RECEIVERS = 10
 

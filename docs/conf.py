@@ -56,7 +56,7 @@ def _order_toctree(app: Any, docname: str, source: list[str]) -> None:
 
 
 # Modules that are no API: the engine's internals, the entry points.
-NOT_API = {"triggerhooks", "triggerhooks.__main__", "triggerhooks.builtins", "triggerhooks.cli",
+NOT_API = {"triggerhooks", "triggerhooks.__main__", "triggerhooks.plugins.builtins", "triggerhooks.cli",
            "triggerhooks.cli.render", "triggerhooks.core.rules", "triggerhooks.serialization",
            "triggerhooks.testing", "triggerhooks.storages.redis_client",
            "triggerhooks.storages.redis_facts", "triggerhooks.storages.redis_scripts"}

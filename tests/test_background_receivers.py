@@ -21,7 +21,7 @@ from triggerhooks import (
     on,
     trigger_task,
 )
-from triggerhooks.background import BackgroundCall
+from triggerhooks.events.background import BackgroundCall
 from triggerhooks.plugins import hookimpl, registered
 from triggerhooks.serialization import dumps, loads
 from triggerhooks.signals import (

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from triggerhooks import TriggerManager
-from triggerhooks.events import connected
 from triggerhooks.serialization import JsonDict
 from triggerhooks.signals import session_finalized
 from triggerhooks.storages import StorageBackend, open_reference
+from triggerhooks.testing.signals import connected
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.parametrize("backend", ["sqlite", "redis"], indirect=True)]

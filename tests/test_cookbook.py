@@ -10,11 +10,11 @@ import pytest
 
 from tests.helpers import settle
 from triggerhooks import SESSION_FINALIZED, TriggerManager, trigger_task
-from triggerhooks.events import connected
 from triggerhooks.manager import trigger_managers
 from triggerhooks.signals import post_fire, session_finalized
 from triggerhooks.storages import StorageBackend, storage_backends
 from triggerhooks.task import TaskContext
+from triggerhooks.testing.signals import connected
 
 # -- Setting the Manager/Storage Type at Runtime ---------------------------------------------
 

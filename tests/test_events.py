@@ -19,7 +19,7 @@ from triggerhooks import (
     send_event,
     trigger_task,
 )
-from triggerhooks.events import dotted_name
+from triggerhooks.serialization import dotted_name
 from triggerhooks.signals import (
     _Signal,
     namespace,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from triggerhooks import ReceiverModuleError, TriggerhooksError, TriggerManager
-from triggerhooks.events import RECEIVER_MODULES_ENV, _reset_receiver_modules, load_receiver_modules
+from triggerhooks.events.modules import RECEIVER_MODULES_ENV, _reset_receiver_modules, load_receiver_modules
 from triggerhooks.plugins import hookimpl, registered
 from triggerhooks.storages import StorageBackend
 

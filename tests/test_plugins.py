@@ -25,13 +25,13 @@ from triggerhooks import (
     trigger_task,
 )
 from triggerhooks.cli import cli
+from triggerhooks.cli.render import format_plugins
 from triggerhooks.events import ReceiverModuleError
 from triggerhooks.exceptions import InvalidPluginError
 from triggerhooks.manager import trigger_managers
 from triggerhooks.plugins import (
     BUILTINS,
     PluginInfo,
-    format_plugins,
     get_plugin_manager,
     hookimpl,
     list_plugins,
@@ -40,7 +40,7 @@ from triggerhooks.plugins import (
     registered,
     unregister,
 )
-from triggerhooks.registry import Registry
+from triggerhooks.registries import Registry
 from triggerhooks.runners import task_runners
 from triggerhooks.signals import task_completed
 from triggerhooks.storages import storage_backends
@@ -120,7 +120,7 @@ def test_the_built_ins_register_through_the_hooks() -> None:
     plugins, failed = list_plugins()
     assert failed == {}
     builtins = plugins[0]
-    assert builtins.name == BUILTINS and builtins.module == "triggerhooks.builtins"
+    assert builtins.name == BUILTINS and builtins.module == "triggerhooks.plugins.builtins"
     assert builtins.distribution is None
     assert builtins.hooks == ["triggerhooks_register_managers", "triggerhooks_register_runners",
                               "triggerhooks_register_storages"]

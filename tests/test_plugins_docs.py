@@ -13,13 +13,12 @@ from types import FunctionType
 
 import pytest
 
-from triggerhooks import hookspecs
-from triggerhooks.plugins import ENTRY_POINT_GROUP, get_plugin_manager
+from triggerhooks.plugins import ENTRY_POINT_GROUP, get_plugin_manager, hookspecs
 from triggerhooks.testing import plugin as testing_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "plugins.md"
-BEGIN = ("<!-- hook reference: generated from triggerhooks/hookspecs.py by "
+BEGIN = ("<!-- hook reference: generated from triggerhooks/plugins/hookspecs.py by "
          "`python -m tests.test_plugins_docs`; do not edit -->")
 END = "<!-- end of hook reference -->"
 EXAMPLE_PLUGIN = ROOT / "plugins" / "triggerhooks-example" / "src" / "triggerhooks_example" / "plugin.py"

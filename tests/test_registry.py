@@ -6,7 +6,7 @@ import pytest
 from class_registry import RegistryKeyError
 
 from triggerhooks import DuplicateKeyError, StorageBackend, TriggerTask, UnknownKeyError, trigger_task
-from triggerhooks.registry import Registry, recording, undo
+from triggerhooks.registries import Registry, recording, undo
 from triggerhooks.storages import MemoryStorageBackend, storage_backends
 from triggerhooks.task import TaskContext
 

@@ -14,7 +14,6 @@ from triggerhooks import (
     connected,
     on,
 )
-from triggerhooks.events import CapturedSignals
 from triggerhooks.signals import (
     post_fire,
     post_replay,
@@ -29,6 +28,7 @@ from triggerhooks.signals import (
     task_started,
 )
 from triggerhooks.task import TaskContext, TriggerTask
+from triggerhooks.testing.signals import CapturedSignals
 
 pytestmark = pytest.mark.usefixtures("isolated_signals")
 

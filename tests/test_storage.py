@@ -18,12 +18,12 @@ from triggerhooks import (
     trigger_task,
 )
 from triggerhooks.core.rules import Transition
-from triggerhooks.events import connected
 from triggerhooks.plugins import hookimpl, registered
 from triggerhooks.runners import TaskRunner
 from triggerhooks.signals import session_finalized
 from triggerhooks.storages import Changes, Commit, Plan, StorageBackend, open_reference
 from triggerhooks.task import TaskContext
+from triggerhooks.testing.signals import connected
 
 
 def step(storage: StorageBackend, plan: Plan, body: Callable[[Transition], Any]) -> Commit:

@@ -22,10 +22,10 @@ from triggerhooks import (
     open_storage,
     storage_backends,
 )
-from triggerhooks.events import connected
 from triggerhooks.signals import session_finalized
 from triggerhooks.storages import Changes, Commit, Plan, SessionView, open_reference
 from triggerhooks.storages.redis import REDIS_PREFIX_ENV, REDIS_URL_ENV
+from triggerhooks.testing.signals import connected
 
 Compute = Callable[[SessionView], Changes]
 

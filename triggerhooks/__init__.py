@@ -1,16 +1,16 @@
 """triggerhooks: run tasks when the right set of triggers has fired, in any order,
-on any server; react through signals; extend through plugins."""
+on any server; react through signals; extend through plugins.
+
+Importing the package also wires the layers together: the lower layers never
+import the upper ones, they call them through callbacks set here (the plugin
+system that fills the registries, the hand-off of background receivers).
+"""
 
 from __future__ import annotations
 
-from .events import (
-    ReceiverModuleError,
-    capture_signals,
-    connected,
-    filter_events,
-    on,
-    send_event,
-)
+from .events import ReceiverModuleError, filter_events, on, send_event
+from .events.background import hand_off as _hand_off
+from .events.dispatch import use_background_hand_off as _use_background_hand_off
 from .exceptions import (
     ConfigurationError,
     ConflictError,
@@ -32,10 +32,12 @@ from .exceptions import (
     WorkerLostError,
     with_context,
 )
-from .manager import TriggerManager, trigger_managers
+from .manager import TriggerManager
 from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, TaskStatus
 from .plugins import hookimpl
-from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner, task_runners
+from .plugins.loading import connect as _connect_plugins
+from .registries import storage_backends, task_runners, trigger_managers, trigger_tasks
+from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner
 from .sessions import SessionReferenceError
 from .storages import (
     MemoryStorageBackend,
@@ -43,9 +45,12 @@ from .storages import (
     SqliteStorageBackend,
     StorageBackend,
     open_storage,
-    storage_backends,
 )
-from .task import Retry, StatusChange, TaskContext, TriggerTask, trigger_task, trigger_tasks
+from .task import Retry, StatusChange, TaskContext, TriggerTask, trigger_task
+from .testing.signals import capture_signals, connected
+
+_connect_plugins()
+_use_background_hand_off(_hand_off)
 
 __version__ = "0.1.0"
 

@@ -23,18 +23,15 @@ from .core.types import Plan
 from .events import load_receiver_modules, send_event
 from .exceptions import InvalidTriggerError, UnknownKeyError
 from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, split_instance_name
-from .registry import Registry
+from .registries import trigger_managers, trigger_tasks
 from .runners import TaskRunner, task_runners
 from .serialization import JsonDict, dotted_name, dumps_mapping, loads
 from .storages.base import StorageBackend
-from .task import trigger_tasks
 
 __all__ = ["TASK_RUNNER_ENV", "TriggerManager", "trigger_managers"]
 
 TASK_RUNNER_ENV = "TRIGGERHOOKS_TASK_RUNNER"
 
-trigger_managers: Registry[TriggerManager] = Registry("trigger manager", attr_name="name")
-"""Trigger manager classes by key: ``trigger_managers.get("default", storage)``."""
 
 InstanceRef = str | TaskInstance
 

@@ -3,6 +3,7 @@ keeps for classes."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,7 +44,13 @@ def dumps_mapping(value: object, what: str) -> bytes:
 
 
 def dotted_name(obj: Any) -> str:
-    """``module.QualifiedName`` of a class or function (builtins without the module)."""
-    module = getattr(obj, "__module__", None)
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
-    return name if module in (None, "builtins") else f"{module}.{name}"
+    """``module.qualname`` of a class or function, for messages, logs and stored metadata.
+
+    A decorated function is named after the function it wraps; an object
+    without a qualified name after its class; a builtin by its bare name
+    (``ValueError``).
+    """
+    target = inspect.unwrap(obj) if callable(obj) else obj
+    module = getattr(target, "__module__", None) or "?"
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return qualname if module == "builtins" else f"{module}.{qualname}"

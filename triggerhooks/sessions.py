@@ -7,19 +7,17 @@ runners, through the registries (``trigger_managers``, ``storage_backends``).
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import TriggerhooksError
-from .serialization import JsonDict
+from .registries import trigger_managers
+from .serialization import JsonDict, dotted_name
+from .storages import open_reference
 
 if TYPE_CHECKING:
     from .manager import TriggerManager
 
 __all__ = ["SessionReferenceError", "open_session", "session_reference"]
-
-_keys: dict[type, str] = {}
-_keys_lock = threading.Lock()
 
 
 class SessionReferenceError(TriggerhooksError):
@@ -28,18 +26,11 @@ class SessionReferenceError(TriggerhooksError):
 
 def _manager_key(cls: type[TriggerManager]) -> str:
     """The key ``cls`` is registered under in ``trigger_managers`` (its own class, not a parent)."""
-    from .manager import trigger_managers
-
-    key = _keys.get(cls)
+    key = trigger_managers.key_of(cls)
     if key is not None:
-        return key
-    for candidate in list(trigger_managers):
-        if trigger_managers.get_class(candidate) is cls:
-            with _keys_lock:
-                _keys[cls] = str(candidate)
-            return str(candidate)
+        return str(key)
     raise SessionReferenceError(
-        f"manager class {cls.__module__}.{cls.__qualname__} is not registered, so another "
+        f"manager class {dotted_name(cls)} is not registered, so another "
         "process cannot rebuild it: register it with trigger_managers.register('some-key') "
         "(or through a plugin), in a module the workers import too")
 
@@ -62,9 +53,6 @@ def session_reference(manager: TriggerManager) -> JsonDict:
 
 def open_session(reference: JsonDict) -> TriggerManager:
     """Rebuild the manager that :func:`session_reference` described."""
-    from .manager import trigger_managers
-    from .storages import open_reference
-
     storage = open_reference(reference["storage"])
     options: dict[str, Any] = {"task_runner": reference.get("taskRunner")}
     if "finalizeLogLevel" in reference:

@@ -19,7 +19,7 @@ from .exceptions import (
     with_context,
 )
 from .models import TaskInstance, TaskStatus, parse_status
-from .registry import Registry
+from .registries import trigger_tasks
 from .serialization import JsonDict
 
 if TYPE_CHECKING:
@@ -37,10 +37,6 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 FuncT = TypeVar("FuncT", bound=Callable[..., Any])
-
-trigger_tasks: Registry[TriggerTask] = Registry("trigger task", attr_name="name")
-"""Trigger task classes by ``name``; ``run`` in a configuration names one of them."""
-
 
 class Retry(Exception):
     """Raised by :meth:`TriggerTask.retry`: fail this instance and replay it."""

@@ -354,7 +354,7 @@ def validate_workflow(workflow: WorkflowFile | str | Path, *,
     problem with its file, line and column.
     """
     doc = workflow if isinstance(workflow, WorkflowFile) else load_workflow(workflow)
-    problems = [doc.problem(path, _dotted(path), "duplicate key: the last one would silently win")
+    problems = [doc.problem(path, _key_path_text(path), "duplicate key: the last one would silently win")
                 for path in doc.duplicates]
     try:
         configs = parse_configuration(doc.data, known_tasks=known_tasks,
@@ -367,7 +367,8 @@ def validate_workflow(workflow: WorkflowFile | str | Path, *,
     return configs
 
 
-def _dotted(path: KeyPath) -> str:
+def _key_path_text(path: KeyPath) -> str:
+    """A key path as people write it (``a.b[0].c``), for messages; not a Python dotted name."""
     text = ""
     for key in path:
         text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else key)

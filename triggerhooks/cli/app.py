@@ -28,7 +28,7 @@ from ..config import workflow_json_schema
 from ..exceptions import ConfigurationError, PluginLoadWarning, TriggerhooksError
 from ..graph import WorkflowGraph, render_image, to_dot, to_mermaid
 from ..manager import TriggerManager, trigger_managers
-from ..plugins import format_plugins, list_plugins
+from ..plugins import list_plugins
 from ..runners import ThreadingTaskRunner, task_runners
 from ..storages import (
     DEFAULT_STORAGE_URL,
@@ -41,7 +41,7 @@ from ..storages import (
 from ..storages.sqlite import sqlite_file
 from ..task import trigger_tasks
 from ..workflow import FORMATS, FileProblem, WorkflowFile, WorkflowFileError, load_workflow, validate_workflow
-from .render import SignalPrinter, session_json, session_tables
+from .render import SignalPrinter, format_plugins, session_json, session_tables
 
 __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
 

@@ -1,10 +1,11 @@
-"""What the command line shows: session tables, session JSON and signals as they happen."""
+"""What the command line shows: session tables, session JSON, signals as they happen and
+the plugin listing."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -15,16 +16,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..events import connected
 from ..models import TaskConfig, TaskInstance
+from ..plugins import BUILTINS, PluginInfo, list_plugins
 from ..serialization import JsonDict
 from ..signals import namespace
 from ..storages import StorageBackend
+from ..testing.signals import connected
 
 __all__ = [
     "STATUS_STYLES",
     "SignalPrinter",
     "compact_json",
+    "format_plugins",
     "last_change",
     "session_json",
     "session_tables",
@@ -49,6 +52,34 @@ def compact_json(value: Any, limit: int = 100) -> str:
     """``value`` as one line of JSON, cut at ``limit`` characters."""
     text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=repr)
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def format_plugins(plugins: Iterable[PluginInfo] | None = None,
+                   failed: Mapping[str, str] | None = None) -> str:
+    """The text ``python -m triggerhooks plugins`` prints (default: what is loaded now)."""
+    if plugins is None:
+        plugins, failed = list_plugins()
+    lines: list[str] = []
+    for info in plugins:
+        lines.append(f"{info.name} ({_plugin_origin(info)})")
+        for kind, keys in info.registered.items():
+            lines.append(f"    {kind}s: {', '.join(keys)}")
+        if info.receiver_modules:
+            lines.append(f"    receiver modules: {', '.join(info.receiver_modules)}")
+        if not info.registered and not info.receiver_modules:
+            lines.append("    (nothing registered)")
+    if failed:
+        lines.append("failed to load:")
+        lines.extend(f"    {name}: {why}" for name, why in sorted(failed.items()))
+    return "\n".join(lines)
+
+
+def _plugin_origin(info: PluginInfo) -> str:
+    if info.name == BUILTINS:
+        return "built in"
+    if info.distribution:
+        return f"{info.distribution} {info.version}, entry point {info.entry_point}"
+    return f"registered in process, module {info.module}"
 
 
 def last_change(instance: TaskInstance) -> str:

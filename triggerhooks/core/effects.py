@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from blinker import Signal
 
 from .. import signals
-from ..events import send_event
+from ..events.dispatch import send_event
 from ..exceptions import SignalHandlingError
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
+from ..registries import trigger_tasks
 from ..serialization import JsonDict, loads
-from ..task import trigger_tasks
 from .types import Commit, Notice
 
 if TYPE_CHECKING:

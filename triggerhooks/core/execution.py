@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import InvalidTaskResultError, SignalHandlingError, UnstorableKwargsError
 from ..models import TaskConfig, TaskInstance
+from ..registries import trigger_tasks
 from ..serialization import JsonDict, dotted_name, dumps, dumps_mapping, loads
-from ..task import Retry, StatusChange, TaskContext, trigger_tasks
+from ..task import Retry, StatusChange, TaskContext
 from .effects import after_commit, send_pre_fire
 from .leases import Heartbeat, Lease
 from .rules import Transition, transition

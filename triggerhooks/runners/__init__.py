@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from ..registry import Registry
+from ..registries import task_runners
 from .base import TaskRunner
 from .inline import InlineTaskRunner
 from .threading import ThreadingTaskRunner
 
 __all__ = ["InlineTaskRunner", "TaskRunner", "ThreadingTaskRunner", "task_runners"]
-
-task_runners: Registry[TaskRunner] = Registry("task runner", attr_name="name")
-"""Task runner classes by key (built-in: ``inline``, ``threading``)."""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from ..background import BackgroundCall
+    from ..events.background import BackgroundCall
     from ..manager import TriggerManager
 
 __all__ = ["TaskRunner"]

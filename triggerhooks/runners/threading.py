@@ -11,7 +11,7 @@ from ..exceptions import RunnerError
 from .base import TaskRunner
 
 if TYPE_CHECKING:
-    from ..background import BackgroundCall
+    from ..events.background import BackgroundCall
     from ..manager import TriggerManager
 
 __all__ = ["ThreadingTaskRunner"]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..core.types import Changes, Commit, Plan, SessionView, TaskState
 from ..exceptions import UnknownKeyError
-from ..registry import Registry
+from ..registries import storage_backends
 from ..serialization import JsonDict
 from .base import StorageBackend
 from .memory import MemoryStorageBackend, MemoryStore
@@ -47,9 +47,6 @@ STORAGE_URL_ENV = "TRIGGERHOOKS_STORAGE_URL"
 DEFAULT_STORAGE_URL = "sqlite://"
 """SQLite in the file ``$TRIGGERHOOKS_SQLITE_PATH``, else ``triggerhooks.sqlite3`` in the
 working directory."""
-
-storage_backends: Registry[StorageBackend] = Registry("storage backend", attr_name="name")
-"""Storage backend classes by key: ``storage_backends.get("redis", uid)``."""
 
 
 def redact_url(url: str) -> str:

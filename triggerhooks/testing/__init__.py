@@ -7,7 +7,6 @@ automatically through the ``pytest11`` entry point when triggerhooks is installe
 
 from __future__ import annotations
 
-from ..events import CapturedSignals, SentSignal, capture_signals
 from .assertions import (
     TriggerManagerTestCaseMixin,
     assert_instance_abandoned,
@@ -22,6 +21,7 @@ from .assertions import (
     assert_unresolved_tasks,
     describe_instance,
 )
+from .signals import CapturedSignals, SentSignal, capture_signals, connected
 from .waiting import wait_for
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "assert_unresolved_instances",
     "assert_unresolved_tasks",
     "capture_signals",
+    "connected",
     "describe_instance",
     "wait_for",
 ]

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from ..manager import TriggerManager
 from ..models import TaskInstance, TaskStatus
+from ..serialization import dotted_name
 from ..storages import StorageBackend
 
 __all__ = [
@@ -37,14 +38,6 @@ T = TypeVar("T")
 
 def _storage(source: Source) -> StorageBackend:
     return source.storage if isinstance(source, TriggerManager) else source
-
-
-def _dotted(exc_type: type[BaseException] | str) -> str:
-    if isinstance(exc_type, str):
-        return exc_type
-    if exc_type.__module__ == "builtins":
-        return exc_type.__qualname__
-    return f"{exc_type.__module__}.{exc_type.__qualname__}"
 
 
 def describe_instance(instance: TaskInstance) -> str:
@@ -103,7 +96,7 @@ def assert_instance_failed(source: Source, name: str,
     """Assert that ``name`` failed (with ``exc_type``: a class or its dotted name, if given)."""
     instance = assert_instance_status(source, name, TaskStatus.FAILED)
     if exc_type is not None:
-        expected = _dotted(exc_type)
+        expected = exc_type if isinstance(exc_type, str) else dotted_name(exc_type)
         if instance.metadata.get("exceptionType") != expected:
             raise AssertionError(f"expected {name} to fail with {expected}, but "
                                  f"{describe_instance(instance)}")

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..events import CapturedSignals, capture_signals
 from ..manager import TriggerManager
 from ..runners import ThreadingTaskRunner
 from ..storages import MemoryStorageBackend, StorageBackend, open_storage
+from .signals import CapturedSignals, capture_signals
 
 __all__ = [
     "triggerhooks_manager",

@@ -10,7 +10,7 @@ import orjson
 from celery_test_tasks import PREFIX, Announce, client
 
 from triggerhooks import TaskInstance, TriggerManager, on
-from triggerhooks.signals import task_completed
+from triggerhooks.ext import task_completed
 
 RECEIVED = f"{PREFIX}received"
 

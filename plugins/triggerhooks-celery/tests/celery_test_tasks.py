@@ -15,7 +15,7 @@ import orjson
 import redis
 
 from triggerhooks import TaskContext, TriggerTask
-from triggerhooks.core.leases import claim_of
+from triggerhooks.ext import claim_of
 
 PREFIX = os.environ["TH_CELERY_TEST_PREFIX"]
 RUNS = f"{PREFIX}runs"

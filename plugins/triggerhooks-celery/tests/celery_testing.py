@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import redis
 
-from triggerhooks.storages import SqliteStorageBackend, StorageBackend, storage_backends
-from triggerhooks.testing import wait_for
+from triggerhooks import SqliteStorageBackend, StorageBackend, storage_backends
+from triggerhooks.ext import wait_for
 
 HERE = Path(__file__).resolve().parent
 PREFIX = os.environ["TH_CELERY_TEST_PREFIX"]

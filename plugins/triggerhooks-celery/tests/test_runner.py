@@ -17,11 +17,15 @@ from celery.app.utils import find_app
 from celery_testing import PREFIX, session_storage
 from triggerhooks_celery import CeleryTaskRunner, EagerModeError, create_app, get_app, install
 
-from triggerhooks import TaskStatus, TriggerManager
-from triggerhooks.plugins import list_plugins
-from triggerhooks.runners import task_runners
-from triggerhooks.sessions import SessionReferenceError, session_reference
-from triggerhooks.storages import MemoryStorageBackend, StorageBackend
+from triggerhooks import (
+    MemoryStorageBackend,
+    SessionReferenceError,
+    StorageBackend,
+    TaskStatus,
+    TriggerManager,
+    task_runners,
+)
+from triggerhooks.ext import list_plugins, session_reference
 
 
 @pytest.fixture

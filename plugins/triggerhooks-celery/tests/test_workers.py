@@ -16,10 +16,8 @@ from celery_test_tasks import RELEASE, RetryOnce
 from celery_testing import PREFIX, Fleet, runs, session_storage, wait_for
 from triggerhooks_celery import CeleryTaskRunner
 
-from triggerhooks import TaskStatus, TriggerManager
-from triggerhooks.core.leases import Lease, claim_of
-from triggerhooks.core.rules import Transition
-from triggerhooks.storages import Changes, Plan, SessionView, StorageBackend, open_reference
+from triggerhooks import StorageBackend, TaskStatus, TriggerManager
+from triggerhooks.ext import Changes, Lease, Plan, SessionView, Transition, claim_of, open_reference
 
 pytestmark = pytest.mark.slow
 

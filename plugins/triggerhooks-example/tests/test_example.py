@@ -9,12 +9,8 @@ import pytest
 from triggerhooks_example import Greet, NamespacedMemoryStorage, QueuedTriggerManager, QueueTaskRunner
 from triggerhooks_example.receivers import recent_greetings
 
-from triggerhooks import open_storage
-from triggerhooks.manager import trigger_managers
-from triggerhooks.plugins import list_plugins
-from triggerhooks.runners import task_runners
-from triggerhooks.storages import open_reference, storage_backends
-from triggerhooks.task import trigger_tasks
+from triggerhooks import open_storage, storage_backends, task_runners, trigger_managers, trigger_tasks
+from triggerhooks.ext import list_plugins, open_reference
 
 CONFIG = {"greet": {"after": ["guestArrived"], "run": "triggerhooks_example.greet"}}
 

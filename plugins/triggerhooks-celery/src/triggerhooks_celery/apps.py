@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import Celery
 
-from triggerhooks.exceptions import StorageUnavailableError
+from triggerhooks import StorageUnavailableError
 
 from . import worker
 from .settings import CONFIG_ENV, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, EXECUTE_TASK, RECEIVER_TASK

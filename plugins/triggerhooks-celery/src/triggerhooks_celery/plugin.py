@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from triggerhooks import TaskRunner
-from triggerhooks.plugins import hookimpl
-from triggerhooks.registry import Registry
+from triggerhooks.ext import Registry, TaskRunner, hookimpl
 
 from .runner import CeleryTaskRunner
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from triggerhooks.exceptions import RunnerError
-from triggerhooks.runners import TaskRunner
-from triggerhooks.sessions import session_reference
+from triggerhooks import RunnerError
+from triggerhooks.ext import TaskRunner, session_reference
 
 from .settings import EXECUTE_TASK, RECEIVER_TASK
 
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from triggerhooks import TriggerManager
-    from triggerhooks.background import BackgroundCall
+    from triggerhooks.ext import BackgroundCall
 
 __all__ = ["CeleryTaskRunner", "EagerModeError"]
 

@@ -24,11 +24,7 @@ from typing import Any
 from celery import Task
 
 from triggerhooks import TaskStatus
-from triggerhooks.background import BackgroundCall
-from triggerhooks.core.leases import claim_of
-from triggerhooks.models import utcnow
-from triggerhooks.serialization import JsonDict
-from triggerhooks.sessions import open_session
+from triggerhooks.ext import BackgroundCall, JsonDict, claim_of, open_session, utcnow
 
 from .settings import DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS
 

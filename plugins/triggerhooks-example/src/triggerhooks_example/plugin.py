@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from triggerhooks import StorageBackend, TaskRunner, TriggerManager, TriggerTask
-from triggerhooks.plugins import hookimpl
-from triggerhooks.registry import Registry
+from triggerhooks.ext import Registry, StorageBackend, TaskRunner, TriggerManager, TriggerTask, hookimpl
 
 from .manager import QueuedTriggerManager
 from .runner import QueueTaskRunner

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any
 
 from triggerhooks import TaskInstance, on
-from triggerhooks.signals import task_completed
+from triggerhooks.ext import task_completed
 
 from .tasks import Greet
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from triggerhooks.serialization import JsonDict
-from triggerhooks.storages import MemoryStorageBackend
+from triggerhooks import MemoryStorageBackend
+from triggerhooks.ext import JsonDict
 
 
 class NamespacedMemoryStorage(MemoryStorageBackend):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from triggerhooks import MemoryStorageBackend
-from triggerhooks.plugins import hookimpl
+from triggerhooks.ext import hookimpl
 
 
 class MisspelledStorage(MemoryStorageBackend):

@@ -13,9 +13,8 @@ import os
 import threading
 from typing import Any
 
-from triggerhooks import InlineTaskRunner
-from triggerhooks.plugins import hookimpl
-from triggerhooks.runners import task_runners
+from triggerhooks import InlineTaskRunner, task_runners
+from triggerhooks.ext import hookimpl
 
 calls = 0
 hold = False

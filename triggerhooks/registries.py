@@ -1,4 +1,11 @@
-"""Class registries that fill themselves from plugins the first time they are used.
+"""The class registries, filled by plugins the first time they are used.
+
+A leaf module: the four registries (``trigger_managers``, ``storage_backends``,
+``task_runners``, ``trigger_tasks``) live here so that every layer can look
+classes up without importing the layers that define them. The plugin system
+fills them: it hands this module a :class:`Loader` once (see
+:func:`use_loader`), and a registry asks it to load the plugins before the
+first lookup that needs them.
 
 Every key remembers its *source*: the plugin whose hook registered it, or the
 class's dotted path when it registered itself (a ``TriggerTask`` subclass on
@@ -10,16 +17,31 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 from class_registry import ClassRegistry
 
 from .exceptions import DuplicateKeyError, UnknownKeyError
+from .serialization import dotted_name
 
-__all__ = ["Change", "Registry", "recording", "undo"]
+if TYPE_CHECKING:  # qualified below, so that the docs link each to its one public home
+    from . import manager, runners, storages, task
+
+__all__ = [
+    "Change",
+    "Loader",
+    "Registry",
+    "recording",
+    "storage_backends",
+    "task_runners",
+    "trigger_managers",
+    "trigger_tasks",
+    "undo",
+    "use_loader",
+]
 
 T = TypeVar("T")
 D = TypeVar("D", bound=Callable[..., Any])
@@ -28,8 +50,39 @@ D = TypeVar("D", bound=Callable[..., Any])
 _context = threading.local()
 
 
-def _dotted(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+class Loader(Protocol):
+    """What a registry needs from the plugin system (which registers itself with :func:`use_loader`)."""
+
+    def load(self) -> None:
+        """Fill the registries from every plugin, once; later calls return at once."""
+
+    def describe(self, source: str) -> str:
+        """A source (a plugin name) as users should read it in messages."""
+
+    def failed(self) -> Mapping[str, str]:
+        """Plugins that failed to load, each with why (named when a lookup misses)."""
+
+
+class _NoPlugins:
+    """The loader until the plugin system registers its own: nothing to load."""
+
+    def load(self) -> None:
+        pass
+
+    def describe(self, source: str) -> str:
+        return source
+
+    def failed(self) -> Mapping[str, str]:
+        return {}
+
+
+_loader: Loader = _NoPlugins()
+
+
+def use_loader(loader: Loader) -> None:
+    """Let every registry fill itself through ``loader`` (the plugin system calls this once)."""
+    global _loader
+    _loader = loader
 
 
 def _same_definition(a: type, b: type) -> bool:
@@ -38,11 +91,10 @@ def _same_definition(a: type, b: type) -> bool:
 
 
 def _describe(source: str, cls: type) -> str:
-    from .plugins import describe_source
-
-    if source == _dotted(cls):
+    name = dotted_name(cls)
+    if source == name:
         return source
-    return f"{describe_source(source)} ({_dotted(cls)})"
+    return f"{_loader.describe(source)} ({name})"
 
 
 @dataclass(frozen=True)
@@ -94,33 +146,25 @@ class Registry(ClassRegistry[T]):
         self._sources: dict[Hashable, str] = {}
         self._lock = threading.RLock()
 
-    @staticmethod
-    def _ensure_plugins() -> None:
-        from .plugins import load_registrations
-
-        load_registrations()
-
     def get_class(self, key: Hashable) -> type[T]:
         found = self._registry.get(key)
         if found is not None:
             return found
-        self._ensure_plugins()
+        _loader.load()
         return super().get_class(key)
 
     def keys(self) -> Iterable[Hashable]:
-        self._ensure_plugins()
+        _loader.load()
         return super().keys()
 
     def __contains__(self, key: Hashable) -> bool:
         if key in self._registry:
             return True
-        self._ensure_plugins()
+        _loader.load()
         return key in self._registry
 
     def __missing__(self, key: Hashable) -> type[T]:
-        from .plugins import failed_plugins
-
-        failed = failed_plugins()
+        failed = _loader.failed()
         hint = ""
         if failed:
             hint = "plugins that failed to load: " + "; ".join(
@@ -154,7 +198,7 @@ class Registry(ClassRegistry[T]):
             raise ValueError(f"cannot register {class_!r} under an empty key")
         if not inspect.isclass(class_):
             raise TypeError(f"{self.kind} {key!r} must be a class, not {class_!r}")
-        source = getattr(_context, "source", None) or _dotted(class_)
+        source = getattr(_context, "source", None) or dotted_name(class_)
         with self._lock:
             existing = self._registry.get(key)
             if existing is not None and not _same_definition(existing, class_):
@@ -183,7 +227,13 @@ class Registry(ClassRegistry[T]):
                 self._lookup_keys.pop(change.key, None)
             else:
                 self._registry[change.key] = change.previous
-                self._sources[change.key] = change.previous_source or _dotted(change.previous)
+                self._sources[change.key] = change.previous_source or dotted_name(change.previous)
+
+    def key_of(self, cls: type) -> Hashable | None:
+        """The first key ``cls`` itself (not a parent class) is registered under, else ``None``."""
+        _loader.load()
+        with self._lock:
+            return next((key for key, found in self._registry.items() if found is cls), None)
 
     def source_of(self, key: Hashable) -> str:
         """Who registered ``key``: a plugin name, or the class's dotted path."""
@@ -192,9 +242,22 @@ class Registry(ClassRegistry[T]):
 
     def sources(self) -> dict[str, str]:
         """Every key (as a string) with who registered it."""
-        self._ensure_plugins()
+        _loader.load()
         with self._lock:
             return {str(key): source for key, source in self._sources.items()}
 
     def __repr__(self) -> str:
         return f"<Registry {self.kind}: {', '.join(map(str, self._registry))}>"
+
+
+trigger_managers: Registry[manager.TriggerManager] = Registry("trigger manager", attr_name="name")
+"""Trigger manager classes by key: ``trigger_managers.get("default", storage)``."""
+
+storage_backends: Registry[storages.StorageBackend] = Registry("storage backend", attr_name="name")
+"""Storage backend classes by key: ``storage_backends.get("redis", uid)``."""
+
+task_runners: Registry[runners.TaskRunner] = Registry("task runner", attr_name="name")
+"""Task runner classes by key (built-in: ``inline``, ``threading``)."""
+
+trigger_tasks: Registry[task.TriggerTask] = Registry("trigger task", attr_name="name")
+"""Trigger task classes by ``name``; ``run`` in a configuration names one of them."""

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
 
-from .events import _background, dotted_name
-from .models import TaskConfig, TaskInstance
-from .serialization import JsonDict, dumps, loads
+from ..models import TaskConfig, TaskInstance
+from ..registries import trigger_managers, trigger_tasks
+from ..serialization import JsonDict, dotted_name, dumps, loads
+from ..task import TriggerTask
+from .receivers import background_receivers
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
+    from ..manager import TriggerManager
 
 __all__ = ["BackgroundCall", "hand_off"]
 
@@ -65,24 +67,19 @@ def _decode(value: Any, kind: str | None) -> Any:
 
 
 def _encode_sender(sender: Any) -> JsonDict | None:
-    from .manager import TriggerManager
-    from .sessions import _manager_key
-    from .task import TriggerTask
-
     if sender is None:
         return None
     if isinstance(sender, type) and issubclass(sender, TriggerTask):
         return {"task": sender.name}
-    if isinstance(sender, type) and issubclass(sender, TriggerManager):
-        return {"manager": _manager_key(sender)}
-    raise TypeError(f"a background receiver's sender must be a task class, a manager class or "
-                    f"None, not {sender!r}: a worker finds it through the registries")
+    key = trigger_managers.key_of(sender) if isinstance(sender, type) else None
+    if key is not None:
+        return {"manager": str(key)}
+    raise TypeError(f"a background receiver's sender must be a task class, a registered manager "
+                    f"class or None, not {sender!r}: a worker finds it through the registries "
+                    "(register a manager class with trigger_managers.register('some-key'))")
 
 
 def _decode_sender(data: JsonDict | None) -> Any:
-    from .manager import trigger_managers
-    from .task import trigger_tasks
-
     if data is None:
         return None
     if "task" in data:
@@ -95,7 +92,7 @@ def _find_receiver(module: str, qualname: str) -> Callable[..., Any]:
     target: Any = importlib.import_module(module)
     for part in qualname.split("."):
         target = getattr(target, part, None)
-    if target is None or not any(found is target for found in _background.values()):
+    if target is None or not any(found is target for found in background_receivers.values()):
         raise LookupError(f"{module}.{qualname} is not a background receiver (connected with "
                           "@on(..., background=True) when its module is imported)")
     unfiltered: Callable[..., Any] = getattr(target, "__th_unfiltered__", target)
@@ -135,8 +132,7 @@ class BackgroundCall:
             encoded[key], kind = _encode(key, value)
             if kind is not None:
                 kinds[key] = kind
-        name = f"{target.__module__}.{target.__qualname__}"
-        raw = dumps(encoded, f"arguments of background receiver {name}")
+        raw = dumps(encoded, f"arguments of background receiver {dotted_name(target)}")
         unfiltered = getattr(receiver, "__th_unfiltered__", receiver)
         return cls(getattr(signal, "name", repr(signal)), target.__module__, target.__qualname__,
                    None, loads(raw), kinds, (unfiltered, sender))

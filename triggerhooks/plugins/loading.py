@@ -1,19 +1,14 @@
-"""The plugin system (pluggy): discovery, registration and the hook marker.
+"""Loading plugins (pluggy): discovery, registration, failure isolation.
 
-Nothing happens at import time. The first time a registry, a trigger manager
-or this module's API needs plugins, the plugin manager is built once (under a
-lock, so concurrent first uses wait for one load): the built-ins and every
-installed entry point of the ``triggerhooks`` group are registered, then each
-plugin's registration hooks fill the registries, recording the plugin as the
-source of every key it adds. The built-ins register through the very same
-hooks as third-party plugins.
-
-An installed plugin that cannot be loaded (import error, unknown hook, a hook
-that raises) is left out: logged at ERROR, announced by a
-:class:`~triggerhooks.exceptions.PluginLoadWarning`, listed by
-:func:`failed_plugins` and named when a registry lookup misses. Two plugins
-registering one key is not one plugin's fault: every lookup raises
-:class:`~triggerhooks.exceptions.DuplicateKeyError` naming both until one goes.
+Nothing is loaded at import time: :func:`connect` (called once, when
+``triggerhooks`` is imported) only tells the registries and the receiver-module
+loader whom to ask. The first time one of them, or this module's API, needs
+plugins, the plugin manager is built once (under a lock, so concurrent first
+uses wait for one load): the built-ins and every installed entry point of the
+``triggerhooks`` group are registered, then each plugin's registration hooks
+fill the registries, recording the plugin as the source of every key it adds.
+An installed plugin that fails is recorded (:func:`failed_plugins`) and left
+out; the others still load.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -35,18 +30,29 @@ from typing import Any
 import class_registry
 import pluggy
 
-from . import hookspecs
-from .exceptions import DuplicateKeyError, InvalidPluginError, PluginLoadWarning
-from .registry import Change, Registry, recording, undo
+from ..events import modules as receiver_modules
+from ..exceptions import DuplicateKeyError, InvalidPluginError, PluginLoadWarning
+from ..registries import (
+    Change,
+    Registry,
+    recording,
+    storage_backends,
+    task_runners,
+    trigger_managers,
+    trigger_tasks,
+    undo,
+    use_loader,
+)
+from . import builtins, hookspecs
+from .hookspecs import ENTRY_POINT_GROUP
 
 __all__ = [
     "BUILTINS",
-    "ENTRY_POINT_GROUP",
     "PluginInfo",
+    "connect",
+    "describe_source",
     "failed_plugins",
-    "format_plugins",
     "get_plugin_manager",
-    "hookimpl",
     "list_plugins",
     "load_registrations",
     "receiver_modules_from_plugins",
@@ -55,21 +61,25 @@ __all__ = [
     "unregister",
 ]
 
-ENTRY_POINT_GROUP = "triggerhooks"
-"""The entry-point group installed plugins declare (``[project.entry-points.triggerhooks]``)."""
-
 BUILTINS = "triggerhooks.builtins"
-"""Plugin name of the built-in managers, storages and runners."""
+"""Plugin name of the built-in managers, storages and runners (:mod:`triggerhooks.plugins.builtins`)."""
 
 HOOK_PREFIX = "triggerhooks_"
 
-hookimpl = pluggy.HookimplMarker(ENTRY_POINT_GROUP)
-"""Marks a function as an implementation of a hook in :mod:`triggerhooks.hookspecs`."""
+# The name users configure and read in the docs: the plugin system's public module.
+log = logging.getLogger("triggerhooks.plugins")
 
-log = logging.getLogger(__name__)
+# Warnings are attributed to the first caller outside these (triggerhooks and class-registry).
+_INTERNAL_DIRS = (os.path.dirname(os.path.dirname(__file__)) + os.sep,
+                  os.path.dirname(class_registry.__file__ or "") + os.sep)
 
-_INTERNAL_DIRS = tuple(os.path.dirname(module.__file__ or "") + os.sep
-                       for module in (hookspecs, class_registry))
+_REGISTRIES: dict[str, Registry[Any]] = {
+    "triggerhooks_register_managers": trigger_managers,
+    "triggerhooks_register_storages": storage_backends,
+    "triggerhooks_register_runners": task_runners,
+    "triggerhooks_register_tasks": trigger_tasks,
+}
+"""Each registration hook and the registry it fills."""
 
 
 @dataclass(frozen=True)
@@ -98,20 +108,6 @@ class _State:
 
 
 _state = _State()
-
-
-def _registries() -> dict[str, Registry[Any]]:
-    from .manager import trigger_managers
-    from .runners import task_runners
-    from .storages import storage_backends
-    from .task import trigger_tasks
-
-    return {
-        "triggerhooks_register_managers": trigger_managers,
-        "triggerhooks_register_storages": storage_backends,
-        "triggerhooks_register_runners": task_runners,
-        "triggerhooks_register_tasks": trigger_tasks,
-    }
 
 
 def describe_source(name: str) -> str:
@@ -239,8 +235,6 @@ def get_plugin_manager() -> pluggy.PluginManager:
     with _state.lock:
         manager = _state.manager
         if manager is None:
-            from . import builtins
-
             manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
             manager.add_hookspecs(hookspecs)
             _add(manager, builtins, BUILTINS)
@@ -266,7 +260,7 @@ def _apply(manager: pluggy.PluginManager, name: str, plugin: object) -> list[Cha
     """Run one plugin's registration hooks; all or nothing."""
     changes: list[Change] = []
     try:
-        for hook_name, registry in _registries().items():
+        for hook_name, registry in _REGISTRIES.items():
             for impl in getattr(manager.hook, hook_name).get_hookimpls():
                 if impl.plugin is plugin:
                     with recording(name) as journal:
@@ -350,7 +344,7 @@ def _receiver_modules_of(manager: pluggy.PluginManager, name: str, plugin: objec
 
 
 def receiver_modules_from_plugins() -> list[str]:
-    """Receiver modules every plugin asks for, in plugin order (used by the events module)."""
+    """Receiver modules every plugin asks for, in plugin order (the receiver-module loader asks)."""
     load_registrations()
     manager = get_plugin_manager()
     modules: list[str] = []
@@ -371,7 +365,6 @@ def register(plugin: object, name: str | None = None) -> str:
     be imported) nothing of it stays registered and the error is raised.
     Returns the plugin's name (``name``, else pluggy's canonical name).
     """
-    from .events import load_receiver_modules
 
     def withdraw() -> None:
         with _state.lock:
@@ -393,7 +386,7 @@ def register(plugin: object, name: str | None = None) -> str:
     if modules:
         # Outside our lock: the events module takes its own lock, then ours.
         try:
-            load_receiver_modules(modules)
+            receiver_modules.load_receiver_modules(modules)
         except BaseException:
             withdraw()
             raise
@@ -459,7 +452,7 @@ def list_plugins() -> tuple[list[PluginInfo], dict[str, str]]:
     """Every loaded plugin (built-ins first) with what it registered, and the failed ones."""
     load_registrations()
     manager = get_plugin_manager()
-    sources = [(registry.kind, registry.sources()) for registry in _registries().values()]
+    sources = [(registry.kind, registry.sources()) for registry in _REGISTRIES.values()]
     infos: list[PluginInfo] = []
     for name, plugin in manager.list_name_plugin():
         if plugin is None:
@@ -482,27 +475,24 @@ def list_plugins() -> tuple[list[PluginInfo], dict[str, str]]:
     return infos, failed_plugins()
 
 
-def format_plugins(plugins: Iterable[PluginInfo] | None = None,
-                   failed: Mapping[str, str] | None = None) -> str:
-    """The text ``python -m triggerhooks plugins`` prints (default: what is loaded now)."""
-    if plugins is None:
-        plugins, failed = list_plugins()
-    lines: list[str] = []
-    for info in plugins:
-        if info.name == BUILTINS:
-            where = "built in"
-        elif info.distribution:
-            where = f"{info.distribution} {info.version}, entry point {info.entry_point}"
-        else:
-            where = f"registered in process, module {info.module}"
-        lines.append(f"{info.name} ({where})")
-        for kind, keys in info.registered.items():
-            lines.append(f"    {kind}s: {', '.join(keys)}")
-        if info.receiver_modules:
-            lines.append(f"    receiver modules: {', '.join(info.receiver_modules)}")
-        if not info.registered and not info.receiver_modules:
-            lines.append("    (nothing registered)")
-    if failed:
-        lines.append("failed to load:")
-        lines.extend(f"    {name}: {why}" for name, why in sorted(failed.items()))
-    return "\n".join(lines)
+# -- wiring ------------------------------------------------------------------------------------
+
+
+class _Loader:
+    """The plugin system as the registries see it (:class:`~triggerhooks.registries.Loader`)."""
+
+    def load(self) -> None:
+        load_registrations()
+
+    def describe(self, source: str) -> str:
+        return describe_source(source)
+
+    def failed(self) -> dict[str, str]:
+        return failed_plugins()
+
+
+def connect() -> None:
+    """Make the registries fill themselves from the plugins, and the receiver-module loader
+    import the plugins' receiver modules. ``triggerhooks/__init__.py`` calls this once."""
+    use_loader(_Loader())
+    receiver_modules.use_plugin_modules(receiver_modules_from_plugins)

@@ -1,15 +1,14 @@
-"""The built-in managers, storages and runners, registered through the plugin hooks."""
+"""The built-in managers, storages and runners: a plugin, registered through the same hooks
+as any third-party plugin (one path for both)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .manager import TriggerManager
-from .plugins import hookimpl
-from .runners import InlineTaskRunner, ThreadingTaskRunner
-from .storages import MemoryStorageBackend
-from .storages.redis import RedisStorageBackend
-from .storages.sqlite import SqliteStorageBackend
+from ..manager import TriggerManager
+from ..runners import InlineTaskRunner, ThreadingTaskRunner
+from ..storages import MemoryStorageBackend, RedisStorageBackend, SqliteStorageBackend
+from .hookspecs import hookimpl
 
 
 @hookimpl

@@ -17,15 +17,22 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .manager import TriggerManager
-    from .registry import Registry
-    from .runners import TaskRunner
-    from .storages import StorageBackend
-    from .task import TriggerTask
+    from ..manager import TriggerManager
+    from ..registries import Registry
+    from ..runners import TaskRunner
+    from ..storages import StorageBackend
+    from ..task import TriggerTask
 
-__all__ = ["hookspec"]
+__all__ = ["ENTRY_POINT_GROUP", "hookimpl", "hookspec"]
 
-hookspec = pluggy.HookspecMarker("triggerhooks")
+ENTRY_POINT_GROUP = "triggerhooks"
+"""The entry-point group installed plugins declare (``[project.entry-points.triggerhooks]``)."""
+
+hookspec = pluggy.HookspecMarker(ENTRY_POINT_GROUP)
+"""Marks a function below as a hook specification."""
+
+hookimpl = pluggy.HookimplMarker(ENTRY_POINT_GROUP)
+"""Marks a function as an implementation of a hook in :mod:`triggerhooks.plugins.hookspecs`."""
 
 
 @hookspec

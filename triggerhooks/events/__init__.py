@@ -1,0 +1,31 @@
+"""Receivers for triggerhooks signals: ``@on``, ``filter_events`` and a robust ``send_event``.
+
+Modelled on Caluma's events. :mod:`~triggerhooks.events.receivers` connects
+receivers (``@on``, ``filter_events``), :mod:`~triggerhooks.events.dispatch`
+sends (``send_event``: a receiver's failure is logged with its dotted name and
+never changes stored state; failures of receivers connected with
+``raise_exception=True`` are raised together, after every receiver ran, as
+:class:`~triggerhooks.exceptions.SignalHandlingError`),
+:mod:`~triggerhooks.events.modules` imports the configured receiver modules and
+:mod:`~triggerhooks.events.background` turns each call of a ``background=True``
+receiver into JSON for the task runner of the session's manager (a Celery
+worker, a thread, ...). The test tools ``capture_signals`` and ``connected``
+live in :mod:`triggerhooks.testing.signals`.
+"""
+
+from __future__ import annotations
+
+from .dispatch import send_event
+from .modules import RECEIVER_MODULES_ENV, ReceiverModuleError, load_receiver_modules
+from .receivers import ANY, BEFORE_CHANGE_SIGNALS, filter_events, on
+
+__all__ = [
+    "ANY",
+    "BEFORE_CHANGE_SIGNALS",
+    "RECEIVER_MODULES_ENV",
+    "ReceiverModuleError",
+    "filter_events",
+    "load_receiver_modules",
+    "on",
+    "send_event",
+]

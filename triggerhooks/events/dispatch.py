@@ -1,0 +1,93 @@
+"""Sending a signal robustly: ``send_event``, the one send loop of triggerhooks.
+
+Modelled on Caluma's events. A receiver's failure is logged with its dotted
+name and never changes stored state; failures of receivers connected with
+``raise_exception=True`` are collected and raised together, after every
+receiver ran, as :class:`~triggerhooks.exceptions.SignalHandlingError`.
+Receivers connected with ``background=True`` are not called here: each call
+goes to the hand-off that :func:`use_background_hand_off` installed
+(:func:`triggerhooks.events.background.hand_off`, wired when ``triggerhooks``
+is imported), which passes it to the task runner of the session's manager.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from blinker import Signal
+from blinker._utilities import make_id
+
+from ..exceptions import SignalHandlingError
+from ..serialization import dotted_name
+from .receivers import background_receivers, raising_receivers
+
+__all__ = ["HandOff", "send_event", "use_background_hand_off"]
+
+# The name users configure and read in the docs: the public package, not this module.
+log = logging.getLogger("triggerhooks.events")
+
+HandOff = Callable[[Signal, Callable[..., Any], Any, dict[str, Any]], None]
+"""``hand_off(signal, receiver, sender, kwargs)``: run a background receiver's call elsewhere."""
+
+
+def _no_hand_off(signal: Signal, receiver: Callable[..., Any], sender: Any,
+                 kwargs: dict[str, Any]) -> None:
+    raise RuntimeError(f"background receiver {dotted_name(receiver)}: no hand-off is installed")
+
+
+_hand_off: HandOff = _no_hand_off
+
+
+def use_background_hand_off(hand_off: HandOff) -> None:
+    """Send the calls of background receivers to ``hand_off`` (set once, at import)."""
+    global _hand_off
+    _hand_off = hand_off
+
+
+def send_event(signal: Signal, sender: Any = None, /,
+               **kwargs: Any) -> list[tuple[Callable[..., Any], Any]]:
+    """Call every receiver of ``signal`` for ``sender``; a failure never stops the others.
+
+    Returns ``(receiver, return value)`` pairs, with the exception as the value
+    of a receiver that failed. Each failure is logged (ERROR, with traceback)
+    under the receiver's dotted name. If receivers connected with
+    ``raise_exception=True`` failed, their exceptions are raised together as
+    :class:`~triggerhooks.exceptions.SignalHandlingError` after every receiver ran.
+    """
+    if not signal.receivers or signal.is_muted:
+        return []
+    results: list[tuple[Callable[..., Any], Any]] = []
+    caught: list[Exception] = []
+    deferred: list[Callable[..., Any]] = []
+    for receiver in signal.receivers_for(sender):
+        if background_receivers and (signal, make_id(receiver)) in background_receivers:
+            deferred.append(receiver)
+            continue
+        try:
+            results.append((receiver, receiver(sender, **kwargs)))
+        except Exception as exc:
+            results.append((receiver, exc))
+            raising = (signal, make_id(receiver)) in raising_receivers
+            if raising:
+                caught.append(exc)
+            _log_failure(signal, receiver, exc, raising)
+    for receiver in deferred:
+        try:
+            _hand_off(signal, receiver, sender, kwargs)
+            results.append((receiver, None))
+        except Exception as exc:
+            results.append((receiver, exc))
+            _log_failure(signal, receiver, exc, False)
+    if caught:
+        raise SignalHandlingError(caught)
+    return results
+
+
+def _log_failure(signal: Signal, receiver: Callable[..., Any], exc: Exception,
+                 raising: bool) -> None:
+    log.error("receiver %s of signal %s failed%s: %s: %s", dotted_name(receiver),
+              getattr(signal, "name", repr(signal)),
+              " (raise_exception: raised once all receivers ran)" if raising else "",
+              type(exc).__name__, exc, exc_info=exc)

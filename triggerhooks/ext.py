@@ -1,0 +1,119 @@
+"""Everything a plugin needs, in one module: ``from triggerhooks.ext import ...``.
+
+A plugin package imports from here and from the top-level ``triggerhooks``
+package only, so the internal layout can change without breaking plugins (a
+test holds the bundled plugins to that). Grouped by what the plugin does:
+
+* every plugin: ``hookimpl``, ``Registry`` (what the registration hooks get)
+  and the plugin system's API (``list_plugins``, ``registered``, ...);
+* a storage backend: ``StorageBackend``, the core types its ``transact``
+  handles (``Plan``, ``SessionView``, ``Changes``, ``Commit``, ...) and
+  ``transition`` (one step of the rules in a storage transaction);
+* a task runner: ``TaskRunner``; for other processes ``session_reference`` /
+  ``open_session``, ``open_reference``, ``BackgroundCall`` and the leases
+  (``Lease``, ``Claim``, ``claim_of``, ``Heartbeat``);
+* receivers: the signals (``task_completed``, ...);
+* tests: ``wait_for``, ``capture_signals``, ``connected``.
+"""
+
+from __future__ import annotations
+
+from .core.leases import DEFAULT_MAX_ATTEMPTS, Claim, Heartbeat, Lease, claim_of
+from .core.rules import Transition, transition
+from .core.types import Changes, Commit, Compute, Notice, Plan, SessionView, TaskState, build_index
+from .events.background import BackgroundCall
+from .manager import TriggerManager
+from .models import instance_name, split_instance_name, utcnow
+from .plugins import (
+    PluginInfo,
+    failed_plugins,
+    hookimpl,
+    list_plugins,
+    register,
+    registered,
+    unregister,
+)
+from .registries import Registry
+from .runners import TaskRunner
+from .serialization import JsonDict, dotted_name, dumps, loads
+from .sessions import SessionReferenceError, open_session, session_reference
+from .signals import (
+    configuration_updated,
+    instance_abandoned,
+    post_fire,
+    post_replay,
+    post_skip,
+    pre_fire,
+    pre_replay,
+    pre_skip,
+    session_finalized,
+    task_completed,
+    task_failed,
+    task_scheduled,
+    task_started,
+)
+from .storages import MemoryStore, StorageBackend, open_reference, redact_url
+from .task import TaskContext, TriggerTask
+from .testing import wait_for
+from .testing.signals import capture_signals, connected
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "BackgroundCall",
+    "Changes",
+    "Claim",
+    "Commit",
+    "Compute",
+    "Heartbeat",
+    "JsonDict",
+    "Lease",
+    "MemoryStore",
+    "Notice",
+    "Plan",
+    "PluginInfo",
+    "Registry",
+    "SessionReferenceError",
+    "SessionView",
+    "StorageBackend",
+    "TaskContext",
+    "TaskRunner",
+    "TaskState",
+    "Transition",
+    "TriggerManager",
+    "TriggerTask",
+    "build_index",
+    "capture_signals",
+    "claim_of",
+    "configuration_updated",
+    "connected",
+    "dotted_name",
+    "dumps",
+    "failed_plugins",
+    "hookimpl",
+    "instance_abandoned",
+    "instance_name",
+    "list_plugins",
+    "loads",
+    "open_reference",
+    "open_session",
+    "post_fire",
+    "post_replay",
+    "post_skip",
+    "pre_fire",
+    "pre_replay",
+    "pre_skip",
+    "redact_url",
+    "register",
+    "registered",
+    "session_finalized",
+    "session_reference",
+    "split_instance_name",
+    "task_completed",
+    "task_failed",
+    "task_scheduled",
+    "task_started",
+    "transition",
+    "unregister",
+    "utcnow",
+    "wait_for",
+]
