@@ -24,7 +24,7 @@ from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
 from .base import StorageBackend
 
-__all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "sqlite_file"]
+__all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlite_file"]
 
 SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
 DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
@@ -40,6 +40,16 @@ def sqlite_file(path: str | os.PathLike[str] | None = None) -> str:
         raise ValueError(f"SqliteStorageBackend needs a file path, not {raw!r} "
                          "(use MemoryStorageBackend for in-process sessions)")
     return os.path.abspath(os.path.expanduser(raw))
+
+
+def split_sqlite_url(url: str) -> tuple[str | None, str]:
+    """The path (``None``: the default file) and the query of a ``sqlite://`` URL:
+    ``sqlite:///relative/path``, ``sqlite:////absolute/path``."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or parts.netloc:
+        raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
+    return unquote(parts.path[1:]) or None, parts.query
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS th_sessions (
@@ -258,11 +268,8 @@ class SqliteStorageBackend(StorageBackend):
     def from_url(cls, url: str, uid: str, **options: Any) -> SqliteStorageBackend:
         """``sqlite:///relative/path``, ``sqlite:////absolute/path``; ``sqlite://`` alone
         uses the default path. Query options: ``timeout``, ``synchronous``."""
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "sqlite" or parts.netloc:
-            raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
-        path = unquote(parts.path[1:]) if parts.path else None
-        for key, value in parse_qsl(parts.query, strict_parsing=bool(parts.query)):
+        path, query = split_sqlite_url(url)
+        for key, value in parse_qsl(query, strict_parsing=bool(query)):
             if key == "timeout":
                 options.setdefault("timeout", float(value))
             elif key == "synchronous":
@@ -270,7 +277,7 @@ class SqliteStorageBackend(StorageBackend):
             else:
                 raise ValueError(f"unknown option {key!r} in SQLite URL {url!r}; "
                                  "known: timeout, synchronous")
-        return cls(uid, path or None, **options)
+        return cls(uid, path, **options)
 
     def reference(self) -> JsonDict:
         return {"backend": self.name, "uid": self.uid, "path": self.path,
