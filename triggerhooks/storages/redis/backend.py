@@ -8,11 +8,10 @@ import random
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-import redis as redis_py
 
 from ...core.types import Changes, Commit, Compute, Plan, TaskState
 from ...exceptions import ConflictError
@@ -38,6 +37,9 @@ from .protocol import (
     read_reply,
 )
 from .view import RedisView, load_configs
+
+if TYPE_CHECKING:
+    import redis as redis_py
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "REDIS_PREFIX_ENV", "REDIS_URL_ENV",
            "RedisStorageBackend"]
