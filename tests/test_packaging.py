@@ -34,7 +34,7 @@ def test_the_wheel_ships_every_module_py_typed_and_the_lua_script(tmp_path: Path
                for path in (ROOT / "triggerhooks").rglob("*.py")}
     assert modules - names == set()
     scripts = {path.relative_to(ROOT).as_posix() for path in (ROOT / "triggerhooks").rglob("*.lua")}
-    assert "triggerhooks/storages/redis/transact.lua" in scripts
+    assert "triggerhooks/storages/redis/commit.lua" in scripts
     assert scripts - names == set()
     assert {name.partition("/")[0] for name in names if not name.endswith(".dist-info/")} == {
         "triggerhooks", wheel.name.partition("-py3")[0] + ".dist-info"}

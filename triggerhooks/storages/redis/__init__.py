@@ -17,7 +17,7 @@ this process knows of each session), ``view`` (the :class:`SessionView` over
 those facts, reading what they lack), ``client`` (one connection per URL and
 process, the script by its SHA, errors), ``protocol`` (the script's keys,
 arguments and replies by name), ``facts`` (what a read tells) and
-``transact.lua`` (the script itself).
+``commit.lua`` (the script itself).
 """
 
 from __future__ import annotations

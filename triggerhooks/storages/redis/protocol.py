@@ -1,6 +1,6 @@
 """The commit script's interface, by name: its keys, its arguments and its replies.
 
-The script (``transact.lua``, shipped next to this module and loaded once) reads
+The script (``commit.lua``, shipped next to this module and loaded once) reads
 the part of a session a :class:`Plan` names, checks what a transition relied on,
 and commits; every rule stays in :mod:`triggerhooks.core.rules`. Only this
 module knows the positions of what goes in and comes out:
@@ -39,7 +39,7 @@ __all__ = ["INLINE_LIMIT", "SCRIPT", "SCRIPT_SHA", "Checks", "CommitHeader", "Co
            "FullSnapshot", "Head", "Mode", "Passed", "PlannedSnapshot", "SessionKeys", "Snapshot",
            "Writes", "commit_args", "commit_reply", "pairs", "plan_args", "read_reply"]
 
-SCRIPT = files(__package__).joinpath("transact.lua").read_text(encoding="utf-8")
+SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
 """The script's source, read once per process."""
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 INLINE_LIMIT = 4096
