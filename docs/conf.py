@@ -58,8 +58,9 @@ def _order_toctree(app: Any, docname: str, source: list[str]) -> None:
 # Modules that are no API: the engine's internals, the entry points.
 NOT_API = {"triggerhooks", "triggerhooks.__main__", "triggerhooks.plugins.builtins", "triggerhooks.cli",
            "triggerhooks.cli.render", "triggerhooks.core.rules", "triggerhooks.serialization",
-           "triggerhooks.testing", "triggerhooks.storages.redis_client",
-           "triggerhooks.storages.redis_facts", "triggerhooks.storages.redis_scripts"}
+           "triggerhooks.testing", "triggerhooks.storages.redis.cache",
+           "triggerhooks.storages.redis.client", "triggerhooks.storages.redis.facts",
+           "triggerhooks.storages.redis.protocol", "triggerhooks.storages.redis.view"}
 
 
 def undocumented_modules(api_text: str, package: Path = HERE.parent / "triggerhooks") -> list[str]:

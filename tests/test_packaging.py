@@ -1,4 +1,5 @@
-"""What a user installs: the wheel holds every module and the ``py.typed`` marker."""
+"""What a user installs: the wheel holds every module, the ``py.typed`` marker and the
+Redis backend's Lua script."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_wheel_ships_every_module_and_py_typed(tmp_path: Path) -> None:
+def test_the_wheel_ships_every_module_py_typed_and_the_lua_script(tmp_path: Path) -> None:
     # Built from a copy, so the source tree gets no build/ or egg-info.
     source = tmp_path / "source"
     source.mkdir()
@@ -32,5 +33,8 @@ def test_the_wheel_ships_every_module_and_py_typed(tmp_path: Path) -> None:
     modules = {path.relative_to(ROOT).as_posix()
                for path in (ROOT / "triggerhooks").rglob("*.py")}
     assert modules - names == set()
+    scripts = {path.relative_to(ROOT).as_posix() for path in (ROOT / "triggerhooks").rglob("*.lua")}
+    assert "triggerhooks/storages/redis/commit.lua" in scripts
+    assert scripts - names == set()
     assert {name.partition("/")[0] for name in names if not name.endswith(".dist-info/")} == {
         "triggerhooks", wheel.name.partition("-py3")[0] + ".dist-info"}

@@ -304,7 +304,7 @@ def test_kwargs_too_large_to_come_with_a_read(make: Callable[..., RedisStorageBa
 
 def test_what_a_process_knows_of_a_session_stays_bounded(
         make: Callable[..., RedisStorageBackend]) -> None:
-    from triggerhooks.storages import redis_facts as backend
+    from triggerhooks.storages.redis import cache as backend
 
     storage = make()
     manager = TriggerManager(storage)

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,9 +36,8 @@ from ..storages import (
     STORAGE_URL_ENV,
     StorageBackend,
     open_storage,
-    redact_url,
 )
-from ..storages.sqlite import sqlite_file
+from ..storages.urls import shown_url, storage_location
 from ..task import trigger_tasks
 from ..workflow import FORMATS, FileProblem, WorkflowFile, WorkflowFileError, load_workflow, validate_workflow
 from .render import SignalPrinter, format_plugins, session_json, session_tables
@@ -79,7 +78,7 @@ class Settings:
     @property
     def shown_url(self) -> str:
         """The storage URL for people: no password, and the file a bare ``sqlite://`` means."""
-        return _shown_url(self.storage_url)
+        return shown_url(self.storage_url)
 
     def import_modules(self) -> None:
         """Import the modules named by ``--import`` (they register tasks and receivers)."""
@@ -503,7 +502,7 @@ def demo(session: str, embedded: bool) -> None:
     settings = _settings()
     console = settings.console
     manager = settings.manager(session)
-    location = getattr(manager.storage, "path", None) or _storage_location(settings.storage_url)
+    location = getattr(manager.storage, "path", None) or storage_location(settings.storage_url)
     console.print(f"[bold]triggerhooks demo[/]: the questionnaire workflow in session "
                   f"[bold cyan]{session}[/]\nstorage: {settings.shown_url}", highlight=False)
     manager.storage.clear()
@@ -530,27 +529,6 @@ def demo(session: str, embedded: bool) -> None:
     console.print(f"Inspect it with:  [bold]{command} show {session}[/]\n"
                   f"Draw it with:     [bold]{command} graph {session}[/]",
                   highlight=False, soft_wrap=True)
-
-
-def _shown_url(url: str) -> str:
-    """``url`` without its password; a SQLite URL without a path shows the file it uses."""
-    scheme, _, rest = url.partition("://")
-    path, mark, query = rest.partition("?")
-    if scheme.lower() == "sqlite" and not path:
-        with suppress(ValueError):  # an unusable $TRIGGERHOOKS_SQLITE_PATH: opening it says so
-            url = f"sqlite:///{sqlite_file()}{mark}{query}"
-    return redact_url(url)
-
-
-def _storage_location(url: str) -> str | None:
-    """The file or server a storage URL names, for people (``None`` for memory)."""
-    scheme, _, rest = url.partition("://")
-    if scheme == "sqlite":
-        path = rest[1:] if rest.startswith("/") else rest
-        return os.path.abspath(path.partition("?")[0]) if path else None
-    if scheme == "memory":
-        return None
-    return redact_url(url)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -24,11 +24,13 @@ from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
 from .base import StorageBackend
 
-__all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "sqlite_file"]
+__all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlite_file"]
 
 SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
 DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
 SCHEMA_VERSION = 1
+
+T = TypeVar("T")
 
 
 def sqlite_file(path: str | os.PathLike[str] | None = None) -> str:
@@ -40,6 +42,16 @@ def sqlite_file(path: str | os.PathLike[str] | None = None) -> str:
         raise ValueError(f"SqliteStorageBackend needs a file path, not {raw!r} "
                          "(use MemoryStorageBackend for in-process sessions)")
     return os.path.abspath(os.path.expanduser(raw))
+
+
+def split_sqlite_url(url: str) -> tuple[str | None, str]:
+    """The path (``None``: the default file) and the query of a ``sqlite://`` URL:
+    ``sqlite:///relative/path``, ``sqlite:////absolute/path``."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or parts.netloc:
+        raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
+    return unquote(parts.path[1:]) or None, parts.query
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS th_sessions (
@@ -84,15 +96,19 @@ class _View(SessionView):
         self._states: dict[str, TaskState] = {}
         self._kwargs: dict[str, bytes | None] = {}
 
-    def task(self, name: str) -> TaskConfig | None:
+    def _row(self, memo: dict[str, T], sql: str, key: str, convert: Callable[[Any], T]) -> T:
+        """``memo[key]``, else ``convert`` of the one value ``sql`` selects by uid and key
+        (``None`` for no row), remembered."""
         try:
-            return self._configs[name]
+            return memo[key]
         except KeyError:
-            row = self.conn.execute("SELECT config FROM th_tasks WHERE uid = ? AND name = ?",
-                                    (self.uid, name)).fetchone()
-            found = self._configs[name] = (None if row is None
-                                           else TaskConfig.from_json(name, loads(row[0])))
+            row = self.conn.execute(sql, (self.uid, key)).fetchone()
+            found = memo[key] = convert(None if row is None else row[0])
             return found
+
+    def task(self, name: str) -> TaskConfig | None:
+        return self._row(self._configs, "SELECT config FROM th_tasks WHERE uid = ? AND name = ?",
+                         name, lambda raw: None if raw is None else TaskConfig.from_json(name, loads(raw)))
 
     def tasks_for(self, trigger: str) -> Sequence[TaskConfig]:
         rows = self.conn.execute(
@@ -118,23 +134,12 @@ class _View(SessionView):
         return self.kwargs(trigger) is not None
 
     def kwargs(self, trigger: str) -> bytes | None:
-        try:
-            return self._kwargs[trigger]
-        except KeyError:
-            row = self.conn.execute("SELECT kwargs FROM th_fired WHERE uid = ? AND trigger = ?",
-                                    (self.uid, trigger)).fetchone()
-            found = self._kwargs[trigger] = None if row is None else bytes(row[0])
-            return found
+        return self._row(self._kwargs, "SELECT kwargs FROM th_fired WHERE uid = ? AND trigger = ?",
+                         trigger, lambda raw: None if raw is None else bytes(raw))
 
     def state(self, task: str) -> TaskState:
-        try:
-            return self._states[task]
-        except KeyError:
-            row = self.conn.execute("SELECT state FROM th_states WHERE uid = ? AND task = ?",
-                                    (self.uid, task)).fetchone()
-            found = self._states[task] = (TaskState() if row is None
-                                          else TaskState.from_json(loads(row[0])))
-            return found
+        return self._row(self._states, "SELECT state FROM th_states WHERE uid = ? AND task = ?",
+                         task, lambda raw: TaskState() if raw is None else TaskState.from_json(loads(raw)))
 
     def instance(self, name: str) -> TaskInstance | None:
         row = self.conn.execute("SELECT data FROM th_instances WHERE uid = ? AND name = ?",
@@ -258,11 +263,8 @@ class SqliteStorageBackend(StorageBackend):
     def from_url(cls, url: str, uid: str, **options: Any) -> SqliteStorageBackend:
         """``sqlite:///relative/path``, ``sqlite:////absolute/path``; ``sqlite://`` alone
         uses the default path. Query options: ``timeout``, ``synchronous``."""
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "sqlite" or parts.netloc:
-            raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
-        path = unquote(parts.path[1:]) if parts.path else None
-        for key, value in parse_qsl(parts.query, strict_parsing=bool(parts.query)):
+        path, query = split_sqlite_url(url)
+        for key, value in parse_qsl(query, strict_parsing=bool(query)):
             if key == "timeout":
                 options.setdefault("timeout", float(value))
             elif key == "synchronous":
@@ -270,7 +272,7 @@ class SqliteStorageBackend(StorageBackend):
             else:
                 raise ValueError(f"unknown option {key!r} in SQLite URL {url!r}; "
                                  "known: timeout, synchronous")
-        return cls(uid, path or None, **options)
+        return cls(uid, path, **options)
 
     def reference(self) -> JsonDict:
         return {"backend": self.name, "uid": self.uid, "path": self.path,

@@ -1,47 +1,7 @@
-"""The Lua script of the Redis backend: read a planned part of a session, check, commit.
-
-It only reads, checks and writes; every rule stays in :mod:`triggerhooks.core.rules`.
-It takes the session's keys in this order::
-
-    KEYS = cfg, idx, kw, ts, tv, inst, meta
-
-``cfg`` task -> configuration JSON; ``idx`` trigger -> ``[tasks, their triggers]``;
-``kw`` trigger -> latest kwargs (present = fired); ``ts`` task -> TaskState JSON;
-``tv`` task -> version (bumped on every write of its state); ``inst`` instance ->
-JSON; ``meta``: ``cv`` (a token renewed by every configuration and by the first
-write after a session was created or cleared), ``order`` (task names),
-``counted``, ``unresolved``, ``tx`` (recent commit ids), ``m:<key>`` (metadata).
-
-ARGV starts with the mode and the plan::
-
-    mode ('r' read, 'v' check, 'c' check and commit), inline limit, full (0/1),
-    trigger ('' for none), n, n instance names, n tasks of those instances
-
-then, for 'v' and 'c', what the transition read and what it writes::
-
-    txid, expected cv, new cv ('' = keep), configuration changed (1/''),
-    ttl ms ('' = leave), unresolved delta, counted ('' = keep), unresolved ('' = keep),
-    and counted groups: (task, version) read, triggers read as not fired,
-    (trigger, sha1 of kwargs) read, (trigger, kwargs), (instance, json),
-    (task, state json), (field, metadata json); if the configuration changed:
-    (task, configuration), (trigger, index entry), then the task order.
-
-Replies: ``{'snapshot', S}`` for 'r'; ``{'ok', counted, unresolved, finalized}``
-when the checks pass (after writing, for 'c'); ``{'conflict', what, S}`` when
-something read has changed, where ``S`` is a fresh snapshot of the plan:
-``{{cv, counted, unresolved}, finalized, ...}`` followed, for a full plan, by
-every configuration, state, version, fired trigger and the task order, else by
-the number of tasks the trigger concerns, those tasks then the instances' tasks,
-their configurations, states and versions, the triggers worth knowing about with
-their kwargs (or only the length of kwargs longer than the inline limit), and the
-named instances. Everything is checked before anything is written.
-"""
-
-from __future__ import annotations
-
-__all__ = ["TRANSACT"]
-
-TRANSACT = """
+-- The Redis backend's one script: read the part of a session a plan names, check what a
+-- transition relied on, and commit its changes. It only reads, checks and writes: every rule
+-- stays in Python (triggerhooks.core.rules). Its KEYS, ARGV and replies are described, and
+-- built and read by name, in protocol.py next to this file.
 local cfg, idx, kw, ts, tv, inst, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
 local function hmget(key, fields)
@@ -198,4 +158,3 @@ if ttl ~= '' then
   for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], ms) end
 end
 return counters('ok')
-"""

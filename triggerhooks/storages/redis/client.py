@@ -1,43 +1,36 @@
-"""Connections to Redis: one client per URL and process, and the script run on it."""
+"""Connections to Redis: one client per URL and process, the script run on it by its SHA,
+and Redis errors turned into :class:`StorageUnavailableError`."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
 
-from .redis_facts import SessionCache
-from .redis_scripts import TRANSACT
+import redis as redis_py
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import SSLConnection
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
 
-if TYPE_CHECKING:
-    import redis as redis_py
+from ...exceptions import StorageUnavailableError
+from ..urls import redact_url
+from .cache import SessionCache
+from .protocol import SCRIPT, SCRIPT_SHA
 
-__all__ = ["Client", "client_for_url", "clients", "redact", "strip_password", "url_of"]
+__all__ = ["CACHED_SESSIONS", "Client", "client_for_url", "clients", "url_of"]
 
-SCRIPT_SHA = hashlib.sha1(TRANSACT.encode()).hexdigest()
 CACHED_SESSIONS = 256
 """Sessions whose facts a process keeps per client (least recently used ones are dropped)."""
 
-
-def strip_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=user + host))
-
-
-def redact(url: str) -> str:
-    from . import redact_url
-
-    return redact_url(url)
+T = TypeVar("T")
+Build = Callable[[Any], Any]
+"""Queues commands on a pipeline."""
 
 
 class Client:
@@ -55,17 +48,38 @@ class Client:
         """A commit id unique to this client (random base and a counter), 16 characters."""
         return f"{self._id_base}{next(self._ids) & 0xFFFFFFFF:08x}"
 
-    def run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA, loading the script once per server when it answers NOSCRIPT."""
-        from redis.exceptions import NoScriptError
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()``, with a Redis error raised as :class:`StorageUnavailableError`."""
+        try:
+            return fn()
+        except RedisError as exc:
+            raise StorageUnavailableError(
+                f"Redis at {redact_url(self.url)} is unavailable: {type(exc).__name__}: {exc}"
+            ) from exc
 
+    def run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the script, loading it once per server when the server answers NOSCRIPT."""
+        return self.call(lambda: self._evalsha(keys, args))
+
+    def _evalsha(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return self.redis.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
         except NoScriptError:
-            self.redis.script_load(TRANSACT)
+            self.redis.script_load(SCRIPT)
             return self.redis.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
 
+    def pipeline(self, build: Build) -> list[Any]:
+        """The replies to the commands ``build`` queues, sent in one round trip (MULTI/EXEC)."""
+
+        def run() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=True)
+            build(pipe)
+            return list(pipe.execute())
+
+        return self.call(run)
+
     def session(self, key: str) -> SessionCache:
+        """What this process knows of the session whose first key is ``key``."""
         with self._lock:
             found = self._sessions.get(key)
             if found is None:
@@ -82,6 +96,7 @@ _clients_lock = threading.Lock()
 
 
 def client_for_url(url: str) -> Client:
+    """This process's client for ``url``, connected on first use."""
     key = (os.getpid(), url)
     found = clients.get(key)
     if found is None:
@@ -93,10 +108,6 @@ def client_for_url(url: str) -> Client:
 
 
 def _connect(url: str) -> redis_py.Redis:
-    import redis as redis_py
-    from redis.backoff import ExponentialWithJitterBackoff
-    from redis.retry import Retry
-
     # Defaults that the URL's own options override: a dead server is reported within
     # seconds, a hung one within half a minute. Retried commands are safe: a commit
     # carries an id the script remembers, so a re-sent one is applied once.
@@ -108,13 +119,11 @@ def _connect(url: str) -> redis_py.Redis:
     try:
         return redis_py.Redis.from_url(url, **options)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
+        raise ValueError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
 
 
 def url_of(client: redis_py.Redis) -> str:
     """A URL (without password) that reaches the server ``client`` talks to."""
-    from redis.connection import SSLConnection
-
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     user = quote(kwargs["username"], safe="") + "@" if kwargs.get("username") else ""

@@ -1,0 +1,317 @@
+"""The Redis storage backend: construction, transitions (retried on conflict) and readers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import secrets
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+
+from ...core.types import Changes, Commit, Compute, Plan, TaskState
+from ...exceptions import ConflictError
+from ...models import SESSION_FINALIZED, TaskConfig, TaskInstance
+from ...serialization import JsonDict, dumps, loads
+from ..base import StorageBackend
+from ..urls import redact_url, strip_password
+from .cache import SessionCache
+from .client import Client, client_for_url, clients, url_of
+from .facts import index_entries, read_facts
+from .protocol import (
+    Checks,
+    CommitHeader,
+    Conflict,
+    Mode,
+    Passed,
+    SessionKeys,
+    Snapshot,
+    Writes,
+    commit_args,
+    commit_reply,
+    plan_args,
+    read_reply,
+)
+from .view import RedisView, load_configs
+
+if TYPE_CHECKING:
+    import redis as redis_py
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "REDIS_PREFIX_ENV", "REDIS_URL_ENV",
+           "RedisStorageBackend"]
+
+REDIS_URL_ENV = "TRIGGERHOOKS_REDIS_URL"
+REDIS_PREFIX_ENV = "TRIGGERHOOKS_REDIS_PREFIX"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PREFIX = "triggerhooks"
+
+_OUR_QUERY = ("prefix", "ttl")
+_CHUNK = 1000
+"""Instances per HMGET when reading many."""
+
+
+class RedisStorageBackend(StorageBackend):
+    """Sessions in Redis, shared by every process that reaches the server.
+
+    Connect with ``url`` (``redis://``, ``rediss://`` for TLS, ``unix://``;
+    default ``$TRIGGERHOOKS_REDIS_URL``, else ``redis://127.0.0.1:6379/0``) or
+    an existing ``client`` (a ``redis.Redis`` with ``decode_responses=False``).
+    Keys start with ``prefix`` (default ``$TRIGGERHOOKS_REDIS_PREFIX``, else
+    ``triggerhooks``) and share the session's hash tag, so a session lives in
+    one Redis Cluster slot. With ``ttl`` (seconds) every write gives the whole
+    session that long to live again; an expired session is gone.
+    """
+
+    name = "redis"
+    url_schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
+
+    max_attempts: int = 100
+    """How often a transition is tried against concurrent writers before :class:`ConflictError`."""
+    backoff: tuple[float, float] = (0.0005, 0.05)
+    """Base and cap, in seconds, of the jittered exponential wait after a conflict."""
+
+    def __init__(self, uid: str, url: str | None = None, *, client: redis_py.Redis | None = None,
+                 prefix: str | None = None, ttl: float | None = None,
+                 max_attempts: int | None = None) -> None:
+        super().__init__(uid)
+        if url is not None and client is not None:
+            raise ValueError("pass either url or client, not both")
+        prefix = prefix if prefix is not None else os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX)
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"a Redis key prefix cannot contain braces: {prefix!r}")
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        self.prefix = prefix
+        self.ttl = ttl
+        self._ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
+        if max_attempts is not None:
+            if max_attempts < 1:
+                raise ValueError(f"max_attempts must be at least 1, not {max_attempts!r}")
+            self.max_attempts = max_attempts
+        self.keys = SessionKeys.of(prefix, uid)
+        self._conn: Client | None = None
+        self._cache: SessionCache | None = None
+        if client is not None:
+            if client.get_encoder().decode_responses:
+                raise ValueError("RedisStorageBackend needs a client with decode_responses=False")
+            self._conn = Client(client, url_of(client))
+            self.url = self._conn.url
+        else:
+            self.url = url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+
+    # -- construction --------------------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str, uid: str, **options: Any) -> RedisStorageBackend:
+        """A storage at ``url``; its query may also carry ``prefix`` and ``ttl`` (seconds)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        for key, value in query:
+            if key == "prefix":
+                options.setdefault("prefix", value)
+            elif key == "ttl":
+                options.setdefault("ttl", float(value))
+        rest = urlencode([(k, v) for k, v in query if k not in _OUR_QUERY])
+        return cls(uid, urlunsplit(parts._replace(query=rest)), **options)
+
+    def reference(self) -> JsonDict:
+        """The session's address without any password: a worker takes the password from a
+        client of its own process with the same address, or from ``$TRIGGERHOOKS_REDIS_URL``."""
+        return {"backend": self.name, "uid": self.uid, "url": strip_password(self.url),
+                "prefix": self.prefix, "ttl": self.ttl}
+
+    @classmethod
+    def from_reference(cls, reference: JsonDict) -> RedisStorageBackend:
+        url: str = reference["url"]
+        candidates = [known for _, known in list(clients)]
+        candidates.append(os.environ.get(REDIS_URL_ENV) or "")
+        for known in candidates:
+            if known and known != url and strip_password(known) == url:
+                url = known
+                break
+        return cls(reference["uid"], url, prefix=reference.get("prefix"),
+                   ttl=reference.get("ttl"))
+
+    # -- talking to Redis ------------------------------------------------------------------
+
+    def _client(self) -> Client:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = client_for_url(self.url)
+        return conn
+
+    def _session_cache(self) -> SessionCache:
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = self._client().session(self.keys.cfg)
+        return cache
+
+    def _run(self, mode: str, plan: Plan, payload: Sequence[Any] = ()) -> list[Any]:
+        """One script call (see :mod:`.protocol`); its raw reply."""
+        reply: list[Any] = self._client().run(self.keys, [*plan_args(mode, plan), *payload])
+        return reply
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def transact(self, plan: Plan, compute: Compute) -> Commit:
+        cache = self._session_cache()
+        txid = self._client().txid()
+        facts = cache.plan_facts(plan)
+        view = None if facts is None else RedisView(self._client(), self.keys, facts, fresh=False,
+                                                    cache=cache)
+        for attempt in range(self.max_attempts):
+            if view is None:
+                view = self._fresh_view(plan, read_reply(self._run(Mode.READ, plan), plan), cache)
+            outcome = self._attempt(plan, compute, view, txid, cache)
+            if isinstance(outcome, Commit):
+                return outcome
+            if view.fresh:  # someone else wrote in between: give them a moment
+                self._back_off(attempt)
+            view = self._fresh_view(plan, outcome.snapshot, cache)
+        raise ConflictError(
+            f"session {self.uid!r} at {redact_url(self.url)} kept changing under this transition; "
+            f"gave up after {self.max_attempts} attempts")
+
+    def _attempt(self, plan: Plan, compute: Compute, view: RedisView, txid: str,
+                 cache: SessionCache) -> Commit | Conflict:
+        """Compute on ``view`` and commit; a conflict carries a fresh read to try again on."""
+        try:
+            changes = compute(view)
+        except Exception:
+            # An error computed from facts that may be stale is only the caller's to see
+            # when they are all still true.
+            if view.fresh:
+                raise
+            outcome = self._send(Mode.CHECK, plan, view, Changes(), "")
+            if isinstance(outcome, Passed):
+                raise
+            return outcome
+        if changes.is_empty and view.fresh:
+            head = view.head
+            return Commit(changes, head.unresolved, head.counted, head.finalized)
+        new_cv = b""
+        if changes.configs is not None or not view.facts.cv:
+            new_cv = secrets.token_hex(8).encode()
+        mode = Mode.CHECK if changes.is_empty else Mode.COMMIT
+        outcome = self._send(mode, plan, view, changes, txid, new_cv)
+        if isinstance(outcome, Conflict):
+            return outcome
+        if outcome.replayed:  # our own earlier attempt landed; its reply was lost
+            cache.reset()
+        elif mode is Mode.COMMIT:
+            cache.learn(view.facts, view.checked, changes, new_cv, view.encoded)
+        return Commit(changes, outcome.unresolved, outcome.counted, outcome.finalized)
+
+    def _back_off(self, attempt: int) -> None:
+        base, cap = self.backoff
+        time.sleep(random.uniform(0, min(cap, base * 2 ** attempt)))
+
+    def _fresh_view(self, plan: Plan, snapshot: Snapshot, cache: SessionCache) -> RedisView:
+        facts, every = read_facts(plan, snapshot)
+        cache.absorb(facts)
+        return RedisView(self._client(), self.keys, facts, fresh=True, head=snapshot.head,
+                         all_configs=every, cache=cache)
+
+    def _send(self, mode: Mode, plan: Plan, view: RedisView, changes: Changes, txid: str,
+              new_cv: bytes = b"") -> Passed | Conflict:
+        """Check (and for :attr:`Mode.COMMIT` write) ``changes``. Encodes everything first,
+        so a value that cannot be stored raises before anything is sent."""
+        writes = self._writes(changes)
+        view.encoded = dict(writes.instances)
+        header = CommitHeader(
+            txid, view.facts.cv, new_cv, "1" if changes.configs is not None else "", self._ttl_ms,
+            changes.unresolved_delta, "" if changes.counted is None else changes.counted,
+            "" if changes.unresolved is None else changes.unresolved)
+        checks = Checks(view.checked, view.unfired,
+                        {trigger: hashlib.sha1(value).hexdigest()
+                         for trigger, value in view.kwargs_read.items()})
+        return commit_reply(self._run(mode, plan, commit_args(header, checks, writes)), plan)
+
+    @staticmethod
+    def _writes(changes: Changes) -> Writes:
+        writes = Writes(
+            fired=changes.fired,
+            instances={name: dumps(inst.to_json(), f"instance {name}")
+                       for name, inst in changes.instances.items()},
+            metadata={f"m:{key}": dumps(value, f"session metadata {key!r}")
+                      for key, value in (changes.metadata or {}).items()},
+            states={task: orjson.dumps(state.to_json()) for task, state in changes.states.items()})
+        configs = changes.configs
+        if configs is None:
+            return writes
+        return writes._replace(
+            configs={name: dumps(config.to_json(), f"configuration of task {name}")
+                     for name, config in configs.items()},
+            trigger_index={trigger: orjson.dumps(entry) for trigger, entry in index_entries(configs).items()},
+            order=orjson.dumps(list(configs)))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _load_tasks(self) -> dict[str, TaskConfig]:
+        return load_configs(self._client().pipeline, self.keys)
+
+    def _hgetall(self, key: str) -> dict[bytes, bytes]:
+        client = self._client()
+        return cast("dict[bytes, bytes]", client.call(lambda: client.redis.hgetall(key)))
+
+    def _load_states(self) -> dict[str, TaskState]:
+        raw = self._hgetall(self.keys.ts)
+        return {task.decode(): TaskState.from_json(loads(state)) for task, state in raw.items()}
+
+    def _load_instances(self, names: Sequence[str] | None = None) -> dict[str, TaskInstance]:
+        if names is None:
+            return self._all_instances()
+        wanted = list(dict.fromkeys(names))
+        client = self._client()
+        found: list[bytes | None] = []
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            found += cast("list[bytes | None]",
+                          client.call(lambda: client.redis.hmget(self.keys.inst, chunk)))  # noqa: B023
+        return {name: TaskInstance.from_json(name, loads(data))
+                for name, data in zip(wanted, found, strict=True) if data is not None}
+
+    def _all_instances(self) -> dict[str, TaskInstance]:
+        """Every instance, in creation order (then task order, name, index)."""
+        keys = self.keys
+        raw, order = self._client().pipeline(lambda p: (p.hgetall(keys.inst),
+                                                        p.hget(keys.meta, "order")))
+        positions = {name: pos for pos, name in enumerate(loads(order) if order else [])}
+        instances = [TaskInstance.from_json(n.decode(), loads(d)) for n, d in raw.items()]
+        instances.sort(key=lambda i: (_created(i), positions.get(i.task_name, len(positions)),
+                                      i.task_name, i.index))
+        return {instance.name: instance for instance in instances}
+
+    def _load_kwargs(self) -> dict[str, JsonDict]:
+        raw = self._hgetall(self.keys.kw)
+        return {trigger.decode(): loads(value) for trigger, value in raw.items()}
+
+    def _load_metadata(self) -> JsonDict:
+        raw = self._hgetall(self.keys.meta)
+        return {key.decode()[2:]: loads(value) for key, value in raw.items()
+                if key.startswith(b"m:")}
+
+    def clear(self) -> None:
+        client = self._client()
+        client.call(lambda: client.redis.delete(*self.keys))
+        self._session_cache().reset()
+
+    @property
+    def is_finalized(self) -> bool:
+        client = self._client()
+        return bool(client.call(lambda: client.redis.hexists(self.keys.kw, SESSION_FINALIZED)))
+
+    def __repr__(self) -> str:
+        return f"<RedisStorageBackend uid={self.uid!r} url={redact_url(self.url)!r}>"
+
+
+def _created(instance: TaskInstance) -> str:
+    """When an instance was created (its first timestamp), to list instances in creation order."""
+    stamps = instance.metadata.get("timestamps")
+    if isinstance(stamps, dict) and stamps:
+        return str(min(stamps.values()))
+    return ""

@@ -1,0 +1,239 @@
+"""The commit script's interface, by name: its keys, its arguments and its replies.
+
+The script (``commit.lua``, shipped next to this module and loaded once) reads
+the part of a session a :class:`Plan` names, checks what a transition relied on,
+and commits; every rule stays in :mod:`triggerhooks.core.rules`. Only this
+module knows the positions of what goes in and comes out:
+
+- ``KEYS``: :class:`SessionKeys`, the session's seven hashes. ``cfg`` task ->
+  configuration JSON; ``idx`` trigger -> ``[tasks, their triggers]``; ``kw``
+  trigger -> latest kwargs (present = fired); ``ts`` task -> TaskState JSON;
+  ``tv`` task -> version (bumped on every write of its state); ``inst``
+  instance -> JSON; ``meta``: ``cv`` (a token renewed by every configuration and
+  by the first write after a session was created or cleared), ``order`` (task
+  names), ``counted``, ``unresolved``, ``tx`` (recent commit ids), ``m:<key>``
+  (metadata).
+- ``ARGV``: :func:`plan_args` (the :class:`Mode` and the plan: inline limit,
+  full, trigger, the instances and their tasks), then for a check or a commit
+  :func:`commit_args`: a :class:`CommitHeader`, then counted groups of what the
+  transition relied on (:class:`Checks`) and of what it writes
+  (:class:`Writes`). Everything is checked before anything is written.
+- Replies: a read answers a :class:`Snapshot` (:func:`read_reply`); a check or a
+  commit answers :class:`Passed` or, when something read has changed, a
+  :class:`Conflict` carrying a fresh snapshot (:func:`commit_reply`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from enum import StrEnum
+from importlib.resources import files
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+from ...core.types import Plan
+from ...models import split_instance_name
+
+__all__ = ["INLINE_LIMIT", "SCRIPT", "SCRIPT_SHA", "Checks", "CommitHeader", "Conflict",
+           "FullSnapshot", "Head", "Mode", "Passed", "PlannedSnapshot", "SessionKeys", "Snapshot",
+           "Writes", "commit_args", "commit_reply", "pairs", "plan_args", "read_reply"]
+
+SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
+"""The script's source, read once per process."""
+SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
+INLINE_LIMIT = 4096
+"""Kwargs up to this many bytes come with a read; longer ones only when a task needs them."""
+
+
+class SessionKeys(NamedTuple):
+    """The hashes of one session, in the order the script takes them as ``KEYS``."""
+
+    cfg: str
+    idx: str
+    kw: str
+    ts: str
+    tv: str
+    inst: str
+    meta: str
+
+    @classmethod
+    def of(cls, prefix: str, uid: str) -> SessionKeys:
+        """``<prefix>:{<uid>}:<part>``: the uid, percent-escaped so that distinct uids never
+        collide, is the hash tag that keeps a session in one Redis Cluster slot."""
+        tag = f"{{{quote(uid, safe='')}}}"
+        base = f"{prefix}:{tag}:" if prefix else f"{tag}:"
+        return cls(*(base + part for part in cls._fields))
+
+
+class Mode(StrEnum):
+    """What a script call does (``ARGV[1]``)."""
+
+    READ = "r"
+    CHECK = "v"
+    COMMIT = "c"
+
+
+def plan_args(mode: str, plan: Plan) -> list[Any]:
+    """The start of ``ARGV``: the mode and the part of the session the plan names."""
+    names = plan.instances
+    return [mode, INLINE_LIMIT, int(plan.full), plan.trigger or "", len(names), *names,
+            *(split_instance_name(name)[0] for name in names)]
+
+
+class CommitHeader(NamedTuple):
+    """The fixed arguments of a check or a commit, after the plan."""
+
+    txid: str
+    expected_cv: bytes
+    new_cv: bytes
+    """``b""`` keeps the configuration token."""
+    configured: str
+    """``"1"`` when the commit writes a new configuration."""
+    ttl_ms: str
+    """``""`` leaves the keys' time to live alone."""
+    unresolved_delta: int
+    counted: int | str
+    """``""`` keeps the counter."""
+    unresolved: int | str
+    """``""`` keeps the counter (before ``unresolved_delta`` is added)."""
+
+
+class Checks(NamedTuple):
+    """What a transition relied on; the script refuses to commit if any of it changed."""
+
+    versions: Mapping[str, int]
+    """Task -> the version of its state (and so of its instances) that was read."""
+    unfired: Collection[str]
+    """Triggers read as not fired."""
+    kwargs: Mapping[str, str]
+    """Trigger -> SHA-1 (hex) of the kwargs that were read."""
+
+
+class Writes(NamedTuple):
+    """What a commit writes, every value already encoded."""
+
+    fired: Mapping[str, bytes]
+    instances: Mapping[str, bytes]
+    states: Mapping[str, bytes]
+    metadata: Mapping[str, bytes]
+    """``m:<key>`` -> JSON."""
+    configs: Mapping[str, bytes] | None = None
+    """Task -> configuration JSON, when the configuration changes (else ``None``)."""
+    trigger_index: Mapping[str, bytes] | None = None
+    """Trigger -> index entry JSON, with ``configs``."""
+    order: bytes = b""
+    """The task names (JSON), with ``configs``."""
+
+
+def _group(args: list[Any], pairs: Mapping[str, Any]) -> None:
+    """A counted group of (key, value) pairs: the count, then the pairs flat."""
+    args.append(len(pairs))
+    for pair in pairs.items():
+        args += pair
+
+
+def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[Any]:
+    """The rest of ``ARGV`` for a check or a commit."""
+    args: list[Any] = list(header)
+    _group(args, checks.versions)
+    args.append(len(checks.unfired))
+    args += checks.unfired
+    _group(args, checks.kwargs)
+    for group in (writes.fired, writes.instances, writes.states, writes.metadata):
+        _group(args, group)
+    if writes.configs is not None:
+        _group(args, writes.configs)
+        _group(args, writes.trigger_index or {})
+        args.append(writes.order)
+    return args
+
+
+class Head(NamedTuple):
+    """What every snapshot starts with: the configuration token and the counters."""
+
+    cv: bytes
+    counted: int
+    unresolved: int
+    finalized: bool
+
+
+class FullSnapshot(NamedTuple):
+    """A full plan's read: the whole session but its instances (lists are flat pairs)."""
+
+    head: Head
+    configs: Sequence[bytes]
+    """Task, configuration JSON, task, ..."""
+    states: Sequence[bytes]
+    """Task, state JSON, ..."""
+    versions: Sequence[bytes]
+    """Task, version, ..."""
+    fired: Sequence[bytes]
+    """Every fired trigger."""
+    order: bytes | None
+
+
+class PlannedSnapshot(NamedTuple):
+    """The part of a session a plan names."""
+
+    head: Head
+    concerned: int
+    """How many of ``tasks`` (the first ones) the plan's trigger concerns."""
+    tasks: Sequence[bytes]
+    """The tasks the trigger concerns, then the instances' tasks."""
+    configs: Sequence[bytes | None]
+    states: Sequence[bytes | None]
+    versions: Sequence[bytes | None]
+    """Each of ``tasks``'s configuration, state and version."""
+    triggers: Sequence[bytes]
+    """Every trigger of the concerned tasks, then the plan's trigger."""
+    fired: Sequence[bytes | int | None]
+    """Each of ``triggers``'s kwargs, only their length beyond ``INLINE_LIMIT``, or ``None``."""
+    instances: Sequence[bytes | None]
+    """The plan's instances, in its order."""
+
+
+Snapshot = FullSnapshot | PlannedSnapshot
+
+
+class Passed(NamedTuple):
+    """Every check passed (and a commit was written): the session's counters after it."""
+
+    counted: int
+    unresolved: int
+    finalized: bool
+    replayed: bool
+    """The commit had already been applied (a resent commit whose first reply was lost)."""
+
+
+class Conflict(NamedTuple):
+    """Something the transition relied on has changed; ``snapshot`` is read afresh."""
+
+    what: str
+    snapshot: Snapshot
+
+
+def _snapshot(raw: Sequence[Any], full: bool) -> Snapshot:
+    (cv, counted, unresolved), finalized, *rest = raw
+    head = Head(cv or b"", int(counted or 0), int(unresolved or 0), bool(finalized))
+    return FullSnapshot(head, *rest) if full else PlannedSnapshot(head, *rest)
+
+
+def read_reply(raw: Sequence[Any], plan: Plan) -> Snapshot:
+    """The reply to :attr:`Mode.READ`."""
+    _, snapshot = raw
+    return _snapshot(snapshot, plan.full)
+
+
+def commit_reply(raw: Sequence[Any], plan: Plan) -> Passed | Conflict:
+    """The reply to :attr:`Mode.CHECK` or :attr:`Mode.COMMIT`."""
+    if raw[0] == b"conflict":
+        _, what, snapshot = raw
+        return Conflict(what.decode(), _snapshot(snapshot, plan.full))
+    status, counted, unresolved, finalized = raw
+    return Passed(int(counted), int(unresolved), bool(finalized), status == b"done")
+
+
+def pairs(flat: Sequence[bytes]) -> Iterable[tuple[bytes, bytes]]:
+    """``[k1, v1, k2, v2, ...]`` (as HGETALL answers inside the script) as (key, value) pairs."""
+    return zip(flat[::2], flat[1::2], strict=True)

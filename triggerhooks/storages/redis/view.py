@@ -1,0 +1,168 @@
+"""A transition's view of a Redis session: the facts it was given, then lazy reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ...core.types import SessionView, TaskState
+from ...models import TaskConfig, TaskInstance, split_instance_name
+from ...serialization import loads
+from .cache import SessionCache
+from .client import Build, Client
+from .facts import MISSING, Facts, ordered_configs, parse_config
+from .protocol import Head, SessionKeys
+
+__all__ = ["RedisView", "load_configs"]
+
+T = TypeVar("T")
+
+_NO_HEAD = Head(b"", 0, 0, False)
+
+
+def load_configs(pipeline: Callable[[Build], list[Any]], keys: SessionKeys) -> dict[str, TaskConfig]:
+    """Every configuration of the session, in its task order, read in one round trip."""
+    raw, order = pipeline(lambda p: (p.hgetall(keys.cfg), p.hget(keys.meta, "order")))
+    return ordered_configs(raw, order)
+
+
+class RedisView(SessionView):
+    """Known facts, then a read for anything outside them.
+
+    Records every answer the transition's outcome can depend on, so that the
+    commit can check that none of it changed in the meantime.
+    """
+
+    def __init__(self, client: Client, keys: SessionKeys, facts: Facts, *,
+                 fresh: bool, head: Head = _NO_HEAD,
+                 all_configs: dict[str, TaskConfig] | None = None,
+                 cache: SessionCache | None = None) -> None:
+        self.client = client
+        self.keys = keys
+        self.facts = facts
+        self.cache = cache
+        """Where to look for an instance outside ``facts`` before asking Redis."""
+        self.fresh = fresh
+        """Read in one piece just now; a view built from the cache or that read lazily is not."""
+        self.head = head
+        """The counters read with a fresh view."""
+        self.full = all_configs is not None
+        self.all = all_configs
+        self.checked: dict[str, int] = {}
+        """Task -> the version of its state the outcome depends on."""
+        self.encoded: dict[str, bytes] = {}
+        """Instance -> the JSON its commit wrote."""
+        self.unfired: set[str] = set()
+        self.kwargs_read: dict[str, bytes] = {}
+
+    def _fetch(self, build: Build) -> list[Any]:
+        self.fresh = False
+        return self.client.pipeline(build)
+
+    def _hget(self, key: str, field: str) -> Any:
+        return self._fetch(lambda p: p.hget(key, field))[0]
+
+    def _known(self, facts: dict[str, Any], key: str, read: Callable[[], Any]) -> Any:
+        """``facts[key]``; else absent if this view holds a full read, else ``read()``."""
+        value = facts.get(key, MISSING)
+        if value is MISSING:
+            value = facts[key] = None if self.full else read()
+        return value
+
+    def _check(self, task: str, version: int) -> None:
+        """Record that the outcome depends on ``task``'s state at ``version``."""
+        if self.checked.setdefault(task, version) != version:
+            self.checked[task] = -1  # read at two versions: the commit fails and reads afresh
+
+    # -- SessionView ------------------------------------------------------------------------
+
+    def task(self, name: str) -> TaskConfig | None:
+        config: TaskConfig | None = self._known(self.facts.configs, name, lambda: self._config(name))
+        return config
+
+    def _config(self, name: str) -> TaskConfig | None:
+        raw = self._hget(self.keys.cfg, name)
+        return None if raw is None else parse_config(name, raw)
+
+    def tasks_for(self, trigger: str) -> Sequence[TaskConfig]:
+        entry = self.facts.index.get(trigger)
+        if entry is None:
+            if self.all is not None:
+                return [c for c in self.all.values() if trigger in c.triggers]
+            raw = self._hget(self.keys.idx, trigger)
+            tasks, related = loads(raw) if raw else ([], [])
+            entry = self.facts.index[trigger] = (tasks, related)
+        found = []
+        for name in entry[0]:
+            config = self.task(name)
+            if config is not None:
+                found.append(config)
+        return found
+
+    def all_tasks(self) -> Mapping[str, TaskConfig]:
+        if self.all is None:
+            self.all = load_configs(self._fetch, self.keys)
+        return self.all
+
+    def fired(self, trigger: str) -> bool:
+        keys = self.keys
+        value = self._known(self.facts.fired, trigger,
+                            lambda: self._fetch(lambda p: p.hexists(keys.kw, trigger))[0] or None)
+        if value is None:
+            self.unfired.add(trigger)
+            return False
+        return True
+
+    def kwargs(self, trigger: str) -> bytes | None:
+        fired = self.facts.fired
+        value = self._known(fired, trigger, lambda: self._hget(self.keys.kw, trigger))
+        if value is not None and not isinstance(value, bytes):  # known only to have fired
+            value = fired[trigger] = self._hget(self.keys.kw, trigger)
+        if value is None:
+            self.unfired.add(trigger)
+            return None
+        self.kwargs_read[trigger] = value
+        return value  # type: ignore[no-any-return]
+
+    def state(self, task: str) -> TaskState:
+        states = self.facts.states
+        known = states.get(task)
+        if known is None:
+            if self.full:
+                known = (0, TaskState())
+            else:
+                keys = self.keys
+                raw, version = self._fetch(lambda p: (p.hget(keys.ts, task), p.hget(keys.tv, task)))
+                known = (int(version or 0),
+                         TaskState() if raw is None else TaskState.from_json(loads(raw)))
+            states[task] = known
+        self._check(task, known[0])
+        return known[1]
+
+    def instance(self, name: str) -> TaskInstance | None:
+        task = split_instance_name(name)[0]
+        instances = self.facts.instances
+        known = instances.get(name)
+        state = self.facts.states.get(task)
+        if known is None and state is not None and self.cache is not None:
+            known = self.cache.instance(name, state[0])
+            if known is not None:
+                instances[name] = known
+        if known is None:
+            known = self._read_instances(name, task, state)
+        self._check(task, known[0])
+        return None if known[1] is None else TaskInstance.from_json(name, loads(known[1]))
+
+    def _read_instances(self, name: str, task: str,
+                        state: tuple[int, TaskState] | None) -> tuple[int, bytes | None]:
+        """Read ``name`` with the other unresolved instances of its task: the rules read
+        those one after the other (to schedule or abandon them)."""
+        instances = self.facts.instances
+        names = [name]
+        if state is not None:
+            names += [n for n in state[1].open if n != name and n not in instances][:999]
+        keys = self.keys
+        found, version = self._fetch(lambda p: (p.hmget(keys.inst, names), p.hget(keys.tv, task)))
+        for each, raw in zip(names, found, strict=True):
+            instances[each] = (int(version or 0), raw)
+        return instances[name]
