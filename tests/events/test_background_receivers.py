@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.backends import BACKENDS
 from tests.events import named_receivers as background
 from triggerhooks import (
     InlineTaskRunner,
@@ -22,7 +23,7 @@ from triggerhooks import (
     trigger_task,
 )
 from triggerhooks.background import BackgroundCall
-from triggerhooks.plugins import hookimpl, registered
+from triggerhooks.runners import task_runners
 from triggerhooks.serialization import dumps, loads
 from triggerhooks.signals import (
     configuration_updated,
@@ -34,6 +35,7 @@ from triggerhooks.signals import (
 )
 from triggerhooks.storages import StorageBackend
 from triggerhooks.task import TaskContext
+from triggerhooks.testing import registered_class
 
 
 @trigger_task(name="tests.background.work")
@@ -57,6 +59,7 @@ def _clear() -> Iterator[None]:
     background.released.set()
 
 
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)  # what is stored, seen from receivers
 def test_inline_runs_it_after_the_change_is_stored_with_json_arguments(
         manager: TriggerManager) -> None:
     manager.update_configuration(CONFIG)
@@ -163,16 +166,10 @@ class CapturingRunner(InlineTaskRunner):
         self.calls.append(call)
 
 
-class _CapturePlugin:
-    @hookimpl
-    def triggerhooks_register_runners(self, registry: Any) -> None:
-        registry.register("tests.capture")(CapturingRunner)
-
-
 def test_a_call_travels_as_json_and_finds_its_receiver_and_sender_by_name(
         storage: StorageBackend) -> None:
     CapturingRunner.calls = []
-    with registered(_CapturePlugin(), name="tests-capture-runner"), \
+    with registered_class(task_runners, "tests.capture", CapturingRunner), \
             connected(background.record, task_completed, background=True):
         manager = TriggerManager(storage, task_runner="tests.capture")
         manager.update_configuration(CONFIG)
