@@ -48,10 +48,9 @@ from triggerhooks import (
     TriggerManager,
     trigger_task,
 )
-from triggerhooks.plugins import hookimpl, registered
-from triggerhooks.runners import TaskRunner
 from triggerhooks.storages import MemoryStore, open_reference
 from triggerhooks.task import TaskContext
+from triggerhooks.testing import holding_runner
 
 SIZES = (10, 100, 1_000, 10_000)
 REFERENCE_PING = 150e-6
@@ -76,22 +75,6 @@ class CountingConnection(Connection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         type(self).sends += 1
         super().send_packed_command(command, check_health)
-
-
-class Holding(TaskRunner):
-    """Keeps scheduled instances, so a fire can be measured apart from the hand-off."""
-
-    name = "bench.hold"
-    held: list[tuple[TriggerManager, str]] = []
-
-    def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
-        self.held.append((manager, instance_name))
-
-
-class _HoldPlugin:
-    @hookimpl
-    def triggerhooks_register_runners(self, registry: Any) -> None:
-        registry.register("bench.hold")(Holding)
 
 
 # -- storages -------------------------------------------------------------------------------
@@ -252,7 +235,7 @@ def counting(client: redis.Redis) -> Iterator[dict[str, int]]:
 
 def bench_round_trips(backends: Backends, repeat: int) -> None:
     rows = []
-    with registered(_HoldPlugin(), name="bench-hold"):
+    with holding_runner("bench.hold") as holding:  # keeps a fire apart from its hand-off
         def measure(label: str, setup: Callable[[], Callable[[], object]], target: str) -> None:
             totals = {"round trips": 0, "commands": 0}
             for _ in range(repeat):
@@ -286,11 +269,11 @@ def bench_round_trips(backends: Backends, repeat: int) -> None:
 
         def handoff(cold: bool) -> Callable[[], object]:
             manager = session()
-            Holding.held.clear()
+            holding.held.clear()
             manager.fire("b")
             if cold:
                 manager.storage._session_cache().reset()  # type: ignore[attr-defined]
-            owner, name = Holding.held.pop()
+            owner, name, _ = holding.held.pop()
             return lambda: owner.execute(name)
 
         measure("hand-off: claim + run + complete (warm)", lambda: handoff(False), "(runner's)")

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 import tests.tasks  # noqa: F401 - registers the shared tasks
-from tests.helpers import HeldTaskRunner
+from tests.backends import BACKENDS, REDIS_URL, STORAGE_FACTORIES
 from triggerhooks import TriggerManager
-from triggerhooks.runners import ThreadingTaskRunner, task_runners
-from triggerhooks.storages import (
-    MemoryStorageBackend,
-    RedisStorageBackend,
-    SqliteStorageBackend,
-    StorageBackend,
-)
-from triggerhooks.storages.memory import MemoryStore
+from triggerhooks.runners import ThreadingTaskRunner
+from triggerhooks.storages import StorageBackend
+from triggerhooks.testing import HoldingRunner, holding_runner
+from triggerhooks.testing.contract import StorageFactory, storage_factory
 
-StorageFactory = Callable[..., StorageBackend]
-
-BACKENDS = ["memory", "sqlite", "redis"]
 RUNNERS = ["inline", "threading"]
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-"""The shared test Redis; tests write only under ``redis_prefix`` and delete what they wrote."""
 
 
 @pytest.fixture(scope="session")
@@ -52,34 +41,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_storage(backend: str, tmp_path: Path,
-                 request: pytest.FixtureRequest) -> Iterator[StorageFactory]:
+def make_storage(backend: str, request: pytest.FixtureRequest) -> Iterator[StorageFactory]:
     """Build storages of the parametrized backend; sessions are removed afterwards.
 
     Storages made with the same uid share one session (as across processes).
     """
-    created: list[StorageBackend] = []
-    store = MemoryStore()
-    sqlite_path = tmp_path / "triggerhooks.sqlite3"
-    prefix = request.getfixturevalue("redis_prefix") if backend == "redis" else ""
-
-    def make(uid: str | None = None) -> StorageBackend:
-        uid = uid or f"test-{uuid.uuid4().hex[:12]}"
-        storage: StorageBackend
-        if backend == "memory":
-            storage = MemoryStorageBackend(uid, store=store)
-        elif backend == "sqlite":
-            storage = SqliteStorageBackend(uid, sqlite_path)
-        elif backend == "redis":
-            storage = RedisStorageBackend(uid, REDIS_URL, prefix=prefix)
-        else:  # pragma: no cover - a backend named in BACKENDS without a branch here
-            raise ValueError(backend)
-        created.append(storage)
-        return storage
-
-    yield make
-    for storage in created:
-        storage.clear()
+    if backend not in STORAGE_FACTORIES:
+        pytest.fail(f"the built-in storage backend {backend!r} has no factory in tests/backends.py")
+    with storage_factory(STORAGE_FACTORIES[backend](request)) as make:
+        yield make
 
 
 @pytest.fixture
@@ -104,14 +74,10 @@ def any_manager(storage: StorageBackend, runner_name: str) -> TriggerManager:
 
 
 @pytest.fixture
-def held() -> Iterator[type[HeldTaskRunner]]:
+def held() -> Iterator[type[HoldingRunner]]:
     """The ``held`` runner: it keeps instances ``scheduled`` until the test releases them."""
-    task_runners.register("held")(HeldTaskRunner)
-    try:
-        yield HeldTaskRunner
-    finally:
-        HeldTaskRunner.held.clear()
-        task_runners.unregister("held")
+    with holding_runner("held") as runner:
+        yield runner
 
 
 @pytest.fixture(autouse=True)

@@ -54,8 +54,16 @@ from .signals import (
 )
 from .storages import MemoryStore, StorageBackend, open_reference, redact_url
 from .task import TaskContext, TriggerTask
-from .testing import wait_for
-from .testing.signals import capture_signals, connected
+from .testing import (
+    HoldingRunner,
+    capture_signals,
+    connected,
+    expire_claim,
+    holding_runner,
+    registered_class,
+    run_transition,
+    wait_for,
+)
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -65,6 +73,7 @@ __all__ = [
     "Commit",
     "Compute",
     "Heartbeat",
+    "HoldingRunner",
     "JsonDict",
     "Lease",
     "MemoryStore",
@@ -88,7 +97,9 @@ __all__ = [
     "connected",
     "dotted_name",
     "dumps",
+    "expire_claim",
     "failed_plugins",
+    "holding_runner",
     "hookimpl",
     "instance_abandoned",
     "instance_name",
@@ -105,6 +116,8 @@ __all__ = [
     "redact_url",
     "register",
     "registered",
+    "registered_class",
+    "run_transition",
     "session_finalized",
     "session_reference",
     "split_instance_name",

@@ -22,7 +22,9 @@ os.environ["TH_CELERY_TEST_PREFIX"] = PREFIX
 os.environ["TRIGGERHOOKS_CELERY_CONFIG"] = "celery_test_config"
 
 import celery_test_tasks  # noqa: E402, F401 - registers the test tasks here too
-from celery_testing import REDIS_URL, Fleet  # noqa: E402 - reads the prefix set above
+from celery_testing import REDIS_URL, Fleet, session_storage  # noqa: E402 - reads the prefix set above
+
+from triggerhooks import StorageBackend  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +61,11 @@ def healthy_fleet(fleet: Fleet) -> Fleet:
 @pytest.fixture(scope="session")
 def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("celery-sessions") / "sessions.sqlite3"
+
+
+@pytest.fixture
+def storage(sqlite_path: Path) -> Iterator[StorageBackend]:
+    """A storage on a new session that every worker reaches, cleared afterwards."""
+    created = session_storage(f"celery-{uuid.uuid4().hex[:12]}", sqlite_path)
+    yield created
+    created.clear()

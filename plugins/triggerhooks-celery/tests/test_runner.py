@@ -6,7 +6,6 @@ import base64
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -14,7 +13,7 @@ import redis
 import triggerhooks_celery
 from celery import Celery
 from celery.app.utils import find_app
-from celery_testing import PREFIX, session_storage
+from celery_testing import PREFIX
 from triggerhooks_celery import CeleryTaskRunner, EagerModeError, create_app, get_app, install
 
 from triggerhooks import (
@@ -26,13 +25,6 @@ from triggerhooks import (
     task_runners,
 )
 from triggerhooks.ext import list_plugins, session_reference
-
-
-@pytest.fixture
-def storage(sqlite_path: Path) -> Iterator[StorageBackend]:
-    created = session_storage(f"celery-unit-{uuid.uuid4().hex[:12]}", sqlite_path)
-    yield created
-    created.clear()
 
 
 @pytest.fixture

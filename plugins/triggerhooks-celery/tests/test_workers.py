@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 import orjson
 import pytest
 import redis
 from celery_test_tasks import RELEASE, RetryOnce
-from celery_testing import PREFIX, Fleet, runs, session_storage, wait_for
+from celery_testing import PREFIX, Fleet, runs, wait_for
 from triggerhooks_celery import CeleryTaskRunner
 
 from triggerhooks import StorageBackend, TaskStatus, TriggerManager
-from triggerhooks.ext import Changes, Lease, Plan, SessionView, Transition, claim_of, open_reference
+from triggerhooks.ext import (
+    Lease,
+    Plan,
+    Transition,
+    claim_of,
+    expire_claim,
+    open_reference,
+    run_transition,
+)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def storage(sqlite_path: Path) -> Iterator[StorageBackend]:
-    created = session_storage(f"celery-{uuid.uuid4().hex[:12]}", sqlite_path)
-    yield created
-    created.clear()
 
 
 @pytest.fixture
@@ -180,18 +178,7 @@ def test_an_instance_that_lost_its_worker_as_often_as_allowed_fails_on_the_worke
     manager.update_configuration({"doomed": {"after": ["go"], "run": "celerytest.record"}})
 
     def step(body: Callable[[Transition], object]) -> None:
-        def compute(view: SessionView) -> Changes:
-            transition = Transition(view)
-            body(transition)
-            return transition.finish()
-        storage.transact(Plan(trigger="go", instances=("doomed#0",)), compute)
-
-    def expire(t: Transition) -> None:
-        instance = t.instance("doomed#0")
-        held = claim_of(instance)
-        assert held is not None
-        past = dataclasses.replace(held, expires_at="2000-01-01T00:00:00+00:00")
-        t.put(instance, instance.status, metadata={"claim": past.to_json()})
+        run_transition(storage, Plan(trigger="go", instances=("doomed#0",)), body)
 
     # Fired and claimed twice without the runner: two workers that died mid-task.
     step(lambda t: t.fire("go", b"{}"))
@@ -200,7 +187,7 @@ def test_an_instance_that_lost_its_worker_as_often_as_allowed_fails_on_the_worke
 
     for worker in ("lost-1@elsewhere", "lost-2@elsewhere"):
         step(claim_by(worker))
-        step(expire)
+        expire_claim(storage, "doomed#0")
 
     CeleryTaskRunner().schedule(manager, "doomed#0")  # the message comes back once more
 

@@ -1,0 +1,184 @@
+"""Recovering from failures: replay_failed_instance and skip_failed_instance, and their hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers import settle
+from triggerhooks import InvalidStatusError, TaskInstance, TriggerManager, trigger_task
+from triggerhooks.storages import StorageBackend
+from triggerhooks.task import TaskContext
+from triggerhooks.testing import HoldingRunner
+
+_FIXED: set[str] = set()
+
+
+@trigger_task(name="test_replay_skip.fails_until_fixed")
+def fails_until_fixed(context: TaskContext) -> dict[str, Any]:
+    """Fails unless the session's uid was marked fixed or the kwargs say so."""
+    if context.session_uid not in _FIXED and not context.trigger_kwargs.get("a", {}).get("ok"):
+        raise ValueError("not fixed yet")
+    return {"kwargs": context.trigger_kwargs}
+
+
+@pytest.fixture
+def failed(any_manager: TriggerManager) -> TriggerManager:
+    """``t#0`` failed; ``down`` waits for ``t``."""
+    any_manager.update_configuration({
+        "t": {"after": ["a"], "run": "test_replay_skip.fails_until_fixed",
+              "withParams": {"p": {"k": 1}}},
+        "down": {"after": ["t"], "run": "tests.echo"},
+    })
+    any_manager.fire("a", {"n": 1})
+    settle()
+    assert any_manager.storage["t#0"].status == "failed"
+    return any_manager
+
+
+def _fix(manager: TriggerManager) -> None:
+    _FIXED.add(manager.storage.uid)
+
+
+# -- replay --------------------------------------------------------------------------------
+
+
+def test_replay_marks_the_failed_instance_replayed_and_runs_a_copy(failed: TriggerManager) -> None:
+    _fix(failed)
+    copy = failed.replay_failed_instance("t#0")
+    settle()
+    assert copy.name == "t#1"
+    assert copy.metadata["parent"] == "t#0"
+    old, new = failed.storage["t#0"], failed.storage["t#1"]
+    assert old.status == "replayed" and old.is_resolved
+    assert "replayed" in old.metadata["timestamps"]
+    assert old.metadata["exceptionType"] == "ValueError"  # the failure stays on record
+    assert new.status == "finished"
+    assert new.kwargs == old.kwargs == {"a": {"n": 1}, "p": {"k": 1}}
+    assert new.metadata["parent"] == "t#0"
+    assert "exceptionType" not in new.metadata
+    assert failed.storage["down#0"].kwargs == {"t": new.metadata["result"]}  # cascade
+
+
+def test_replay_with_replacement_kwargs(failed: TriggerManager) -> None:
+    failed.replay_failed_instance("t#0", replacement_kwargs={"a": {"ok": True}})
+    settle()
+    new = failed.storage["t#1"]
+    assert new.status == "finished"
+    assert new.kwargs == {"a": {"ok": True}, "p": {"k": 1}}  # withParams still merged under
+
+
+def test_replay_with_empty_replacement_kwargs_runs_with_none(failed: TriggerManager) -> None:
+    _fix(failed)
+    failed.replay_failed_instance("t#0", replacement_kwargs={})
+    settle()
+    assert failed.storage["t#1"].kwargs == {"p": {"k": 1}}
+
+
+def test_a_replay_that_fails_again_can_be_replayed_again(failed: TriggerManager) -> None:
+    failed.replay_failed_instance(failed.storage["t#0"])
+    settle()
+    assert failed.storage["t#1"].status == "failed"
+    _fix(failed)
+    third = failed.replay_failed_instance("t#1")
+    settle()
+    assert third.metadata["parent"] == "t#1"
+    assert [i.status for i in failed.storage.instances_of_task("t")] == [
+        "replayed", "replayed", "finished"]
+
+
+@pytest.mark.parametrize("status", ["finished", "replayed", "skipped", "abandoned", "unstarted",
+                                    "scheduled", "running"])
+def test_only_failed_instances_can_be_replayed(manager: TriggerManager,
+                                               held: type[HoldingRunner], status: str) -> None:
+    manager.update_configuration({"t": {"after": ["a"], "using": "held", "run": "tests.boom"}})
+    manager.fire("a")
+    held.release()
+    manager.update_instance_status("t#0", status)
+    with pytest.raises(InvalidStatusError, match=f"cannot replay t#0: it is {status}"):
+        manager.replay_failed_instance("t#0")
+    assert manager.storage["t#0"].status == status
+    assert "t#1" not in manager.storage
+
+
+def test_post_replay_hook_gets_the_copy(storage: StorageBackend) -> None:
+    seen: list[TaskInstance] = []
+
+    class Recording(TriggerManager):
+        def _post_replay(self, task_instance: TaskInstance) -> None:
+            seen.append(task_instance)
+
+    manager = Recording(storage)
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.boom"}})
+    manager.fire("a")
+    manager.replay_failed_instance("t#0")
+    assert [(i.name, i.metadata["parent"]) for i in seen] == [("t#1", "t#0")]
+
+
+# -- skip ----------------------------------------------------------------------------------
+
+
+def test_skip_without_cascade_resolves_the_instance_and_fires_nothing(
+        failed: TriggerManager) -> None:
+    skipped = failed.skip_failed_instance("t#0")
+    settle()
+    assert skipped.status == "skipped" and skipped.is_resolved
+    assert skipped.metadata["cascade"] is False
+    assert "result" not in skipped.metadata
+    assert "down#0" not in failed.storage
+    assert "t" not in failed.storage.latest_kwargs
+    assert [c.name for c in failed.get_unresolved_tasks()] == ["down"]
+
+
+def test_skip_with_cascade_simulates_the_result(failed: TriggerManager) -> None:
+    skipped = failed.skip_failed_instance(failed.storage["t#0"], cascade=True,
+                                          result={"subjectId": None})
+    settle()
+    assert skipped.metadata["cascade"] is True
+    assert skipped.metadata["result"] == {"subjectId": None}
+    assert failed.storage["down#0"].status == "finished"
+    assert failed.storage["down#0"].kwargs == {"t": {"subjectId": None}}
+
+
+def test_skip_with_cascade_and_no_result_fires_empty_kwargs(failed: TriggerManager) -> None:
+    failed.skip_failed_instance("t#0", cascade=True)
+    settle()
+    assert failed.storage["down#0"].kwargs == {"t": {}}
+
+
+@pytest.mark.parametrize("status", ["finished", "replayed", "skipped", "abandoned", "unstarted"])
+def test_only_failed_instances_can_be_skipped(manager: TriggerManager, status: str) -> None:
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.boom"}})
+    manager.fire("a")
+    manager.update_instance_status("t#0", status)
+    with pytest.raises(InvalidStatusError, match=f"cannot skip t#0: it is {status}"):
+        manager.skip_failed_instance("t#0", cascade=True)
+    assert manager.storage["t#0"].status == status
+    assert "t" not in manager.storage.latest_kwargs
+
+
+def test_post_skip_hook_runs_after_the_cascade(storage: StorageBackend) -> None:
+    seen: list[tuple[str, bool, dict[str, Any]]] = []
+
+    class Recording(TriggerManager):
+        def _post_skip(self, task_instance: TaskInstance, cascade: bool) -> None:
+            seen.append((task_instance.status.value, cascade,
+                         self.storage.latest_kwargs.get("t", {"not": "fired"})))
+
+    manager = Recording(storage)
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.boom"},
+                                  "u": {"after": ["b"], "run": "tests.boom"}})
+    manager.fire("a")
+    manager.fire("b")
+    manager.skip_failed_instance("t#0", cascade=True, result={"r": 1})
+    manager.skip_failed_instance("u#0")
+    assert seen == [("skipped", True, {"r": 1}), ("skipped", False, {"r": 1})]
+
+
+def test_replay_and_skip_return_what_is_stored(failed: TriggerManager) -> None:
+    copy = failed.replay_failed_instance("t#0")
+    settle()
+    assert failed.storage["t#1"].metadata["parent"] == copy.metadata["parent"]
+    skipped = failed.skip_failed_instance("t#1")
+    assert failed.storage["t#1"] == skipped

@@ -1,0 +1,391 @@
+"""What only the Redis backend does: keys, TTL, round trips, optimistic checks, URLs, errors."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.connection import Connection, ConnectionPool
+from redis.crc import key_slot
+
+from tests.backends import REDIS_URL
+from triggerhooks import (
+    ConflictError,
+    RedisStorageBackend,
+    StorageUnavailableError,
+    TriggerManager,
+    open_storage,
+    storage_backends,
+)
+from triggerhooks.signals import session_finalized
+from triggerhooks.storages import Changes, Commit, Plan, SessionView, open_reference
+from triggerhooks.storages.redis import REDIS_PREFIX_ENV, REDIS_URL_ENV
+from triggerhooks.testing import HoldingRunner, wait_for
+from triggerhooks.testing.signals import connected
+
+Compute = Callable[[SessionView], Changes]
+
+
+class CountingConnection(Connection):
+    """Counts what is sent to Redis: one send is one round trip (pipelines send once)."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sends += 1
+        super().send_packed_command(command, check_health)
+
+
+class Interleaved(RedisStorageBackend):
+    """Runs ``interfere()`` while computing the first ``times`` attempts of each transition,
+    as if another process wrote between this one's read and its commit."""
+
+    interfere: Callable[[], None] = staticmethod(lambda: None)
+    times = 1
+
+    def transact(self, plan: Plan, compute: Compute) -> Commit:
+        self.computes = 0
+
+        def interleaved(view: SessionView) -> Changes:
+            self.computes += 1
+            if self.computes <= self.times:
+                self.interfere()
+            return compute(view)
+
+        return super().transact(plan, interleaved)
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    made = redis.Redis.from_url(REDIS_URL)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def make(redis_prefix: str) -> Iterator[Callable[..., RedisStorageBackend]]:
+    """Storages under the run's prefix, each on its own client (so with its own cache)."""
+    made: list[RedisStorageBackend] = []
+    clients: list[redis.Redis] = []
+
+    def build(uid: str = "session", cls: type[RedisStorageBackend] = RedisStorageBackend,
+              **options: Any) -> RedisStorageBackend:
+        if "client" not in options:
+            options["client"] = redis.Redis.from_url(REDIS_URL)
+            clients.append(options["client"])
+        storage = cls(f"{uid}-{len(made)}" if uid == "session" else uid, prefix=redis_prefix,
+                      **options)
+        made.append(storage)
+        return storage
+
+    yield build
+    for storage in made:
+        storage.clear()
+    for each in clients:
+        each.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+def test_a_session_lives_under_one_hash_tag(make: Callable[..., RedisStorageBackend],
+                                            client: redis.Redis, redis_prefix: str) -> None:
+    storage = make("a:b{c}d")
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["x"], "run": "tests.noop"}})
+    manager.fire("x", {"k": 1})
+    assert all(key.startswith(f"{redis_prefix}:{{a%3Ab%7Bc%7Dd}}:") for key in storage.keys)
+    assert len({key_slot(key.encode()) for key in storage.keys}) == 1
+    written = {key.decode() for key in client.scan_iter(match=f"{redis_prefix}:{{a%3Ab*")}
+    assert written == set(storage.keys)
+
+
+def test_uids_never_share_keys(make: Callable[..., RedisStorageBackend]) -> None:
+    uids = ["a:b", "a", "b:a", "a%3Ab", "{a:b}", "a}:{b", "a:b:kw", "é"]
+    keys = [set(make(uid).keys) for uid in uids]
+    assert sum(len(k) for k in keys) == len(set().union(*keys))
+
+
+def test_prefix_from_environment(monkeypatch: pytest.MonkeyPatch, redis_prefix: str) -> None:
+    monkeypatch.setenv(REDIS_PREFIX_ENV, f"{redis_prefix}-env")
+    monkeypatch.setenv(REDIS_URL_ENV, REDIS_URL)
+    storage = storage_backends.get("redis", "s")
+    assert isinstance(storage, RedisStorageBackend)
+    assert storage.keys[0] == f"{redis_prefix}-env:{{s}}:cfg"
+    assert RedisStorageBackend("s", prefix="").keys[0] == "{s}:cfg"
+    with pytest.raises(ValueError, match="cannot contain braces"):
+        RedisStorageBackend("s", prefix="a{b}")
+
+
+# -- round trips --------------------------------------------------------------------------------
+
+
+def test_round_trips_per_fire(make: Callable[..., RedisStorageBackend],
+                              held: type[HoldingRunner]) -> None:
+    pool = ConnectionPool.from_url(REDIS_URL, connection_class=CountingConnection)
+    setup = make()
+    TriggerManager(setup).update_configuration({
+        "t": {"after": ["a", "b"], "run": "tests.noop", "using": "held"},
+        "u": {"after": ["c"], "run": "tests.noop", "using": "held"}})
+
+    def round_trips(action: Callable[[], object]) -> int:
+        before = CountingConnection.sends
+        action()
+        return CountingConnection.sends - before
+
+    redis.Redis(connection_pool=pool).ping()  # connect (and say hello) before counting
+    cold = TriggerManager(make(setup.uid, client=redis.Redis(connection_pool=pool)))
+    assert round_trips(lambda: cold.fire("a", {"n": 1})) <= 2  # nothing known yet: read, commit
+    assert round_trips(lambda: cold.fire("a", {"n": 2})) == 1  # known: check and commit
+    assert round_trips(lambda: cold.fire("b")) <= 3  # t becomes ready
+    assert held.names() == ["t#0"]
+    assert round_trips(lambda: cold.execute("t#0")) <= 4  # the hand-off: claim, then complete
+    warm = TriggerManager(make(setup.uid, client=redis.Redis(connection_pool=pool)))
+    warm.update_configuration({"v": {"after": ["d"], "run": "tests.noop"}})
+    assert round_trips(lambda: warm.fire("d")) <= 3
+    assert warm.storage["v#0"].status == "finished"
+    assert round_trips(lambda: warm.fire("c")) <= 3
+    assert warm.storage["u#0"].status == "scheduled"
+    pool.disconnect()
+
+
+# -- optimistic concurrency ----------------------------------------------------------------------
+
+
+def test_a_trigger_fired_between_read_and_commit_is_seen(
+        make: Callable[..., RedisStorageBackend]) -> None:
+    ours = make(cls=Interleaved)
+    theirs = make(ours.uid)
+    TriggerManager(ours).update_configuration({"fan": {"after": ["x", "y"], "run": "tests.noop"}})
+    ours.interfere = lambda: TriggerManager(theirs).fire("y")  # type: ignore[method-assign]
+    TriggerManager(ours).fire("x")
+    assert ours.computes == 2
+    assert [(i.name, i.status) for i in ours] == [("fan#0", "finished")]
+
+
+def test_concurrent_first_finalizations_finalize_once(
+        make: Callable[..., RedisStorageBackend]) -> None:
+    ours = make(cls=Interleaved)
+    theirs = make(ours.uid)
+    calls: list[str] = []
+
+    def receiver(sender: Any, session_uid: str, **kwargs: Any) -> None:
+        calls.append(session_uid)
+
+    TriggerManager(ours).update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
+    ours.interfere = lambda: TriggerManager(theirs).fire("sessionFinalized")  # type: ignore[method-assign]
+    with connected(receiver, session_finalized):
+        TriggerManager(ours).fire("sessionFinalized")
+    assert calls == [ours.uid]
+    assert ours.computes == 2
+
+
+def test_a_stale_cache_never_runs_an_instance_twice(
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
+    ours, theirs = make(), make()
+    theirs = make(ours.uid)
+    mine = TriggerManager(ours)
+    mine.update_configuration({"t": {"after": ["a"], "run": "tests.echo", "using": "held"}})
+    mine.fire("a")  # this process now knows t#0 as scheduled
+    assert TriggerManager(theirs).execute("t#0") is not None
+    assert mine.execute("t#0") is None
+    assert ours["t#0"].status == "finished"
+
+
+def test_instances_known_from_earlier_commits_stay_correct(
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner],
+        tmp_path: Any) -> None:
+    ours = make()
+    theirs = make(ours.uid)
+    mine = TriggerManager(ours)
+    mine.update_configuration({"t": {"after": ["go"], "andEvery": "page", "run": "tests.record",
+                                     "using": "held",
+                                     "withParams": {"record": {"path": str(tmp_path / "runs")}}}})
+    for number in range(4):
+        mine.fire("page", {"n": number})
+    mine.fire("go")  # schedules t#0..t#3; this process knows them, version by version
+    assert held.names() == ["t#0", "t#1", "t#2", "t#3"]
+    assert TriggerManager(theirs).execute("t#2") is not None
+    assert mine.execute("t#0") is not None  # its knowledge of t#2 is stale now
+    assert mine.execute("t#2") is None
+    assert mine.execute("t#1") is not None
+    assert TriggerManager(theirs).execute("t#3") is not None
+    assert mine.execute("t#3") is None
+    assert sorted((tmp_path / "runs").read_text().split()) == ["t#0", "t#1", "t#2", "t#3"]
+    assert [i.status for i in ours.instances_of_task("t")] == ["finished"] * 4
+
+
+def test_instances_changed_elsewhere_are_read_again(
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
+    ours = make()
+    theirs = make(ours.uid)
+    mine = TriggerManager(ours)
+    mine.update_configuration({"t": {"after": ["go"], "andEvery": "page", "unless": ["stop"],
+                                     "run": "tests.noop", "using": "held"}})
+    mine.fire("page", {"n": 0})
+    mine.fire("page", {"n": 1})  # this process knows t#0 and t#1, unstarted
+    other = TriggerManager(theirs)
+    other.fire("go")
+    other.update_instance_metadata("t#1", {"note": "changed elsewhere"})
+    mine.fire("stop")  # abandons both, as they are now
+    abandoned = ours["t#1"]
+    assert abandoned.status == "abandoned"
+    assert abandoned.metadata["note"] == "changed elsewhere"
+    assert set(abandoned.metadata["timestamps"]) == {"unstarted", "scheduled", "abandoned"}
+
+
+def test_a_configuration_changed_elsewhere_is_seen(make: Callable[..., RedisStorageBackend]) -> None:
+    ours = make()
+    theirs = make(ours.uid)
+    mine = TriggerManager(ours)
+    mine.update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
+    mine.fire("q")  # known to concern no task
+    TriggerManager(theirs).update_configuration({"z": {"after": ["q", "r"], "run": "tests.noop"}})
+    mine.fire("r")
+    assert ours["z#0"].status == "finished"
+
+
+def test_conflicts_give_up_after_a_bounded_number_of_attempts(
+        make: Callable[..., RedisStorageBackend]) -> None:
+    ours = make(cls=Interleaved, max_attempts=3)
+    theirs = make(ours.uid)
+    ours.times = 10**6
+    setup = TriggerManager(theirs)
+    setup.update_configuration({"t": {"after": ["go"], "andEvery": "tick", "run": "tests.noop"}})
+    ours.interfere = lambda: setup.fire("tick", {"from": "them"})  # type: ignore[method-assign]
+    with pytest.raises(ConflictError, match="gave up after 3 attempts"):
+        TriggerManager(ours).fire("tick", {"from": "us"})
+    assert ours.computes == 3
+    assert [i.kwargs["tick"]["from"] for i in ours.instances_of_task("t")] == ["them"] * 3
+
+
+def test_a_commit_sent_twice_is_applied_once(make: Callable[..., RedisStorageBackend]) -> None:
+    class Resending(RedisStorageBackend):
+        """Sends every commit twice, as a client does that lost the first reply."""
+
+        def _run(self, mode: str, plan: Plan, payload: Any = ()) -> list[Any]:
+            reply = super()._run(mode, plan, payload)
+            if mode == "c":
+                reply = super()._run(mode, plan, payload)
+                assert reply[0] == b"done"
+            return reply
+
+    storage = make(cls=Resending)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["go"], "andEvery": "tick", "run": "tests.noop"}})
+    for number in range(3):
+        manager.fire("tick", {"n": number})
+    manager.fire("go")
+    assert [i.kwargs["tick"] for i in storage.instances_of_task("t")] == [
+        {"n": 0}, {"n": 1}, {"n": 2}]
+    assert all(i.status == "finished" for i in storage)
+    assert storage.is_finalized
+
+
+def test_kwargs_too_large_to_come_with_a_read(make: Callable[..., RedisStorageBackend]) -> None:
+    ours = make()
+    big = {"text": "x" * 20_000}
+    TriggerManager(ours).update_configuration({"t": {"after": ["big", "small"],
+                                                     "run": "tests.echo"}})
+    TriggerManager(ours).fire("big", big)
+    TriggerManager(make(ours.uid)).fire("small", {"s": 1})  # a fresh process's first read
+    assert ours["t#0"].kwargs == {"big": big, "small": {"s": 1}}
+
+
+def test_what_a_process_knows_of_a_session_stays_bounded(
+        make: Callable[..., RedisStorageBackend]) -> None:
+    from triggerhooks.storages.redis import cache as backend
+
+    storage = make()
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["a", "x-5"], "run": "tests.noop"}})
+    manager.fire("a", {"big": "y" * 1000})
+    for number in range(backend.CACHED_FACTS + 10):
+        manager.fire(f"x-{number}")
+    known = storage._session_cache().facts
+    assert known is not None
+    assert len(known.fired) <= backend.CACHED_FACTS and len(known.index) <= backend.CACHED_FACTS
+    assert storage["t#0"].kwargs == {"a": {"big": "y" * 1000}, "x-5": {}}
+
+
+# -- TTL --------------------------------------------------------------------------------------------
+
+
+def test_ttl_is_refreshed_on_every_write(make: Callable[..., RedisStorageBackend],
+                                         client: redis.Redis) -> None:
+    storage = make(ttl=60)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
+    client.pexpire(storage.keys[0], 1000)
+    manager.fire("a")
+    ttls = [client.pttl(key) for key in storage.keys if client.exists(key)]
+    assert len(ttls) == 7 and all(55_000 < ttl <= 60_000 for ttl in ttls)
+    assert open_reference(storage.reference()).ttl == 60  # type: ignore[attr-defined]
+
+
+def test_an_expired_session_is_gone(make: Callable[..., RedisStorageBackend],
+                                    client: redis.Redis) -> None:
+    storage = make(ttl=0.3)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["a", "b"], "run": "tests.noop"}})
+    manager.fire("a")
+    wait_for(lambda: not client.exists(*storage.keys), timeout=10, message="the session to expire")
+    assert storage.debug_repr() == {"uid": storage.uid, "tasks": {}, "instances": {},
+                                    "latestKwargs": {}, "metadata": {}}
+    manager.fire("b")  # what this process knew of the session is not trusted
+    assert storage.latest_kwargs == {"b": {}} and storage.instances == {}
+
+
+# -- URLs, clients and errors -------------------------------------------------------------------------
+
+
+def test_urls_and_clients(redis_prefix: str) -> None:
+    storage = open_storage(f"redis://:pw@127.0.0.1:6379/3?prefix={redis_prefix}&ttl=9"
+                           "&socket_timeout=5", "s")
+    assert isinstance(storage, RedisStorageBackend)
+    assert (storage.prefix, storage.ttl) == (redis_prefix, 9.0)
+    assert storage.url == "redis://:pw@127.0.0.1:6379/3?socket_timeout=5"
+    assert "pw" not in repr(storage)
+    assert storage.reference()["url"] == "redis://127.0.0.1:6379/3?socket_timeout=5"
+    assert isinstance(open_storage("unix:///tmp/redis.sock?db=2", "s"), RedisStorageBackend)
+    assert isinstance(open_storage("rediss://host:6380/0", "s"), RedisStorageBackend)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        RedisStorageBackend("s", client=redis.Redis(decode_responses=True))
+    with pytest.raises(ValueError, match="either url or client"):
+        RedisStorageBackend("s", REDIS_URL, client=redis.Redis())
+    with pytest.raises(ValueError, match="ttl must be"):
+        RedisStorageBackend("s", ttl=0)
+    tls = RedisStorageBackend("s", client=redis.Redis(host="h", port=7, db=2, ssl=True))
+    assert tls.url == "rediss://h:7/2"
+
+
+def test_a_reference_carries_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(REDIS_URL_ENV, "redis://:envpw@127.0.0.1:6379/0")
+    storage = RedisStorageBackend("s", "redis://:argpw@127.0.0.1:6379/5")
+    reference = storage.reference()
+    assert "argpw" not in str(reference)
+    assert open_reference(reference).url == "redis://127.0.0.1:6379/5"  # type: ignore[attr-defined]
+    default = RedisStorageBackend("s")
+    assert default.url == "redis://:envpw@127.0.0.1:6379/0"
+    assert open_reference(default.reference()).url == default.url  # type: ignore[attr-defined]
+
+
+def test_redis_down_gives_a_clear_error_without_the_password() -> None:
+    port = free_port()
+    storage = RedisStorageBackend("s", f"redis://:sekret@127.0.0.1:{port}/0")
+    with pytest.raises(StorageUnavailableError) as raised:
+        TriggerManager(storage).fire("a")
+    message = str(raised.value)
+    assert f"Redis at redis://:***@127.0.0.1:{port}/0 is unavailable" in message
+    assert "sekret" not in message
+    with pytest.raises(StorageUnavailableError, match="unavailable"):
+        storage.latest_kwargs  # noqa: B018
