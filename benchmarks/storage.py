@@ -177,20 +177,24 @@ def bench_throughput(backends: Backends, names: list[str], fires: int) -> None:
 # -- (b) flat in session size -----------------------------------------------------------------------
 
 
+def _grown_session(backends: Backends, backend: str, size: int) -> TriggerManager:
+    """A session with ``size`` finished instances of an ``andEvery`` task."""
+    manager = TriggerManager(backends.make(backend))
+    manager.update_configuration({"pages": {
+        "after": ["start"], "andEvery": "page", "unless": ["stop1", "stop2"],
+        "run": "bench.noop"}})
+    manager.fire("start")
+    for number in range(size):
+        manager.fire("page", {"n": number})
+    return manager
+
+
 def bench_flat(backends: Backends, names: list[str], samples: int) -> None:
     """One session per size, grown first; then the sizes are timed in turns, so that
     they all see the same machine and network (which drift from minute to minute)."""
     rows = []
     for backend in names:
-        managers: dict[int, TriggerManager] = {}
-        for size in SIZES:
-            manager = managers[size] = TriggerManager(backends.make(backend))
-            manager.update_configuration({"pages": {
-                "after": ["start"], "andEvery": "page", "unless": ["stop1", "stop2"],
-                "run": "bench.noop"}})
-            manager.fire("start")
-            for number in range(size):
-                manager.fire("page", {"n": number})
+        managers = {size: _grown_session(backends, backend, size) for size in SIZES}
         quiet: dict[int, list[float]] = {size: [] for size in SIZES}
         busy: dict[int, list[float]] = {size: [] for size in SIZES}
         pings: list[float] = []

@@ -126,6 +126,41 @@ def _invalid_task_problems(name: str, raw: Mapping[Any, Any], failed: set[int | 
     return problems
 
 
+def _parse_task(name: object, raw: Any, known_tasks: Collection[str] | None,
+                known_runners: Collection[str] | None) -> tuple[TaskConfig | None, list[Problem]]:
+    """One task of a configuration, and every problem with it (no config if it is invalid)."""
+    if not isinstance(name, str) or not name:
+        return None, [Problem(repr(name), "a task name must be a non-empty string")]
+    if isinstance(raw, TaskConfig):
+        raw = raw.to_json()
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems: list[Problem] = []
+        failed: set[int | str] = set()
+        for error in exc.errors():
+            problems.append(Problem(_location((name, *error["loc"])), error["msg"]))
+            failed.add(error["loc"][0] if error["loc"] else "")
+        if isinstance(raw, Mapping):  # still check what is well-formed: every problem at once
+            problems += _invalid_task_problems(name, raw, failed, known_tasks, known_runners)
+        return None, problems
+    extras = dict(spec.model_extra or {})
+    problems = _extras_problems(name, extras)
+    if not spec.after and spec.and_every is None:
+        problems.append(_never_runs(name))
+    problems += _registry_problems(name, spec.run, spec.using, known_tasks, known_runners)
+    return TaskConfig(
+        name=name,
+        run=spec.run,
+        after=tuple(dict.fromkeys(spec.after)),
+        and_every=spec.and_every,
+        unless=tuple(dict.fromkeys(spec.unless)),
+        with_params=spec.with_params,
+        using=spec.using,
+        extras=extras,
+    ), problems
+
+
 def parse_configuration(
     configuration: Mapping[str, Any],
     *,
@@ -149,36 +184,10 @@ def parse_configuration(
                                               f"names to tasks, not {type(configuration).__name__}")])
     configs: dict[str, TaskConfig] = {}
     for name, raw in configuration.items():
-        if not isinstance(name, str) or not name:
-            problems.append(Problem(repr(name), "a task name must be a non-empty string"))
-            continue
-        if isinstance(raw, TaskConfig):
-            raw = raw.to_json()
-        try:
-            spec = TaskSpec.model_validate(raw)
-        except ValidationError as exc:
-            failed: set[int | str] = set()
-            for error in exc.errors():
-                problems.append(Problem(_location((name, *error["loc"])), error["msg"]))
-                failed.add(error["loc"][0] if error["loc"] else "")
-            if isinstance(raw, Mapping):  # still check what is well-formed: every problem at once
-                problems += _invalid_task_problems(name, raw, failed, known_tasks, known_runners)
-            continue
-        extras = dict(spec.model_extra or {})
-        problems += _extras_problems(name, extras)
-        if not spec.after and spec.and_every is None:
-            problems.append(_never_runs(name))
-        problems += _registry_problems(name, spec.run, spec.using, known_tasks, known_runners)
-        configs[name] = TaskConfig(
-            name=name,
-            run=spec.run,
-            after=tuple(dict.fromkeys(spec.after)),
-            and_every=spec.and_every,
-            unless=tuple(dict.fromkeys(spec.unless)),
-            with_params=spec.with_params,
-            using=spec.using,
-            extras=extras,
-        )
+        config, found = _parse_task(name, raw, known_tasks, known_runners)
+        problems += found
+        if config is not None:
+            configs[name] = config
     if check_cycles or problems:
         problems += cycle_problems({**(existing or {}), **configs}, configs)
     if problems:

@@ -20,45 +20,14 @@ PACKAGE = Path(triggerhooks.__file__).parent
 ROOT = PACKAGE.parent
 
 
-def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
-    """Strongly connected groups of more than one module (Tarjan, iteratively)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-    for root in sorted(graph.modules):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root))))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph.find_modules_directly_imported_by(child)))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                group = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.append(member)
-                    if member == node:
-                        break
-                if len(group) > 1:
-                    found.append(sorted(group))
+def _cycles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:
+    """Each import ``a -> b`` that closes a cycle, as the chain ``a -> b -> ... -> a``."""
+    found = []
+    for importer in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            back = graph.find_shortest_chain(importer=imported, imported=importer)
+            if back is not None:
+                found.append((importer, *back))
     return found
 
 
@@ -74,7 +43,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
     graph.add_import(importer="p.a", imported="p.b")
     graph.add_import(importer="p.b", imported="p.a")
     graph.add_import(importer="p.b", imported="p.c")
-    assert _cycles(graph) == [["p.a", "p.b"]]
+    assert _cycles(graph) == [("p.a", "p.b", "p.a"), ("p.b", "p.a", "p.b")]
 
 
 def _imports_inside_functions(tree: ast.AST) -> list[tuple[int, str]]:

@@ -46,6 +46,7 @@ __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
 
 IMPORT_ENV = "TRIGGERHOOKS_IMPORT"
 MANAGER_ENV = "TRIGGERHOOKS_MANAGER"
+DEMO_MODULE = "triggerhooks.demo"
 
 GRAPH_FORMATS = {".mmd": "mermaid", ".mermaid": "mermaid", ".dot": "dot", ".gv": "dot",
                  ".svg": "svg", ".png": "png"}
@@ -497,9 +498,9 @@ def demo(session: str, embedded: bool) -> None:
     $TRIGGERHOOKS_SQLITE_PATH, else triggerhooks.sqlite3 in the working
     directory) for `triggerhooks show`.
     """
-    from ..demo import run_questionnaire
-
     settings = _settings()
+    # Loaded as --import loads a user's tasks: only this command registers the demo's.
+    run_questionnaire = importlib.import_module(DEMO_MODULE).run_questionnaire
     console = settings.console
     manager = settings.manager(session)
     location = getattr(manager.storage, "path", None) or storage_location(settings.storage_url)

@@ -51,33 +51,31 @@ def _cycles(configs: Mapping[str, TaskConfig]) -> list[list[str]]:
     edges = {name: [t for t in (*c.after, *filter(None, [c.and_every])) if t in configs]
              for name, c in configs.items()}
     found: list[list[str]] = []
-    seen: set[str] = set()
-    for start in configs:
-        if start in seen:
-            continue
-        stack: list[tuple[str, int]] = [(start, 0)]
-        path: list[str] = []
-        on_path: set[str] = set()
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        """Depth first; ``path`` holds the tasks being visited (iteratively, no recursion
+        limit: the stack holds each task's remaining children)."""
+        stack = [(node, iter(edges[node]))]
+        path.append(node)
         while stack:
-            node, index = stack.pop()
-            if index == 0:
-                if node in on_path:
-                    cycle = [*path[path.index(node):], node]
-                    if not any(set(cycle) == set(c) for c in found):
-                        found.append(cycle)
-                    continue
-                if node in seen:
-                    continue
-                path.append(node)
-                on_path.add(node)
-            children = edges[node]
-            if index < len(children):
-                stack.append((node, index + 1))
-                stack.append((children[index], 0))
-            else:
-                seen.add(node)
-                on_path.discard(node)
+            current, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
                 path.pop()
+                done.add(current)
+            elif child in path:
+                cycle = [*path[path.index(child):], child]
+                if not any(set(cycle) == set(c) for c in found):
+                    found.append(cycle)
+            elif child not in done:
+                stack.append((child, iter(edges[child])))
+                path.append(child)
+
+    for start in configs:
+        if start not in done:
+            visit(start, [])
     return found
 
 
