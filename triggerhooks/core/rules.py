@@ -376,6 +376,15 @@ class Transition:
             self.fire(config.name, cascade_kwargs)
         return updated
 
+    def _failed(self, name: str, action: str, done: str) -> TaskInstance:
+        """The instance to replay or skip: only a failed one can be."""
+        instance = self.instance(name)
+        if instance.status is not TaskStatus.FAILED:
+            raise InvalidStatusError(
+                f"cannot {action} {name}: it is {instance.status.value}, only failed instances "
+                f"can be {done}")
+        return instance
+
     def replay(self, name: str, replacement_kwargs: JsonDict | None, countdown: float = 0.0,
                metadata: JsonDict | None = None) -> TaskInstance:
         """failed -> replayed, and a copy of it scheduled with ``metadata["parent"]``.
@@ -383,11 +392,7 @@ class Transition:
         The copy runs with the failed instance's kwargs, or with
         ``replacement_kwargs`` (``withParams`` merged under them).
         """
-        instance = self.instance(name)
-        if not instance.can_replay:
-            raise InvalidStatusError(
-                f"cannot replay {name}: it is {instance.status.value}, only failed instances "
-                "can be replayed")
+        instance = self._failed(name, "replay", "replayed")
         config = self.config_of(instance)
         self.put(instance, TaskStatus.REPLAYED, notice="replayed", config=config)
         meta: JsonDict = {"parent": name, **(metadata or {})}
@@ -401,11 +406,7 @@ class Transition:
              value: JsonDict | None = None) -> TaskInstance:
         """failed -> skipped; with ``cascade``, fire the task's name with ``result`` as if
         the instance had finished (the result is then kept in its metadata)."""
-        instance = self.instance(name)
-        if not instance.can_skip:
-            raise InvalidStatusError(
-                f"cannot skip {name}: it is {instance.status.value}, only failed instances "
-                "can be skipped")
+        instance = self._failed(name, "skip", "skipped")
         config = self.config_of(instance)
         meta: JsonDict = {"cascade": cascade}
         if cascade:
