@@ -97,20 +97,20 @@ class _Errors:
             self.caught.extend(exc.caught_exceptions)
 
 
-def _announce(manager: TriggerManager, notice: Notice) -> None:
-    signal = _NOTICE_SIGNALS.get(notice.kind)
-    if signal is not None:
-        emit(manager, signal, sender_of(notice.config), task_instance=notice.instance,
-             **notice.extra)
+def _announce(manager: TriggerManager, signal: Signal, notice: Notice) -> None:
+    emit(manager, signal, sender_of(notice.config), task_instance=notice.instance,
+         **notice.extra)
 
 
 def _report_fire(manager: TriggerManager, fired: Fired, scheduled: list[TaskInstance],
                  errors: _Errors) -> None:
     """``post_fire``, ``session_finalized`` for that trigger, then the ``_post_fire`` hook."""
     trigger_name, trigger_kwargs = fired
-    errors.run(partial(emit, manager, signals.post_fire, type(manager), trigger_name=trigger_name,
-                       trigger_kwargs=trigger_kwargs, tasks_scheduled=scheduled))
-    if trigger_name == SESSION_FINALIZED:
+    if signals.post_fire.receivers:
+        errors.run(partial(emit, manager, signals.post_fire, type(manager),
+                           trigger_name=trigger_name, trigger_kwargs=trigger_kwargs,
+                           tasks_scheduled=scheduled))
+    if trigger_name == SESSION_FINALIZED and signals.session_finalized.receivers:
         errors.run(partial(emit, manager, signals.session_finalized, type(manager)))
     manager._post_fire(trigger_name, scheduled)
 
@@ -182,7 +182,9 @@ def after_commit(manager: TriggerManager, commit: Commit, *, fired: Fired | None
     changes = commit.changes
     errors = _Errors()
     for notice in changes.notices:
-        errors.run(partial(_announce, manager, notice))
+        signal = _NOTICE_SIGNALS.get(notice.kind)
+        if signal is not None and signal.receivers:  # the sender is looked up only for them
+            errors.run(partial(_announce, manager, signal, notice))
     for signal, sender, kwargs in announce:
         errors.run(partial(emit, manager, signal, sender, **kwargs))
     if fired is not None and changes.result is not False:
@@ -191,4 +193,6 @@ def after_commit(manager: TriggerManager, commit: Commit, *, fired: Fired | None
         errors.run(then)
     if commit.ready_to_finalize:
         errors.run(partial(finalize, manager, commit))
-    _raise(manager, _hand_off(manager, changes.schedule, errors), errors)
+    failures = _hand_off(manager, changes.schedule, errors) if changes.schedule else []
+    if failures or errors.caught:
+        _raise(manager, failures, errors)

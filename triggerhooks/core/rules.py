@@ -240,7 +240,7 @@ class Transition:
         self.changes.fired[trigger] = kwargs
         if value is not None:
             self._decoded[trigger] = value
-        else:
+        elif self._decoded:
             self._decoded.pop(trigger, None)
         for config in self.view.tasks_for(trigger):
             self._evaluate(config, trigger)
