@@ -272,10 +272,10 @@ def test_a_commit_sent_twice_is_applied_once(make: Callable[..., RedisStorageBac
     class Resending(RedisStorageBackend):
         """Sends every commit twice, as a client does that lost the first reply."""
 
-        def _run(self, mode: str, plan: Plan, payload: Any = ()) -> list[Any]:
-            reply = super()._run(mode, plan, payload)
+        def _call_script(self, mode: str, plan: Plan, payload: Any = ()) -> list[Any]:
+            reply = super()._call_script(mode, plan, payload)
             if mode == "c":
-                reply = super()._run(mode, plan, payload)
+                reply = super()._call_script(mode, plan, payload)
                 assert reply[0] == b"done"
             return reply
 

@@ -33,7 +33,7 @@ class ThreadingTaskRunner(TaskRunner):
     _local: ClassVar[threading.local] = threading.local()
 
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
-        thread = threading.Thread(target=self._run, args=(manager, instance_name, countdown),
+        thread = threading.Thread(target=self._execute_later, args=(manager, instance_name, countdown),
                                   name=f"triggerhooks {instance_name}", daemon=True)
         with self._lock:
             self._threads.add(thread)
@@ -61,7 +61,7 @@ class ThreadingTaskRunner(TaskRunner):
                 cls._lock.notify_all()
 
     @classmethod
-    def _run(cls, manager: TriggerManager, instance_name: str, countdown: float) -> None:
+    def _execute_later(cls, manager: TriggerManager, instance_name: str, countdown: float) -> None:
         cls._local.in_task = True
         try:
             if countdown > 0:

@@ -150,7 +150,7 @@ class RedisStorageBackend(StorageBackend):
             cache = self._cache = self._client().session(self.keys.cfg)
         return cache
 
-    def _run(self, mode: str, plan: Plan, payload: Sequence[Any] = ()) -> list[Any]:
+    def _call_script(self, mode: str, plan: Plan, payload: Sequence[Any] = ()) -> list[Any]:
         """One script call (see :mod:`.protocol`); its raw reply."""
         reply: list[Any] = self._client().run(self.keys, [*plan_args(mode, plan), *payload])
         return reply
@@ -165,7 +165,7 @@ class RedisStorageBackend(StorageBackend):
                                                     cache=cache)
         for attempt in range(self.max_attempts):
             if view is None:
-                view = self._fresh_view(plan, read_reply(self._run(Mode.READ, plan), plan), cache)
+                view = self._fresh_view(plan, read_reply(self._call_script(Mode.READ, plan), plan), cache)
             outcome = self._attempt(plan, compute, view, txid, cache)
             if isinstance(outcome, Commit):
                 return outcome
@@ -229,7 +229,7 @@ class RedisStorageBackend(StorageBackend):
         checks = Checks(view.checked, view.unfired,
                         {trigger: hashlib.sha1(value).hexdigest()
                          for trigger, value in view.kwargs_read.items()})
-        return commit_reply(self._run(mode, plan, commit_args(header, checks, writes)), plan)
+        return commit_reply(self._call_script(mode, plan, commit_args(header, checks, writes)), plan)
 
     @staticmethod
     def _writes(changes: Changes) -> Writes:
