@@ -55,6 +55,7 @@ from .signals import (
 from .storages import MemoryStore, StorageBackend, open_reference, redact_url
 from .task import TaskContext, TriggerTask
 from .testing import (
+    HeldInstance,
     HoldingRunner,
     capture_signals,
     connected,
@@ -73,6 +74,7 @@ __all__ = [
     "Commit",
     "Compute",
     "Heartbeat",
+    "HeldInstance",
     "HoldingRunner",
     "JsonDict",
     "Lease",

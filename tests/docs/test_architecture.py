@@ -1,7 +1,7 @@
 """The layout's rules, checked on the source: no import cycle between the package's
 modules, and no module of the package imported inside a function (where it would hide
-one). The layers themselves are import-linter's contract (``.importlinter``), which
-``.ci/run`` checks with ``lint-imports``; this test runs it too."""
+one). The layers themselves are import-linter's contract (``[tool.importlinter]`` in
+``pyproject.toml``), which ``.ci/run`` checks with ``lint-imports``; this test runs it too."""
 
 from __future__ import annotations
 
