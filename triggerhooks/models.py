@@ -80,12 +80,16 @@ class TaskConfig:
     requires: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """The triggers that must have fired before an instance is scheduled: ``after``
     without ``and_every`` (each ``and_every`` firing brings its own instance)."""
+    required: frozenset[str] = field(init=False, repr=False, compare=False)
+    """``requires`` as a set: a fire asks whether its trigger is one of them."""
     triggers: frozenset[str] = field(init=False, repr=False, compare=False)
     """Every trigger whose firing concerns this task (``after``, ``andEvery``, ``unless``)."""
 
     def __post_init__(self) -> None:
         # Derived once: the engine reads these on every fire.
-        object.__setattr__(self, "requires", tuple(t for t in self.after if t != self.and_every))
+        requires = tuple(dict.fromkeys(t for t in self.after if t != self.and_every))
+        object.__setattr__(self, "requires", requires)
+        object.__setattr__(self, "required", frozenset(requires))
         names = {*self.after, *self.unless}
         if self.and_every is not None:
             names.add(self.and_every)

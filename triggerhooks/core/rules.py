@@ -237,20 +237,39 @@ class Transition:
             if self.has_fired(SESSION_FINALIZED):
                 return False
             self.changes.metadata = {"finalizedAt": self.now}
-        self.changes.fired[trigger] = kwargs
+        recorded = self.view.recorded(trigger)
+        first = not recorded and not self.has_fired(trigger)
+        if not recorded:
+            self.changes.fired[trigger] = kwargs
         if value is not None:
             self._decoded[trigger] = value
         elif self._decoded:
             self._decoded.pop(trigger, None)
+        counts = self.changes.first_fired
         for config in self.view.tasks_for(trigger):
+            if first and trigger in config.required:
+                counts[config.name] = counts.get(config.name, 0) + 1
             self._evaluate(config, trigger)
         return True
 
     def _vetoed(self, config: TaskConfig) -> bool:
         return bool(config.unless) and all(self.has_fired(t) for t in config.unless)
 
+    def _unfired(self, config: TaskConfig) -> int:
+        return sum(not self.has_fired(t) for t in config.requires)
+
+    def missing(self, config: TaskConfig) -> int:
+        """How many of the task's ``requires`` have not fired: the store's count, less the
+        first firings of this transition. One number, however many triggers a task waits
+        for: proving "not ready" needs no look at the triggers themselves."""
+        counted = self.changes.missing
+        stored = counted.get(config.name) if counted is not None else self.view.missing(config.name)
+        if stored is None:
+            return self._unfired(config)
+        return stored - self.changes.first_fired.get(config.name, 0)
+
     def _ready(self, config: TaskConfig) -> bool:
-        return all(self.has_fired(t) for t in config.requires)
+        return self.missing(config) == 0
 
     def _evaluate(self, config: TaskConfig, trigger: str) -> None:
         if config.unless and self._vetoed(config):
@@ -439,6 +458,7 @@ class Transition:
         if problems:
             raise ConfigurationError(problems)
         self.changes.configs = merged
+        self.changes.missing = {name: self._unfired(config) for name, config in merged.items()}
         if not existing:
             self.changes.metadata = {"createdAt": self.now}
         for config in configs.values():

@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import PENDING, TaskConfig, TaskInstance
+from ..models import PENDING, TaskConfig, TaskInstance, TaskStatus
 from ..serialization import JsonDict
+
+_UNSTARTED = TaskStatus.UNSTARTED.value
 
 __all__ = ["Changes", "Commit", "Compute", "Notice", "Plan", "SessionView", "TaskState", "build_index"]
 
@@ -47,8 +49,16 @@ class TaskState:
         """Names of instances not started yet, oldest first."""
         return [name for name, status in self.open.items() if status in PENDING]
 
+    @property
+    def may_schedule(self) -> bool:
+        """Readiness would schedule something: no instance yet, or one waiting unstarted."""
+        return self.next == 0 or _UNSTARTED in self.open.values()
+
     def to_json(self) -> JsonDict:
-        data: JsonDict = {"n": self.next, "open": self.open}
+        # "w" comes first, so a store's script can see it without decoding the state.
+        data: JsonDict = {"w": 1} if self.may_schedule else {}
+        data["n"] = self.next
+        data["open"] = self.open
         if self.logs:
             data["logs"] = self.logs
         return data
@@ -98,19 +108,34 @@ class SessionView(ABC):
     @abstractmethod
     def instance(self, name: str) -> TaskInstance | None: ...
 
+    def missing(self, task: str) -> int | None:
+        """How many of the task's ``requires`` have not fired, as the store counts them
+        (``None``: not counted; the engine then asks :meth:`fired` of each)."""
+        return None
+
+    def recorded(self, trigger: str) -> bool:
+        """The store recorded this transition's firing of ``trigger`` already (before the
+        engine ran: see :attr:`Plan.record`); the engine must not write it again."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Which part of a session a transition reads.
 
-    ``trigger``: the tasks it concerns, their states, pending instances and the
-    kwargs of their triggers. ``instances``: these instances, their tasks and
+    ``trigger``: the tasks it concerns, their states and counts of missing triggers,
+    and the kwargs of what a ready task runs with. ``instances``: these instances, their tasks and
     those tasks' states. ``full``: everything but the instances (configuration).
     """
 
     trigger: str | None = None
     instances: tuple[str, ...] = ()
     full: bool = False
+    record: bytes | None = None
+    """The kwargs of a firing of ``trigger`` that the store may record before the engine
+    runs (in the same round trip as its read): a firing is recorded whatever the rules
+    decide, so only what it makes ready needs a second one. Stores without round trips
+    ignore it."""
 
 
 @dataclass(slots=True)
@@ -131,7 +156,12 @@ class Changes:
     instances: dict[str, TaskInstance] = field(default_factory=dict)
     states: dict[str, TaskState] = field(default_factory=dict)
     unresolved_delta: int = 0
+    first_fired: dict[str, int] = field(default_factory=dict)
+    """Task -> how many of its ``requires`` fired for the first time in this transition:
+    the store counts its missing triggers down by that much."""
     configs: dict[str, TaskConfig] | None = None
+    missing: dict[str, int] | None = None
+    """With ``configs``: every task's count of ``requires`` not fired yet."""
     counted: int | None = None
     unresolved: int | None = None
     metadata: JsonDict | None = None

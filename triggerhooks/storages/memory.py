@@ -29,6 +29,8 @@ class _Session(SessionView):
         self.fired_kwargs: dict[str, bytes] = {}
         self.instance_data: dict[str, bytes] = {}
         self.states: dict[str, TaskState] = {}
+        self.waiting: dict[str, int] = {}
+        """Task -> how many of its ``requires`` have not fired."""
         self.counted = 0
         self.unresolved = 0
         self.metadata: JsonDict = {}
@@ -51,6 +53,9 @@ class _Session(SessionView):
     def state(self, task: str) -> TaskState:
         return self.states.get(task, _EMPTY_STATE)
 
+    def missing(self, task: str) -> int | None:
+        return self.waiting.get(task)
+
     def instance(self, name: str) -> TaskInstance | None:
         raw = self.instance_data.get(name)
         return None if raw is None else TaskInstance.from_json(name, loads(raw))
@@ -72,6 +77,11 @@ class _Session(SessionView):
                 for trigger in sorted(config.triggers):
                     index.setdefault(trigger, []).append(config)
             self.index = index
+        if changes.missing is not None:
+            self.waiting = dict(changes.missing)
+        for task, count in changes.first_fired.items():
+            if task in self.waiting:
+                self.waiting[task] -= count
         if changes.counted is not None:
             self.counted = changes.counted
         if changes.unresolved is not None:

@@ -3,14 +3,19 @@
 Each transition is one ``BEGIN IMMEDIATE`` transaction: SQLite's write lock
 serializes writers across processes (WAL mode lets readers go on meanwhile),
 the engine computes the change against live rows inside it, and the commit
-writes only what changed. Nothing but the standard library's :mod:`sqlite3`.
+writes only what changed. Writers queue on a lock file beside the database
+first (:class:`_WriterTurn`): SQLite's own busy handler sleeps up to 100 ms
+between tries, which under many writers is what a fire would mostly wait for.
+Nothing but the standard library.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -28,7 +33,7 @@ __all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlit
 
 SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
 DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 T = TypeVar("T")
 
@@ -76,6 +81,10 @@ CREATE TABLE IF NOT EXISTS th_states (
     uid TEXT NOT NULL, task TEXT NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (uid, task)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_waiting (
+    uid TEXT NOT NULL, task TEXT NOT NULL, missing INTEGER NOT NULL,
+    PRIMARY KEY (uid, task)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS th_instances (
     seq INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL,
     UNIQUE (uid, name)
@@ -95,6 +104,7 @@ class _View(SessionView):
         self._configs: dict[str, TaskConfig | None] = {}
         self._states: dict[str, TaskState] = {}
         self._kwargs: dict[str, bytes | None] = {}
+        self._missing: dict[str, int | None] = {}
 
     def _row(self, memo: dict[str, T], sql: str, key: str, convert: Callable[[Any], T]) -> T:
         """``memo[key]``, else ``convert`` of the one value ``sql`` selects by uid and key
@@ -141,10 +151,53 @@ class _View(SessionView):
         return self._row(self._states, "SELECT state FROM th_states WHERE uid = ? AND task = ?",
                          task, lambda raw: TaskState() if raw is None else TaskState.from_json(loads(raw)))
 
+    def missing(self, task: str) -> int | None:
+        return self._row(self._missing, "SELECT missing FROM th_waiting WHERE uid = ? AND task = ?",
+                         task, lambda raw: None if raw is None else int(raw))
+
     def instance(self, name: str) -> TaskInstance | None:
         row = self.conn.execute("SELECT data FROM th_instances WHERE uid = ? AND name = ?",
                                 (self.uid, name)).fetchone()
         return None if row is None else TaskInstance.from_json(name, loads(row[0]))
+
+
+class _WriterTurn:
+    """Writers of one database file take turns on ``<file>-writers`` (``flock``), per thread.
+
+    Polled with waits of at most a millisecond, so a writer starts within about a
+    millisecond of the one before it finishing. A process that dies releases its turn.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path + "-writers"
+        self._local = threading.local()
+
+    def _fd(self) -> int:
+        fd: int | None = getattr(self._local, "fd", None)
+        if fd is None:
+            fd = self._local.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return fd
+
+    @contextmanager
+    def taken(self, timeout: float) -> Iterator[None]:
+        fd = self._fd()
+        deadline, wait = None, 0.00005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + timeout
+                elif now > deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+                time.sleep(wait)
+                wait = min(wait * 2, 0.001)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class _Pool:
@@ -157,6 +210,7 @@ class _Pool:
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._ready = False
+        self.turn = _WriterTurn(path)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
@@ -294,17 +348,26 @@ class SqliteStorageBackend(StorageBackend):
         return StorageUnavailableError(f"SQLite database {self.path} is unusable: {message}")
 
     @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A pooled connection; with ``write``, once it is this writer's turn."""
         try:
-            with _pool(self.path, self.timeout, self.synchronous).connection() as conn:
-                yield conn
+            pool = _pool(self.path, self.timeout, self.synchronous)
+            with pool.connection() as conn:
+                if not write:
+                    yield conn
+                    return
+                with pool.turn.taken(self.timeout):
+                    yield conn
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
+        except OSError as exc:  # the writers' lock file
+            raise StorageUnavailableError(
+                f"SQLite database {self.path} is unusable: {exc}") from exc
 
     # -- transitions -----------------------------------------------------------------------
 
     def transact(self, plan: Plan, compute: Compute) -> Commit:
-        with self._connection() as conn:
+        with self._connection(write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             changes = compute(_View(conn, self.uid))
             counted, unresolved, finalized = self._write(conn, changes)
@@ -334,6 +397,14 @@ class SqliteStorageBackend(StorageBackend):
                 "ON CONFLICT (uid, task) DO UPDATE SET state = excluded.state", states)
         if changes.configs is not None:
             self._write_configs(conn, changes.configs)
+        if changes.missing is not None:
+            conn.execute("DELETE FROM th_waiting WHERE uid = ?", (uid,))
+            conn.executemany("INSERT INTO th_waiting (uid, task, missing) VALUES (?, ?, ?)",
+                             [(uid, task, count) for task, count in changes.missing.items()])
+        if changes.first_fired:
+            conn.executemany(
+                "UPDATE th_waiting SET missing = missing - ? WHERE uid = ? AND task = ?",
+                [(count, uid, task) for task, count in changes.first_fired.items()])
         row = conn.execute(
             "SELECT (SELECT counted FROM th_sessions WHERE uid = ?1), "
             "(SELECT unresolved FROM th_sessions WHERE uid = ?1), "
@@ -416,10 +487,10 @@ class SqliteStorageBackend(StorageBackend):
         return loads(rows[0][0]) if rows else {}
 
     def clear(self) -> None:
-        with self._connection() as conn:
+        with self._connection(write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             for table in ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states",
-                          "th_instances"):
+                          "th_waiting", "th_instances"):
                 conn.execute(f"DELETE FROM {table} WHERE uid = ?", (self.uid,))
             conn.execute("COMMIT")
 
