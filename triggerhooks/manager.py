@@ -109,8 +109,9 @@ class TriggerManager:
                 return  # fired once per session; later fires are ignored, without signals
             send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
                        trigger_name=trigger_name, trigger_kwargs=kwargs)
-        commit = self.storage.transact(Plan(trigger=trigger_name),
-                                       transition(lambda step: step.fire(trigger_name, raw)))
+        plan = Plan(trigger=trigger_name,
+                    record=None if trigger_name == SESSION_FINALIZED else raw)
+        commit = self.storage.transact(plan, transition(lambda step: step.fire(trigger_name, raw)))
         effects.after_commit(self, commit, fired=(trigger_name, kwargs))
 
     # -- running (called by task runners) ----------------------------------------------------

@@ -71,14 +71,7 @@ class _Session(SessionView):
         if changes.states:
             self.states.update(changes.states)
         if changes.configs is not None:
-            self.configs = dict(changes.configs)
-            index: dict[str, list[TaskConfig]] = {}
-            for config in self.configs.values():
-                for trigger in sorted(config.triggers):
-                    index.setdefault(trigger, []).append(config)
-            self.index = index
-        if changes.missing is not None:
-            self.waiting = dict(changes.missing)
+            self._configure(changes.configs, changes.missing or {})
         for task, count in changes.first_fired.items():
             if task in self.waiting:
                 self.waiting[task] -= count
@@ -89,6 +82,16 @@ class _Session(SessionView):
         self.unresolved += changes.unresolved_delta
         if changes.metadata:
             self.metadata.update(changes.metadata)
+
+
+    def _configure(self, configs: Mapping[str, TaskConfig], missing: Mapping[str, int]) -> None:
+        self.configs = dict(configs)
+        index: dict[str, list[TaskConfig]] = {}
+        for config in self.configs.values():
+            for trigger in sorted(config.triggers):
+                index.setdefault(trigger, []).append(config)
+        self.index = index
+        self.waiting = dict(missing)
 
 
 class MemoryStore:

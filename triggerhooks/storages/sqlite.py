@@ -396,11 +396,7 @@ class SqliteStorageBackend(StorageBackend):
                 "INSERT INTO th_states (uid, task, state) VALUES (?, ?, ?) "
                 "ON CONFLICT (uid, task) DO UPDATE SET state = excluded.state", states)
         if changes.configs is not None:
-            self._write_configs(conn, changes.configs)
-        if changes.missing is not None:
-            conn.execute("DELETE FROM th_waiting WHERE uid = ?", (uid,))
-            conn.executemany("INSERT INTO th_waiting (uid, task, missing) VALUES (?, ?, ?)",
-                             [(uid, task, count) for task, count in changes.missing.items()])
+            self._write_configs(conn, changes.configs, changes.missing or {})
         if changes.first_fired:
             conn.executemany(
                 "UPDATE th_waiting SET missing = missing - ? WHERE uid = ? AND task = ?",
@@ -434,8 +430,12 @@ class SqliteStorageBackend(StorageBackend):
             (uid, counted, unresolved, metadata))
         return counted, unresolved, finalized
 
-    def _write_configs(self, conn: sqlite3.Connection, configs: Mapping[str, TaskConfig]) -> None:
+    def _write_configs(self, conn: sqlite3.Connection, configs: Mapping[str, TaskConfig],
+                       missing: Mapping[str, int]) -> None:
         uid = self.uid
+        conn.execute("DELETE FROM th_waiting WHERE uid = ?", (uid,))
+        conn.executemany("INSERT INTO th_waiting (uid, task, missing) VALUES (?, ?, ?)",
+                         [(uid, task, count) for task, count in missing.items()])
         rows = [(uid, name, pos, dumps(config.to_json(), f"configuration of task {name}"))
                 for pos, (name, config) in enumerate(configs.items())]
         conn.execute("DELETE FROM th_tasks WHERE uid = ?", (uid,))

@@ -23,6 +23,7 @@ from .cache import SessionCache
 from .client import Client, client_for_url, clients, url_of
 from .facts import index_entries, read_facts
 from .protocol import (
+    Busy,
     Checks,
     CommitHeader,
     Conflict,
@@ -30,11 +31,13 @@ from .protocol import (
     Passed,
     SessionKeys,
     Snapshot,
+    Turn,
     Writes,
     commit_args,
     commit_reply,
     plan_args,
     read_reply,
+    record_reply,
 )
 from .view import RedisView, load_configs
 
@@ -69,9 +72,17 @@ class RedisStorageBackend(StorageBackend):
     name = "redis"
     url_schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
 
-    max_attempts: int = 100
-    """How often a transition is tried against concurrent writers before :class:`ConflictError`."""
-    backoff: tuple[float, float] = (0.0005, 0.05)
+    max_attempts: int | None = None
+    """How often a transition is tried against concurrent writers before
+    :class:`ConflictError`; ``None`` (the default): as long as Redis answers, which the
+    session's turn (below) makes finite."""
+    turn_after: int = 3
+    """Conflicts after which a writer takes the session's turn: other writers then wait
+    until it has committed, so a writer loses at most this many times in a row."""
+    turn_ms: int = 500
+    """How long a turn lasts at most (a writer that died holding it keeps nobody waiting
+    longer)."""
+    backoff: tuple[float, float] = (0.0005, 0.02)
     """Base and cap, in seconds, of the jittered exponential wait after a conflict."""
 
     def __init__(self, uid: str, url: str | None = None, *, client: redis_py.Redis | None = None,
@@ -150,43 +161,84 @@ class RedisStorageBackend(StorageBackend):
             cache = self._cache = self._client().session(self.keys.cfg)
         return cache
 
-    def _call_script(self, mode: str, plan: Plan, payload: Sequence[Any] = ()) -> list[Any]:
+    def _call_script(self, mode: str, plan: Plan, payload: Sequence[Any] = (),
+                     turn: Turn | None = None) -> list[Any]:
         """One script call (see :mod:`.protocol`); its raw reply."""
-        reply: list[Any] = self._client().run(self.keys, [*plan_args(mode, plan), *payload])
+        turn = turn or Turn(ttl_ms=self._ttl_ms)
+        reply: list[Any] = self._client().run(self.keys, [*plan_args(mode, plan, turn), *payload])
         return reply
 
     # -- transitions ---------------------------------------------------------------------------
 
     def transact(self, plan: Plan, compute: Compute) -> Commit:
+        """Compute and commit, in one round trip when this process knows the planned part,
+        two when it must read it first; a conflict costs a round trip and a recomputation.
+
+        A firing (:attr:`Plan.record`) that makes nothing ready, or one this process knows
+        nothing of, is recorded first and computed on what the same round trip read: one
+        round trip, and no conflict with other writers."""
         cache = self._session_cache()
         txid = self._client().txid()
+        turn = Turn(ttl_ms=self._ttl_ms, ms=self.turn_ms)
         facts = cache.plan_facts(plan)
-        view = None if facts is None else RedisView(self._client(), self.keys, facts, fresh=False,
-                                                    cache=cache)
-        for attempt in range(self.max_attempts):
+        view = None if facts is None else RedisView(
+            self._client(), self.keys, facts, fresh=False, cache=cache)
+        computed = None
+        if plan.record is not None and plan.trigger is not None:
+            computed = None if view is None else _computed(compute, view)
+            if computed is None or _only_fires(computed, plan.trigger):
+                view, computed = self._record(plan, cache, turn), None
+        recorded = None if view is None else view.recorded_trigger
+        conflicts = 0
+        while self.max_attempts is None or conflicts < self.max_attempts:
             if view is None:
-                view = self._fresh_view(plan, read_reply(self._call_script(Mode.READ, plan), plan), cache)
-            outcome = self._attempt(plan, compute, view, txid, cache)
+                view = self._fresh_view(plan, read_reply(self._call_script(Mode.READ, plan), plan),
+                                        cache)
+            outcome = self._attempt(plan, compute, view, txid, cache, turn, computed)
+            computed = None
             if isinstance(outcome, Commit):
                 return outcome
-            if view.fresh:  # someone else wrote in between: give them a moment
-                self._back_off(attempt)
-            view = self._fresh_view(plan, outcome.snapshot, cache)
+            if isinstance(outcome, Busy):
+                self._wait_turn()
+                continue
+            conflicts += 1
+            if conflicts >= self.turn_after and not turn.token:
+                turn = turn._replace(token=txid)
+            elif view.fresh:  # someone else wrote in between: give them a moment
+                self._back_off(conflicts)
+            view = self._fresh_view(plan, outcome.snapshot, cache, recorded)
         raise ConflictError(
             f"session {self.uid!r} at {redact_url(self.url)} kept changing under this transition; "
             f"gave up after {self.max_attempts} attempts")
 
+    def _record(self, plan: Plan, cache: SessionCache, turn: Turn) -> RedisView:
+        """Record the plan's firing and read what the rules need, in one round trip."""
+        while True:
+            reply = record_reply(self._call_script(Mode.RECORD, plan, [plan.record], turn), plan)
+            if not isinstance(reply, Busy):
+                break
+            self._wait_turn()
+        return self._fresh_view(plan, reply.snapshot, cache,
+                                plan.trigger if reply.recorded else None)
+
+    @staticmethod
+    def _wait_turn() -> None:
+        """Another writer holds the turn: it commits within about a round trip."""
+        time.sleep(random.uniform(0.0002, 0.001))
+
     def _attempt(self, plan: Plan, compute: Compute, view: RedisView, txid: str,
-                 cache: SessionCache) -> Commit | Conflict:
-        """Compute on ``view`` and commit; a conflict carries a fresh read to try again on."""
+                 cache: SessionCache, turn: Turn, computed: Changes | None = None,
+                 ) -> Commit | Conflict | Busy:
+        """Compute on ``view`` (unless that was ``computed`` already) and commit; a conflict
+        carries a fresh read to try again on."""
         try:
-            changes = compute(view)
+            changes = compute(view) if computed is None else computed
         except Exception:
             # An error computed from facts that may be stale is only the caller's to see
             # when they are all still true.
             if view.fresh:
                 raise
-            outcome = self._send(Mode.CHECK, plan, view, Changes(), "")
+            outcome = self._send(Mode.CHECK, plan, view, Changes(), "", turn)
             if isinstance(outcome, Passed):
                 raise
             return outcome
@@ -197,8 +249,8 @@ class RedisStorageBackend(StorageBackend):
         if changes.configs is not None or not view.facts.cv:
             new_cv = secrets.token_hex(8).encode()
         mode = Mode.CHECK if changes.is_empty else Mode.COMMIT
-        outcome = self._send(mode, plan, view, changes, txid, new_cv)
-        if isinstance(outcome, Conflict):
+        outcome = self._send(mode, plan, view, changes, txid, turn, new_cv)
+        if not isinstance(outcome, Passed):
             return outcome
         if outcome.replayed:  # our own earlier attempt landed; its reply was lost
             cache.reset()
@@ -210,31 +262,40 @@ class RedisStorageBackend(StorageBackend):
         base, cap = self.backoff
         time.sleep(random.uniform(0, min(cap, base * 2 ** attempt)))
 
-    def _fresh_view(self, plan: Plan, snapshot: Snapshot, cache: SessionCache) -> RedisView:
+    def _fresh_view(self, plan: Plan, snapshot: Snapshot, cache: SessionCache,
+                    recorded: str | None = None) -> RedisView:
         facts, every = read_facts(plan, snapshot)
         cache.absorb(facts)
         return RedisView(self._client(), self.keys, facts, fresh=True, head=snapshot.head,
-                         all_configs=every, cache=cache)
+                         all_configs=every, cache=cache, recorded=recorded)
 
     def _send(self, mode: Mode, plan: Plan, view: RedisView, changes: Changes, txid: str,
-              new_cv: bytes = b"") -> Passed | Conflict:
+              turn: Turn, new_cv: bytes = b"") -> Passed | Conflict | Busy:
         """Check (and for :attr:`Mode.COMMIT` write) ``changes``. Encodes everything first,
         so a value that cannot be stored raises before anything is sent."""
         writes = self._writes(changes)
         view.encoded = dict(writes.instances)
+        configured = changes.configs is not None
         header = CommitHeader(
-            txid, view.facts.cv, new_cv, "1" if changes.configs is not None else "", self._ttl_ms,
+            txid, view.facts.cv, new_cv, "1" if configured else "",
+            sum(1 for value in view.facts.fired.values() if value is not None) if configured
+            else "",
             changes.unresolved_delta, "" if changes.counted is None else changes.counted,
             "" if changes.unresolved is None else changes.unresolved)
+        first = changes.first_fired
         checks = Checks(view.checked, view.unfired,
                         {trigger: hashlib.sha1(value).hexdigest()
-                         for trigger, value in view.kwargs_read.items()})
-        return commit_reply(self._call_script(mode, plan, commit_args(header, checks, writes)), plan)
+                         for trigger, value in view.kwargs_read.items()},
+                        {task: first.get(task, 0) for task, count in view.missing_read.items()
+                         if count - first.get(task, 0) > 0})
+        reply = self._call_script(mode, plan, commit_args(header, checks, writes), turn)
+        return commit_reply(reply, plan)
 
     @staticmethod
     def _writes(changes: Changes) -> Writes:
         writes = Writes(
             fired=changes.fired,
+            first_fired=changes.first_fired,
             instances={name: dumps(inst.to_json(), f"instance {name}")
                        for name, inst in changes.instances.items()},
             metadata={f"m:{key}": dumps(value, f"session metadata {key!r}")
@@ -246,7 +307,9 @@ class RedisStorageBackend(StorageBackend):
         return writes._replace(
             configs={name: dumps(config.to_json(), f"configuration of task {name}")
                      for name, config in configs.items()},
-            trigger_index={trigger: orjson.dumps(entry) for trigger, entry in index_entries(configs).items()},
+            trigger_index={trigger: orjson.dumps(list(entry))
+                           for trigger, entry in index_entries(configs).items()},
+            missing=changes.missing,
             order=orjson.dumps(list(configs)))
 
     # -- reading -------------------------------------------------------------------------------
@@ -307,6 +370,21 @@ class RedisStorageBackend(StorageBackend):
 
     def __repr__(self) -> str:
         return f"<RedisStorageBackend uid={self.uid!r} url={redact_url(self.url)!r}>"
+
+
+def _computed(compute: Compute, view: RedisView) -> Changes | None:
+    """``compute`` on what this process knows; ``None`` when that raised (a fresh read
+    decides whether the error is real)."""
+    try:
+        return compute(view)
+    except Exception:
+        return None
+
+
+def _only_fires(changes: Changes, trigger: str) -> bool:
+    """The transition does nothing but record ``trigger``'s firing."""
+    return (not (changes.instances or changes.states or changes.metadata)
+            and changes.configs is None and changes.fired.keys() <= {trigger})
 
 
 def _created(instance: TaskInstance) -> str:

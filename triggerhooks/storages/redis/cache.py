@@ -15,6 +15,7 @@ from ...core.types import Changes, Plan, TaskState
 from ...models import RESOLVED, SESSION_FINALIZED, TaskConfig, split_instance_name
 from ...serialization import loads
 from .facts import MISSING, Facts, index_entries
+from .protocol import IndexEntry
 
 __all__ = ["CACHED_FACTS", "CACHED_KWARGS", "SessionCache"]
 
@@ -55,6 +56,7 @@ class SessionCache:
                 known = self.facts = Facts(cv=facts.cv)
             known.configs.update(facts.configs)
             known.index.update(facts.index)
+            known.missing.update(facts.missing)
             for trigger, value in facts.fired.items():
                 known.fired[trigger] = _kept(value)
             for task, state in facts.states.items():
@@ -77,6 +79,10 @@ class SessionCache:
             for trigger, raw in changes.fired.items():
                 known.fired[trigger] = _kept(raw)
             versions = _learn_states(known, checked, changes)
+            for task, count in changes.first_fired.items():
+                left = known.missing.get(task)
+                if left is not None:
+                    known.missing[task] = left - count
             _learn_instances(known, versions, changes, encoded)
             _trim(known)
 
@@ -87,7 +93,7 @@ class SessionCache:
         if changes.configs is not None:
             if known is None:
                 known = self.facts = Facts()
-            _learn_configuration(known, read, changes.configs, new_cv)
+            _learn_configuration(known, read, changes.configs, changes.missing or {}, new_cv)
         elif known is None or known.cv != read.cv:
             return None
         elif new_cv:
@@ -125,12 +131,17 @@ def _trigger_facts(known: Facts, trigger: str, facts: Facts) -> list[str] | None
     if entry is None:
         return None
     facts.index[trigger] = entry
-    for each in (*entry[1], trigger):
+    for each in (*entry.unless, trigger):
         value = known.fired.get(each, MISSING)
         if value is MISSING:
             return None
         facts.fired[each] = value
-    return entry[0]
+    for task in entry.tasks:
+        count = known.missing.get(task, MISSING)
+        if count is MISSING:
+            return None
+        facts.missing[task] = count
+    return entry.tasks
 
 
 def _task_facts(known: Facts, tasks: Sequence[str], facts: Facts) -> bool:
@@ -160,17 +171,18 @@ def _instance_facts(known: Facts, names: Sequence[str], facts: Facts) -> bool:
 
 
 def _learn_configuration(known: Facts, read: Facts, configs: Mapping[str, TaskConfig],
-                         new_cv: bytes) -> None:
+                         missing: Mapping[str, int], new_cv: bytes) -> None:
     known.cv = new_cv
     known.configs = dict(configs)
     known.index = index_entries(configs)
+    known.missing = dict(missing)
     # A configuration is written after a full read, which saw every fired trigger and
     # every task state: what it did not see did not exist. Task names and
     # sessionFinalized are triggers too (cascades, finalization).
     for name, config in configs.items():
         known.states[name] = read.states.get(name) or (0, TaskState())
         for trigger in (name, SESSION_FINALIZED, *config.triggers):
-            known.index.setdefault(trigger, ([], []))
+            known.index.setdefault(trigger, IndexEntry([], [], [], []))
             known.fired[trigger] = _kept(read.fired.get(trigger))
 
 
@@ -224,6 +236,7 @@ def _kept(value: bytes | int | None) -> bytes | int | None:
 
 def _trim(known: Facts) -> None:
     """Keep what a session's cache holds bounded; forgotten facts are simply read again."""
-    for facts in (known.configs, known.index, known.fired, known.states, known.instances):
+    for facts in (known.configs, known.index, known.fired, known.states, known.missing,
+                  known.instances):
         if len(facts) > CACHED_FACTS:
             facts.clear()

@@ -1,8 +1,10 @@
--- The Redis backend's one script: read the part of a session a plan names, check what a
--- transition relied on, and commit its changes. It only reads, checks and writes: every rule
--- stays in Python (triggerhooks.core.rules). Its KEYS, ARGV and replies are described, and
--- built and read by name, in protocol.py next to this file.
-local cfg, idx, kw, ts, tv, inst, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+-- The Redis backend's one script: read the part of a session a plan names, record a firing
+-- that needs no rule to be recorded, check what a transition relied on, and commit its
+-- changes. It only reads, counts, checks and writes: every rule stays in Python
+-- (triggerhooks.core.rules). Its KEYS, ARGV and replies are described, and built and read by
+-- name, in protocol.py next to this file.
+local cfg, idx, kw, ts, tv, inst, meta, mc, turn =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 local function hmget(key, fields)
   local out = {}
@@ -19,46 +21,99 @@ local function hset(key, items)
   end
 end
 
-local n = tonumber(ARGV[5])
+local function set_of(list)
+  local out = {}
+  for _, item in ipairs(list) do out[item] = true end
+  return out
+end
 
-local function snapshot()
+local mode, limit, full, trigger = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local n = tonumber(ARGV[5])
+local pos = 6 + 2 * n
+local token, turn_ms, ttl = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
+pos = pos + 3
+
+-- The index entry of the plan's trigger: [tasks, their unless triggers, the tasks that
+-- require it, the tasks it is the andEvery trigger of].
+local raw_entry, entry = false, nil
+if trigger ~= '' then
+  raw_entry = redis.call('HGET', idx, trigger)
+  if raw_entry then entry = cjson.decode(raw_entry) end
+end
+
+local function requires_of(task)
+  local config = redis.call('HGET', cfg, task)
+  if not config then return {} end
+  local data = cjson.decode(config)
+  local out = {}
+  for _, t in ipairs(data.after or {}) do
+    if t ~= data.andEvery then out[#out + 1] = t end
+  end
+  return out
+end
+
+-- What a transition reads: the tasks the trigger concerns (configuration, state, version,
+-- count of missing triggers), the fired state of their unless triggers, for a task that is
+-- (or is about to be) ready the kwargs of its triggers and its unstarted instances, and the
+-- plan's instances.
+local function snapshot(recorded)
   local head = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
   local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
-  if ARGV[3] == '1' then
+  if full == '1' then
     return {head, finalized, redis.call('HGETALL', cfg), redis.call('HGETALL', ts),
-            redis.call('HGETALL', tv), redis.call('HKEYS', kw), redis.call('HGET', meta, 'order')}
+            redis.call('HGETALL', tv), redis.call('HKEYS', kw), redis.call('HGET', meta, 'order'),
+            redis.call('HGETALL', mc)}
   end
-  local limit = tonumber(ARGV[2])
-  local trigger = ARGV[4]
-  local tasks, seen, triggers, concerned = {}, {}, {}, 0
-  if trigger ~= '' then
-    local entry = redis.call('HGET', idx, trigger)
-    if entry then
-      local decoded = cjson.decode(entry)
-      for _, task in ipairs(decoded[1]) do
-        seen[task] = true
-        tasks[#tasks + 1] = task
-      end
-      triggers = decoded[2]
-      concerned = #tasks
+  local tasks, seen, triggers, listed = {}, {}, {}, {}
+  local concerned = 0
+  local function want(t)
+    if not listed[t] then
+      listed[t] = true
+      triggers[#triggers + 1] = t
     end
-    triggers[#triggers + 1] = trigger
   end
-  local names = {}
+  if entry then
+    for _, task in ipairs(entry[1]) do
+      seen[task] = true
+      tasks[#tasks + 1] = task
+    end
+    concerned = #tasks
+    for _, t in ipairs(entry[2]) do want(t) end
+  end
   for i = 1, n do
-    names[i] = ARGV[5 + i]
     local task = ARGV[5 + n + i]
     if not seen[task] then
       seen[task] = true
       tasks[#tasks + 1] = task
     end
   end
-  local configs, states, versions, fired, instances = {}, {}, {}, {}, {}
+  local configs, states, versions, missing, fired, instances = {}, {}, {}, {}, {}, {}
+  local waiting, waiting_data = {}, {}
   if #tasks > 0 then
     configs = hmget(cfg, tasks)
     states = hmget(ts, tasks)
     versions = hmget(tv, tasks)
+    missing = hmget(mc, tasks)
   end
+  if entry then
+    local first = not recorded and redis.call('HEXISTS', kw, trigger) == 0
+    local requiring, every = set_of(entry[3]), set_of(entry[4])
+    for i = 1, concerned do
+      local task, left = tasks[i], tonumber(missing[i])
+      if left and first and requiring[task] then left = left - 1 end
+      local state = states[i]
+      local may = (not state) or string.sub(state, 1, 6) == '{"w":1'
+      if left == 0 and (may or every[task]) then
+        for _, t in ipairs(requires_of(task)) do want(t) end
+        if state then
+          for name, status in pairs(cjson.decode(state).open) do
+            if status == 'unstarted' and #waiting < 1000 then waiting[#waiting + 1] = name end
+          end
+        end
+      end
+    end
+  end
+  if trigger ~= '' then want(trigger) end
   if #triggers > 0 then
     local values = hmget(kw, triggers)
     for i = 1, #triggers do
@@ -66,12 +121,51 @@ local function snapshot()
       if value and #value > limit then fired[i] = #value else fired[i] = value end
     end
   end
-  if n > 0 then instances = hmget(inst, names) end
-  return {head, finalized, concerned, tasks, configs, states, versions, triggers, fired, instances}
+  if n > 0 then
+    local names = {}
+    for i = 1, n do names[i] = ARGV[5 + i] end
+    instances = hmget(inst, names)
+  end
+  if #waiting > 0 then waiting_data = hmget(inst, waiting) end
+  return {head, finalized, raw_entry, tasks, configs, states, versions, missing, triggers, fired,
+          instances, waiting, waiting_data}
 end
 
-local mode = ARGV[1]
-if mode == 'r' then return {'snapshot', snapshot()} end
+local function expire()
+  if ttl ~= '' then
+    local ms = tonumber(ttl)
+    for i = 1, 8 do redis.call('PEXPIRE', KEYS[i], ms) end
+  end
+end
+
+-- Turns: a writer that kept losing holds the session's turn for a moment; every other
+-- writer waits ('busy') until it has committed, so that it cannot lose again.
+local holder = redis.call('GET', turn)
+local function busy()
+  return holder and holder ~= token
+end
+local function release()
+  if token ~= '' and redis.call('GET', turn) == token then redis.call('DEL', turn) end
+end
+
+if mode == 'r' then return {'snapshot', snapshot(false)} end
+
+if mode == 'f' then
+  -- A firing no rule has to see first: recorded at once, counting down the tasks that
+  -- require the trigger. A trigger that brings its own instance (andEvery) and
+  -- sessionFinalized are left to the engine.
+  if trigger == 'sessionFinalized' or (entry and #entry[4] > 0) then
+    return {'snapshot', snapshot(false)}
+  end
+  if busy() then return {'busy'} end
+  if redis.call('HSET', kw, trigger, ARGV[pos]) == 1 and entry then
+    for _, task in ipairs(entry[3]) do
+      if redis.call('HEXISTS', mc, task) == 1 then redis.call('HINCRBY', mc, task, -1) end
+    end
+  end
+  expire()
+  return {'recorded', snapshot(true)}
+end
 
 local state = redis.call('HMGET', meta, 'tx', 'cv', 'counted', 'unresolved')
 local recent = state[1] or ''
@@ -81,21 +175,25 @@ local function counters(status)
   return {status, count, open, finalized}
 end
 
-local pos = 6 + 2 * n
 local txid = ARGV[pos]
 if mode == 'c' and string.find(recent, txid, 1, true) then return counters('done') end
+if busy() then return {'busy'} end
+if token ~= '' and not holder then redis.call('SET', turn, token, 'PX', turn_ms) end
 if (state[2] or '') ~= ARGV[pos + 1] then
-  return {'conflict', 'configuration', snapshot()}
+  return {'conflict', 'configuration', snapshot(false)}
 end
-local new_cv, configured, ttl = ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4]
+local new_cv, configured, fired_count = ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4]
 local delta, counted, unresolved = tonumber(ARGV[pos + 5]), ARGV[pos + 6], ARGV[pos + 7]
 pos = pos + 8
+if fired_count ~= '' and redis.call('HLEN', kw) ~= tonumber(fired_count) then
+  return {'conflict', 'fired triggers', snapshot(false)}
+end
 
 local function group(width)
-  local count = tonumber(ARGV[pos])
+  local size = tonumber(ARGV[pos])
   local items = {}
-  for i = 1, count * width do items[i] = ARGV[pos + i] end
-  pos = pos + count * width + 1
+  for i = 1, size * width do items[i] = ARGV[pos + i] end
+  pos = pos + size * width + 1
   return items
 end
 
@@ -106,30 +204,47 @@ if #checks > 0 then
   local current = hmget(tv, tasks)
   for i = 1, #tasks do
     if (current[i] or '0') ~= checks[2 * i] then
-      return {'conflict', 'state of ' .. tasks[i], snapshot()}
+      return {'conflict', 'state of ' .. tasks[i], snapshot(false)}
     end
   end
 end
 local unfired = group(1)
 for i = 1, #unfired do
   if redis.call('HEXISTS', kw, unfired[i]) == 1 then
-    return {'conflict', 'fired ' .. unfired[i], snapshot()}
+    return {'conflict', 'fired ' .. unfired[i], snapshot(false)}
   end
 end
 local hashed = group(2)
 for i = 1, #hashed, 2 do
   local value = redis.call('HGET', kw, hashed[i])
   if not value or redis.sha1hex(value) ~= hashed[i + 1] then
-    return {'conflict', 'kwargs of ' .. hashed[i], snapshot()}
+    return {'conflict', 'kwargs of ' .. hashed[i], snapshot(false)}
   end
 end
-if mode == 'v' then return counters('ok') end
+-- Tasks the transition found still waiting, with how far it counts them down: had other
+-- firings brought one to zero meanwhile, this commit would be the one to make it ready.
+local waiting = group(2)
+for i = 1, #waiting, 2 do
+  local left = redis.call('HGET', mc, waiting[i])
+  if left and tonumber(left) - tonumber(waiting[i + 1]) <= 0 then
+    return {'conflict', 'ready ' .. waiting[i], snapshot(false)}
+  end
+end
+if mode == 'v' then
+  release()
+  return counters('ok')
+end
 
-local fired, instances, states, metadata = group(2), group(2), group(2), group(2)
+local fired, first, instances, states, metadata = group(2), group(2), group(2), group(2), group(2)
 if #fired > 0 then
   hset(kw, fired)
   for i = 1, #fired, 2 do
     if fired[i] == 'sessionFinalized' then finalized = 1 end
+  end
+end
+for i = 1, #first, 2 do
+  if redis.call('HEXISTS', mc, first[i]) == 1 then
+    redis.call('HINCRBY', mc, first[i], -tonumber(first[i + 1]))
   end
 end
 if #instances > 0 then hset(inst, instances) end
@@ -138,10 +253,11 @@ if #states > 0 then
   for i = 1, #states, 2 do redis.call('HINCRBY', tv, states[i], 1) end
 end
 if configured == '1' then
-  local configs, index = group(2), group(2)
-  redis.call('DEL', cfg, idx)
+  local configs, index, missing = group(2), group(2), group(2)
+  redis.call('DEL', cfg, idx, mc)
   if #configs > 0 then hset(cfg, configs) end
   if #index > 0 then hset(idx, index) end
+  if #missing > 0 then hset(mc, missing) end
   redis.call('HSET', meta, 'order', ARGV[pos])
 end
 if new_cv ~= '' then redis.call('HSET', meta, 'cv', new_cv) end
@@ -153,8 +269,6 @@ if counted ~= '' or unresolved ~= '' or delta ~= 0 then
 end
 if #metadata > 0 then hset(meta, metadata) end
 redis.call('HSET', meta, 'tx', txid .. ' ' .. string.sub(recent, 1, 17 * 7))
-if ttl ~= '' then
-  local ms = tonumber(ttl)
-  for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], ms) end
-end
+expire()
+release()
 return counters('ok')

@@ -9,9 +9,10 @@ from typing import Any
 from ...core.types import Plan, TaskState, build_index
 from ...models import TaskConfig, split_instance_name
 from ...serialization import loads
-from .protocol import FullSnapshot, PlannedSnapshot, Snapshot, pairs
+from .protocol import FullSnapshot, IndexEntry, PlannedSnapshot, Snapshot, pairs
 
-__all__ = ["MISSING", "Facts", "index_entries", "ordered_configs", "parse_config", "read_facts"]
+__all__ = ["MISSING", "Facts", "index_entries", "ordered_configs", "parse_config", "parse_entry",
+           "read_facts"]
 
 
 class Missing:
@@ -29,13 +30,16 @@ class Facts:
 
     ``configs`` and ``index`` hold under ``cv``; ``states`` and ``instances``
     carry the version of their task's state; a fired trigger stays fired; a
-    trigger's kwargs are checked by content, an unfired trigger by presence.
+    trigger's kwargs are checked by content, an unfired trigger by presence; a
+    count of missing triggers only goes down, and is checked only when a
+    transition found it above zero (``None``: the store does not count the task).
     """
 
     cv: bytes = b""
     configs: dict[str, TaskConfig | None] = field(default_factory=dict)
-    index: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    index: dict[str, IndexEntry] = field(default_factory=dict)
     states: dict[str, tuple[int, TaskState]] = field(default_factory=dict)
+    missing: dict[str, int | None] = field(default_factory=dict)
     fired: dict[str, bytes | int | None] = field(default_factory=dict)
     instances: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
 
@@ -67,10 +71,18 @@ def ordered_configs(raw: Mapping[bytes, bytes], order: bytes | None) -> dict[str
     return configs
 
 
-def index_entries(configs: Mapping[str, TaskConfig]) -> dict[str, tuple[list[str], list[str]]]:
-    """trigger -> (tasks it concerns, every trigger of those tasks): what a fire needs to know."""
-    return {trigger: (tasks, sorted({t for task in tasks for t in configs[task].triggers}))
+def index_entries(configs: Mapping[str, TaskConfig]) -> dict[str, IndexEntry]:
+    """trigger -> what a firing of it concerns (see :class:`IndexEntry`)."""
+    return {trigger: IndexEntry(
+                tasks, sorted({t for task in tasks for t in configs[task].unless}),
+                [task for task in tasks if trigger in configs[task].required],
+                [task for task in tasks if configs[task].and_every == trigger])
             for trigger, tasks in build_index(configs).items()}
+
+
+def parse_entry(raw: bytes | None) -> IndexEntry:
+    """A stored index entry (none: the trigger concerns no task)."""
+    return IndexEntry(*loads(raw)) if raw else IndexEntry([], [], [], [])
 
 
 def read_facts(plan: Plan, snapshot: Snapshot) -> tuple[Facts, dict[str, TaskConfig] | None]:
@@ -96,21 +108,27 @@ def _full_facts(facts: Facts, snap: FullSnapshot) -> dict[str, TaskConfig]:
     for config in every.values():  # every other trigger had not fired at this read
         for trigger in config.triggers:
             facts.fired.setdefault(trigger, None)
+    counts = {task.decode(): int(count) for task, count in pairs(snap.missing)}
+    for name in every:
+        facts.missing[name] = counts.get(name)
     return every
 
 
 def _planned_facts(facts: Facts, plan: Plan, snap: PlannedSnapshot) -> None:
-    for raw_name, config, state, version in zip(snap.tasks, snap.configs, snap.states,
-                                                snap.versions, strict=True):
+    for raw_name, config, state, version, missing in zip(
+            snap.tasks, snap.configs, snap.states, snap.versions, snap.missing, strict=True):
         name = raw_name.decode()
         facts.configs[name] = None if config is None else parse_config(name, config)
         facts.states[name] = (int(version or 0),
                               TaskState() if state is None else TaskState.from_json(loads(state)))
-    names = [t.decode() for t in snap.triggers]
-    for trigger, value in zip(names, snap.fired, strict=True):
-        facts.fired[trigger] = value
+        facts.missing[name] = None if missing is None else int(missing)
+    for trigger, value in zip(snap.triggers, snap.fired, strict=True):
+        facts.fired[trigger.decode()] = value
     if plan.trigger is not None:
-        facts.index[plan.trigger] = ([t.decode() for t in snap.tasks[:snap.concerned]], names[:-1])
+        facts.index[plan.trigger] = parse_entry(snap.entry)
+    for raw_name, data in zip(snap.unstarted, snap.unstarted_data, strict=True):
+        name = raw_name.decode()
+        facts.instances[name] = (facts.states[split_instance_name(name)[0]][0], data)
     for name, data in zip(plan.instances, snap.instances, strict=True):
         task = split_instance_name(name)[0]
         facts.instances[name] = (facts.states[task][0], data)

@@ -5,22 +5,28 @@ the part of a session a :class:`Plan` names, checks what a transition relied on,
 and commits; every rule stays in :mod:`triggerhooks.core.rules`. Only this
 module knows the positions of what goes in and comes out:
 
-- ``KEYS``: :class:`SessionKeys`, the session's seven hashes. ``cfg`` task ->
-  configuration JSON; ``idx`` trigger -> ``[tasks, their triggers]``; ``kw``
-  trigger -> latest kwargs (present = fired); ``ts`` task -> TaskState JSON;
-  ``tv`` task -> version (bumped on every write of its state); ``inst``
-  instance -> JSON; ``meta``: ``cv`` (a token renewed by every configuration and
-  by the first write after a session was created or cleared), ``order`` (task
-  names), ``counted``, ``unresolved``, ``tx`` (recent commit ids), ``m:<key>``
-  (metadata).
-- ``ARGV``: :func:`plan_args` (the :class:`Mode` and the plan: inline limit,
-  full, trigger, the instances and their tasks), then for a check or a commit
-  :func:`commit_args`: a :class:`CommitHeader`, then counted groups of what the
-  transition relied on (:class:`Checks`) and of what it writes
-  (:class:`Writes`). Everything is checked before anything is written.
-- Replies: a read answers a :class:`Snapshot` (:func:`read_reply`); a check or a
-  commit answers :class:`Passed` or, when something read has changed, a
-  :class:`Conflict` carrying a fresh snapshot (:func:`commit_reply`).
+- ``KEYS``: :class:`SessionKeys`, the session's eight hashes and its turn.
+  ``cfg`` task -> configuration JSON; ``idx`` trigger -> :class:`IndexEntry`
+  JSON; ``kw`` trigger -> latest kwargs (present = fired); ``ts`` task ->
+  TaskState JSON; ``tv`` task -> version (bumped on every write of its state);
+  ``inst`` instance -> JSON; ``meta``: ``cv`` (a token renewed by every
+  configuration and by the first write after a session was created or
+  cleared), ``order`` (task names), ``counted``, ``unresolved``, ``tx`` (recent
+  commit ids), ``m:<key>`` (metadata); ``mc`` task -> how many of its
+  ``requires`` have not fired; ``turn``: the token of a writer that holds the
+  session's turn (a string with a short time to live).
+- ``ARGV``: :func:`plan_args` (the :class:`Mode`, the plan: inline limit, full,
+  trigger, the instances and their tasks; then the turn token, the turn's
+  length and the session's time to live), then for :attr:`Mode.RECORD` the
+  kwargs to record, for a check or a commit :func:`commit_args`: a
+  :class:`CommitHeader`, then counted groups of what the transition relied on
+  (:class:`Checks`) and of what it writes (:class:`Writes`). Everything is
+  checked before anything is written.
+- Replies: a read answers a :class:`Snapshot` (:func:`read_reply`); a record a
+  :class:`Recorded` (:func:`record_reply`); a check or a commit :class:`Passed`
+  or, when something read has changed, a :class:`Conflict` carrying a fresh
+  snapshot (:func:`commit_reply`). A write while another writer holds the turn
+  answers :data:`BUSY`.
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ from urllib.parse import quote
 from ...core.types import Plan
 from ...models import split_instance_name
 
-__all__ = ["INLINE_LIMIT", "SCRIPT", "SCRIPT_SHA", "Checks", "CommitHeader", "Conflict",
-           "FullSnapshot", "Head", "Mode", "Passed", "PlannedSnapshot", "SessionKeys", "Snapshot",
-           "Writes", "commit_args", "commit_reply", "pairs", "plan_args", "read_reply"]
+__all__ = ["BUSY", "INLINE_LIMIT", "SCRIPT", "SCRIPT_SHA", "Busy", "Checks", "CommitHeader",
+           "Conflict", "FullSnapshot", "Head", "IndexEntry", "Mode", "Passed", "PlannedSnapshot",
+           "Recorded", "SessionKeys", "Snapshot", "Turn", "Writes", "commit_args", "commit_reply",
+           "pairs", "plan_args", "read_reply", "record_reply"]
 
 SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
 """The script's source, read once per process."""
@@ -47,7 +54,7 @@ INLINE_LIMIT = 4096
 
 
 class SessionKeys(NamedTuple):
-    """The hashes of one session, in the order the script takes them as ``KEYS``."""
+    """The keys of one session, in the order the script takes them as ``KEYS``."""
 
     cfg: str
     idx: str
@@ -56,6 +63,8 @@ class SessionKeys(NamedTuple):
     tv: str
     inst: str
     meta: str
+    mc: str
+    turn: str
 
     @classmethod
     def of(cls, prefix: str, uid: str) -> SessionKeys:
@@ -70,15 +79,40 @@ class Mode(StrEnum):
     """What a script call does (``ARGV[1]``)."""
 
     READ = "r"
+    RECORD = "f"
+    """Record the plan's firing at once (unless its trigger brings its own instance), then read."""
     CHECK = "v"
     COMMIT = "c"
 
 
-def plan_args(mode: str, plan: Plan) -> list[Any]:
-    """The start of ``ARGV``: the mode and the part of the session the plan names."""
+class Turn(NamedTuple):
+    """A writer's claim to the session's turn (an empty token: none), and the session's
+    time to live."""
+
+    token: str = ""
+    ms: int = 500
+    ttl_ms: str = ""
+    """``""`` leaves the keys' time to live alone."""
+
+
+class IndexEntry(NamedTuple):
+    """What a firing of one trigger concerns, stored per trigger in ``idx``."""
+
+    tasks: list[str]
+    """The tasks whose ``after``, ``andEvery`` or ``unless`` name it."""
+    unless: list[str]
+    """Every ``unless`` trigger of those tasks: a firing asks whether they fired."""
+    requiring: list[str]
+    """The tasks with the trigger in ``requires``: its first firing counts them down."""
+    every: list[str]
+    """The tasks it is the ``andEvery`` trigger of: each firing brings them an instance."""
+
+
+def plan_args(mode: str, plan: Plan, turn: Turn) -> list[Any]:
+    """The start of ``ARGV``: the mode, the part of the session the plan names, the turn."""
     names = plan.instances
     return [mode, INLINE_LIMIT, int(plan.full), plan.trigger or "", len(names), *names,
-            *(split_instance_name(name)[0] for name in names)]
+            *(split_instance_name(name)[0] for name in names), *turn]
 
 
 class CommitHeader(NamedTuple):
@@ -90,8 +124,9 @@ class CommitHeader(NamedTuple):
     """``b""`` keeps the configuration token."""
     configured: str
     """``"1"`` when the commit writes a new configuration."""
-    ttl_ms: str
-    """``""`` leaves the keys' time to live alone."""
+    fired_count: int | str
+    """How many triggers had fired when the transition read the whole session (a
+    configuration counts each task's missing triggers from that); ``""``: no check."""
     unresolved_delta: int
     counted: int | str
     """``""`` keeps the counter."""
@@ -108,12 +143,17 @@ class Checks(NamedTuple):
     """Triggers read as not fired."""
     kwargs: Mapping[str, str]
     """Trigger -> SHA-1 (hex) of the kwargs that were read."""
+    waiting: Mapping[str, int]
+    """Task -> how much the commit counts it down; the transition found it still waiting
+    after that, so the count must stay above it."""
 
 
 class Writes(NamedTuple):
     """What a commit writes, every value already encoded."""
 
     fired: Mapping[str, bytes]
+    first_fired: Mapping[str, int]
+    """Task -> how many of its ``requires`` fired for the first time."""
     instances: Mapping[str, bytes]
     states: Mapping[str, bytes]
     metadata: Mapping[str, bytes]
@@ -121,7 +161,9 @@ class Writes(NamedTuple):
     configs: Mapping[str, bytes] | None = None
     """Task -> configuration JSON, when the configuration changes (else ``None``)."""
     trigger_index: Mapping[str, bytes] | None = None
-    """Trigger -> index entry JSON, with ``configs``."""
+    """Trigger -> :class:`IndexEntry` JSON, with ``configs``."""
+    missing: Mapping[str, int] | None = None
+    """Task -> how many of its ``requires`` have not fired, with ``configs``."""
     order: bytes = b""
     """The task names (JSON), with ``configs``."""
 
@@ -140,11 +182,14 @@ def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[An
     args.append(len(checks.unfired))
     args += checks.unfired
     _group(args, checks.kwargs)
-    for group in (writes.fired, writes.instances, writes.states, writes.metadata):
+    _group(args, checks.waiting)
+    for group in (writes.fired, writes.first_fired, writes.instances, writes.states,
+                  writes.metadata):
         _group(args, group)
     if writes.configs is not None:
         _group(args, writes.configs)
         _group(args, writes.trigger_index or {})
+        _group(args, writes.missing or {})
         args.append(writes.order)
     return args
 
@@ -171,26 +216,35 @@ class FullSnapshot(NamedTuple):
     fired: Sequence[bytes]
     """Every fired trigger."""
     order: bytes | None
+    missing: Sequence[bytes]
+    """Task, count of missing triggers, ..."""
 
 
 class PlannedSnapshot(NamedTuple):
     """The part of a session a plan names."""
 
     head: Head
-    concerned: int
-    """How many of ``tasks`` (the first ones) the plan's trigger concerns."""
+    entry: bytes | None
+    """The plan's trigger's :class:`IndexEntry` (JSON), if it concerns any task."""
     tasks: Sequence[bytes]
     """The tasks the trigger concerns, then the instances' tasks."""
     configs: Sequence[bytes | None]
     states: Sequence[bytes | None]
     versions: Sequence[bytes | None]
-    """Each of ``tasks``'s configuration, state and version."""
+    missing: Sequence[bytes | None]
+    """Each of ``tasks``'s configuration, state, version and count of missing triggers."""
     triggers: Sequence[bytes]
-    """Every trigger of the concerned tasks, then the plan's trigger."""
+    """The unless triggers of the concerned tasks, every ``requires`` trigger of those
+    that are ready (or that this firing makes ready) and could schedule, then the plan's
+    trigger."""
     fired: Sequence[bytes | int | None]
     """Each of ``triggers``'s kwargs, only their length beyond ``INLINE_LIMIT``, or ``None``."""
     instances: Sequence[bytes | None]
     """The plan's instances, in its order."""
+    unstarted: Sequence[bytes]
+    """The unstarted instances of the tasks that are ready and could schedule ..."""
+    unstarted_data: Sequence[bytes | None]
+    """... and their JSON: the instances that become scheduled."""
 
 
 Snapshot = FullSnapshot | PlannedSnapshot
@@ -213,10 +267,38 @@ class Conflict(NamedTuple):
     snapshot: Snapshot
 
 
+class Busy:
+    """Another writer holds the session's turn: nothing was written; try again shortly."""
+
+    def __repr__(self) -> str:
+        return "BUSY"
+
+
+BUSY = Busy()
+
+
+class Recorded(NamedTuple):
+    """The reply to :attr:`Mode.RECORD`: whether the firing was recorded, and a read of
+    the plan (after the firing, when it was)."""
+
+    recorded: bool
+    snapshot: Snapshot
+
+
 def _snapshot(raw: Sequence[Any], full: bool) -> Snapshot:
     (cv, counted, unresolved), finalized, *rest = raw
     head = Head(cv or b"", int(counted or 0), int(unresolved or 0), bool(finalized))
-    return FullSnapshot(head, *rest) if full else PlannedSnapshot(head, *rest)
+    if full:
+        return FullSnapshot(head, *rest)
+    entry, *rest = rest
+    return PlannedSnapshot(head, entry or None, *rest)
+
+
+def record_reply(raw: Sequence[Any], plan: Plan) -> Recorded | Busy:
+    """The reply to :attr:`Mode.RECORD`."""
+    if raw[0] == b"busy":
+        return BUSY
+    return Recorded(raw[0] == b"recorded", _snapshot(raw[1], plan.full))
 
 
 def read_reply(raw: Sequence[Any], plan: Plan) -> Snapshot:
@@ -225,8 +307,10 @@ def read_reply(raw: Sequence[Any], plan: Plan) -> Snapshot:
     return _snapshot(snapshot, plan.full)
 
 
-def commit_reply(raw: Sequence[Any], plan: Plan) -> Passed | Conflict:
+def commit_reply(raw: Sequence[Any], plan: Plan) -> Passed | Conflict | Busy:
     """The reply to :attr:`Mode.CHECK` or :attr:`Mode.COMMIT`."""
+    if raw[0] == b"busy":
+        return BUSY
     if raw[0] == b"conflict":
         _, what, snapshot = raw
         return Conflict(what.decode(), _snapshot(snapshot, plan.full))

@@ -10,7 +10,7 @@ from ...models import TaskConfig, TaskInstance, split_instance_name
 from ...serialization import loads
 from .cache import SessionCache
 from .client import Build, Client
-from .facts import MISSING, Facts, ordered_configs, parse_config
+from .facts import MISSING, Facts, ordered_configs, parse_config, parse_entry
 from .protocol import Head, SessionKeys
 
 __all__ = ["RedisView", "load_configs"]
@@ -36,7 +36,7 @@ class RedisView(SessionView):
     def __init__(self, client: Client, keys: SessionKeys, facts: Facts, *,
                  fresh: bool, head: Head = _NO_HEAD,
                  all_configs: dict[str, TaskConfig] | None = None,
-                 cache: SessionCache | None = None) -> None:
+                 cache: SessionCache | None = None, recorded: str | None = None) -> None:
         self.client = client
         self.keys = keys
         self.facts = facts
@@ -54,6 +54,10 @@ class RedisView(SessionView):
         """Instance -> the JSON its commit wrote."""
         self.unfired: set[str] = set()
         self.kwargs_read: dict[str, bytes] = {}
+        self.missing_read: dict[str, int] = {}
+        """Task -> the count of missing triggers the outcome depends on."""
+        self.recorded_trigger = recorded
+        """The trigger whose firing the script recorded before this view was read."""
 
     def _fetch(self, build: Build) -> list[Any]:
         self.fresh = False
@@ -89,11 +93,9 @@ class RedisView(SessionView):
         if entry is None:
             if self.all is not None:
                 return [c for c in self.all.values() if trigger in c.triggers]
-            raw = self._hget(self.keys.idx, trigger)
-            tasks, related = loads(raw) if raw else ([], [])
-            entry = self.facts.index[trigger] = (tasks, related)
+            entry = self.facts.index[trigger] = parse_entry(self._hget(self.keys.idx, trigger))
         found = []
-        for name in entry[0]:
+        for name in entry.tasks:
             config = self.task(name)
             if config is not None:
                 found.append(config)
@@ -138,6 +140,17 @@ class RedisView(SessionView):
             states[task] = known
         self._check(task, known[0])
         return known[1]
+
+    def missing(self, task: str) -> int | None:
+        raw = self._known(self.facts.missing, task, lambda: self._hget(self.keys.mc, task))
+        count = None if raw is None else int(raw)
+        self.facts.missing[task] = count
+        if count is not None:
+            self.missing_read.setdefault(task, count)
+        return count
+
+    def recorded(self, trigger: str) -> bool:
+        return trigger == self.recorded_trigger
 
     def instance(self, name: str) -> TaskInstance | None:
         task = split_instance_name(name)[0]
