@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -299,6 +300,110 @@ def test_conflicts_give_up_after_a_bounded_number_of_attempts(
         TriggerManager(ours).fire("tick", {"from": "us"})
     assert ours.computes == 3
     assert [i.kwargs["tick"]["from"] for i in ours.instances_of_task("t")] == ["them"] * 3
+
+
+class Spying(RedisStorageBackend):
+    """Keeps the size of every commit's arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[tuple[str, int]] = []
+
+    def _call_script(self, mode: str, plan: Plan, payload: Any = (),
+                     turn: Any = None) -> list[Any]:
+        self.sent.append((mode, len(payload)))
+        return super()._call_script(mode, plan, payload, turn)
+
+
+def test_what_a_commit_checks_stays_flat_in_a_fan_in(
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
+    """A cascade into a task waiting for 1,000 triggers: its commit checks one count,
+    not every trigger that has not fired; the commit that makes it ready checks no
+    trigger either."""
+    storage = make(cls=Spying)
+    assert isinstance(storage, Spying)
+    waits = [f"x{n}" for n in range(1000)]
+    manager = TriggerManager(storage)
+    manager.update_configuration({
+        "p": {"after": ["go"], "run": "tests.noop", "using": "held"},
+        "fan": {"after": ["p", *waits], "run": "tests.noop", "using": "held"}})
+    manager.fire("go")
+    for trigger in waits[:500]:
+        manager.fire(trigger)
+    storage.sent.clear()
+    manager.execute("p#0")  # claim, then complete + cascade into the fan-in (not ready)
+    commits = [size for mode, size in storage.sent if mode == "c"]
+    assert commits and max(commits) < 60, storage.sent
+    for trigger in waits[500:-1]:
+        manager.fire(trigger)
+    storage.sent.clear()
+    manager.fire(waits[-1])  # makes the fan-in ready: recorded, read afresh, committed
+    assert [mode for mode, _ in storage.sent] == ["f", "c"]
+    assert max(size for _, size in storage.sent) < 60, storage.sent
+    assert held.names() == ["p#0", "fan#0"]
+    assert storage["fan#0"].kwargs == {"p": {}, **{t: {} for t in waits}}
+
+
+def test_a_writer_that_keeps_losing_takes_the_turn(
+        make: Callable[..., RedisStorageBackend]) -> None:
+    """Another writer commits during each of this one's first six computations. After
+    three losses this one holds the session's turn: the other waits for it (here until
+    the turn's time runs out, as it waits inside this one's computation), and this
+    transition never gives up."""
+    ours = make(cls=Interleaved)
+    ours.turn_ms = 100
+    ours.times = 6
+    theirs = make(ours.uid)
+    TriggerManager(theirs).update_configuration(
+        {"t": {"after": ["go"], "andEvery": "tick", "run": "tests.noop"}})
+    waited: list[float] = []
+
+    def interfere() -> None:
+        started = time.monotonic()
+        TriggerManager(theirs).fire("tick", {"from": "them"})
+        waited.append(time.monotonic() - started)
+
+    ours.interfere = interfere  # type: ignore[method-assign]
+    TriggerManager(ours).fire("tick", {"from": "us"})
+    assert ours.computes == 7
+    assert len(waited) == 6 and all(w >= 0.05 for w in waited[4:])  # its 4th commit takes it
+    ticks = [i.kwargs["tick"]["from"] for i in ours.instances_of_task("t")]
+    assert sorted(ticks) == ["them"] * 6 + ["us"]
+
+
+def test_every_write_waits_while_another_writer_holds_the_turn(
+        make: Callable[..., RedisStorageBackend], client: redis.Redis) -> None:
+    storage = make()
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["go"], "andEvery": "tick", "run": "tests.noop"},
+                                  "u": {"after": ["a", "b"], "run": "tests.noop"}})
+    manager.fire("go")
+    for fire in (lambda: manager.fire("a"), lambda: manager.fire("tick")):
+        client.set(storage.keys.turn, b"someone else", px=200)
+        started = time.monotonic()
+        fire()
+        assert time.monotonic() - started >= 0.15
+    assert storage.latest_kwargs.keys() >= {"a", "tick"}
+    assert [i.status for i in storage.instances_of_task("t")] == ["finished"]
+
+
+def test_a_session_stored_without_counts_still_works(
+        make: Callable[..., RedisStorageBackend], client: redis.Redis) -> None:
+    """Counts of missing triggers came with this version: a session stored before has
+    none, and the engine then asks of each trigger whether it fired."""
+    storage = make()
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["a", "b", "c"], "run": "tests.noop"}})
+    client.delete(storage.keys.mc)
+    for trigger in ("a", "b"):
+        TriggerManager(make(storage.uid)).fire(trigger)
+        manager.fire(trigger)
+    assert storage.instances == {}
+    TriggerManager(make(storage.uid)).fire("c")
+    assert [(i.name, i.status) for i in storage] == [("t#0", "finished")]
+    assert client.exists(storage.keys.mc) == 0
+    manager.update_configuration({"u": {"after": ["a", "d"], "run": "tests.noop"}})
+    assert client.hgetall(storage.keys.mc) == {b"t": b"0", b"u": b"1"}
 
 
 def test_a_commit_sent_twice_is_applied_once(make: Callable[..., RedisStorageBackend]) -> None:

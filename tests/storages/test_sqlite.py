@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 import sqlite3
 import threading
@@ -157,3 +158,36 @@ def test_threads_share_one_file_safely(tmp_path: Path) -> None:
     ThreadingTaskRunner.join_all(timeout=30)
     assert storage["all#0"].status == "finished"
     assert storage.is_finalized
+
+
+def test_a_session_stored_without_counts_still_works(tmp_path: Path) -> None:
+    """Counts of missing triggers came with schema version 2: a session stored before has
+    none, and the engine then asks of each trigger whether it fired."""
+    path = tmp_path / "th.db"
+    manager = TriggerManager(SqliteStorageBackend("s", path))
+    manager.update_configuration({"t": {"after": ["a", "b"], "run": "tests.noop"}})
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute("DELETE FROM th_waiting")
+        manager.fire("a")
+        assert manager.storage.instances == {}
+        manager.fire("b")
+        assert [i.status for i in manager.storage] == ["finished"]
+        assert conn.execute("SELECT COUNT(*) FROM th_waiting").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_writers_take_turns_on_a_file_beside_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "th.db"
+    manager = TriggerManager(SqliteStorageBackend("s", path, timeout=0.2))
+    manager.fire("a")
+    lock = tmp_path / "th.db-writers"
+    assert lock.exists()
+    with open(lock, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConflictError, match="stayed locked"):
+            manager.fire("b")
+    manager.fire("b")
+    assert set(manager.storage.latest_kwargs) == {"a", "b"}

@@ -136,6 +136,28 @@ class StorageContract:
         assert manager.storage.latest_kwargs["a"] == {"n": 2}
         assert len(manager.storage) == 1
 
+    def test_missing_triggers_are_counted_across_configurations(
+            self, manager: TriggerManager) -> None:
+        """A store may count each task's missing triggers (``SessionView.missing``); if it
+        does, the count is exact: a trigger fired twice counts once, a changed ``after``
+        is counted afresh, and a task added after its triggers fired runs at once."""
+        storage = manager.storage
+        manager.update_configuration({"t": {"after": ["a", "b", "c"], "run": NOOP}})
+        manager.fire("a")
+        manager.fire("a")
+        counted = run_transition(storage, Plan(trigger="a"), lambda s: s.view.missing("t"))
+        assert counted.changes.result in (None, 2)
+        manager.update_configuration({"t": {"after": ["a", "d"], "run": NOOP},
+                                      "u": {"after": ["a"], "run": NOOP}})
+        assert [i.name for i in storage] == ["u#0"]
+        manager.fire("b")
+        manager.fire("c")
+        assert "t#0" not in storage
+        manager.fire("d")
+        assert storage["t#0"].kwargs == {"a": {}, "d": {}}
+        counted = run_transition(storage, Plan(trigger="d"), lambda s: s.view.missing("t"))
+        assert counted.changes.result in (None, 0)
+
     def test_and_every_waits_for_after_then_runs_every_instance(self, manager: TriggerManager) -> None:
         manager.update_configuration({"pages": {"after": ["start"], "andEvery": "page",
                                                 "run": ECHO}})

@@ -55,6 +55,9 @@ DEFAULT_PREFIX = "triggerhooks"
 _OUR_QUERY = ("prefix", "ttl")
 _CHUNK = 1000
 """Instances per HMGET when reading many."""
+CHECKED_KWARGS = 32
+"""A transition computed on what this process knew that read more kwargs than this (a
+fan-in became ready) is computed again on a fresh read, which needs no check of them."""
 
 
 class RedisStorageBackend(StorageBackend):
@@ -184,10 +187,13 @@ class RedisStorageBackend(StorageBackend):
         view = None if facts is None else RedisView(
             self._client(), self.keys, facts, fresh=False, cache=cache)
         computed = None
-        if plan.record is not None and plan.trigger is not None:
-            computed = None if view is None else _computed(compute, view)
-            if computed is None or _only_fires(computed, plan.trigger):
-                view, computed = self._record(plan, cache, turn), None
+        if view is not None:
+            computed = _computed(compute, view)
+            if (computed is None or len(view.kwargs_read) > CHECKED_KWARGS
+                    or (plan.record is not None and _only_fires(computed, plan.trigger))):
+                view, computed = None, None
+        if view is None and plan.record is not None and plan.trigger is not None:
+            view = self._record(plan, cache, turn)
         recorded = None if view is None else view.recorded_trigger
         conflicts = 0
         while self.max_attempts is None or conflicts < self.max_attempts:
@@ -381,7 +387,7 @@ def _computed(compute: Compute, view: RedisView) -> Changes | None:
         return None
 
 
-def _only_fires(changes: Changes, trigger: str) -> bool:
+def _only_fires(changes: Changes, trigger: str | None) -> bool:
     """The transition does nothing but record ``trigger``'s firing."""
     return (not (changes.instances or changes.states or changes.metadata)
             and changes.configs is None and changes.fired.keys() <= {trigger})

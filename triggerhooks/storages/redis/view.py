@@ -44,6 +44,10 @@ class RedisView(SessionView):
         """Where to look for an instance outside ``facts`` before asking Redis."""
         self.fresh = fresh
         """Read in one piece just now; a view built from the cache or that read lazily is not."""
+        self.from_cache = not fresh
+        """Built from what this process knew: kwargs it reads may be stale, so the commit
+        checks them. (Kwargs read from Redis during the transition may change before the
+        commit only by a concurrent firing, which may as well have come after it.)"""
         self.head = head
         """The counters read with a fresh view."""
         self.full = all_configs is not None
@@ -123,7 +127,8 @@ class RedisView(SessionView):
         if value is None:
             self.unfired.add(trigger)
             return None
-        self.kwargs_read[trigger] = value
+        if self.from_cache:
+            self.kwargs_read[trigger] = value
         return value  # type: ignore[no-any-return]
 
     def state(self, task: str) -> TaskState:
