@@ -288,18 +288,48 @@ def test_a_configuration_changed_elsewhere_is_seen(make: Callable[..., RedisStor
     assert ours["z#0"].status == "finished"
 
 
+def test_and_every_firings_of_two_writers_never_collide(
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
+    """Each computed the next instance as ``t#1``: the later commit takes the next free
+    number instead of failing, and hands the instance off under that name."""
+    ours = make(cls=Interleaved)
+    theirs = make(ours.uid)
+    mine = TriggerManager(ours)
+    mine.update_configuration({"t": {"after": ["go"], "andEvery": "tick", "run": "tests.noop",
+                                     "using": "held"}})
+    mine.fire("go")
+    mine.fire("tick", {"from": "first"})  # this process knows t has one instance
+    ours.interfere = lambda: TriggerManager(theirs).fire(  # type: ignore[method-assign]
+        "tick", {"from": "them"})
+    mine.fire("tick", {"from": "us"})
+    assert ours.computes == 1
+    assert [(i.name, i.status, i.kwargs["tick"]["from"]) for i in ours.instances_of_task("t")] == [
+        ("t#0", "scheduled", "first"), ("t#1", "scheduled", "them"), ("t#2", "scheduled", "us")]
+    assert held.names() == ["t#0", "t#1", "t#2"]
+    assert len(ours) == 3 and ours.get_unresolved_tasks() == [ours.tasks["t"]]
+    ours.times = 0
+    mine.fire("tick", {"from": "us again"})  # what this process learned stays usable
+    assert ours["t#3"].kwargs["tick"] == {"from": "us again"}
+    held.release()
+    assert [i.status for i in ours] == ["finished"] * 4 and ours.is_finalized
+
+
 def test_conflicts_give_up_after_a_bounded_number_of_attempts(
-        make: Callable[..., RedisStorageBackend]) -> None:
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
+    """With ``max_attempts`` a transition gives up (by default it never does)."""
     ours = make(cls=Interleaved, max_attempts=3)
     theirs = make(ours.uid)
     ours.times = 10**6
     setup = TriggerManager(theirs)
-    setup.update_configuration({"t": {"after": ["go"], "andEvery": "tick", "run": "tests.noop"}})
-    ours.interfere = lambda: setup.fire("tick", {"from": "them"})  # type: ignore[method-assign]
+    setup.update_configuration({"t": {"after": ["go"], "run": "tests.noop", "using": "held"}})
+    setup.fire("go")
+    edits = iter(range(10**6))
+    ours.interfere = lambda: setup.update_instance_metadata(  # type: ignore[method-assign]
+        "t#0", {"theirs": next(edits)})
     with pytest.raises(ConflictError, match="gave up after 3 attempts"):
-        TriggerManager(ours).fire("tick", {"from": "us"})
+        TriggerManager(ours).update_instance_metadata("t#0", {"ours": True})
     assert ours.computes == 3
-    assert [i.kwargs["tick"]["from"] for i in ours.instances_of_task("t")] == ["them"] * 3
+    assert ours["t#0"].metadata["theirs"] == 2 and "ours" not in ours["t#0"].metadata
 
 
 class Spying(RedisStorageBackend):
@@ -345,30 +375,31 @@ def test_what_a_commit_checks_stays_flat_in_a_fan_in(
 
 
 def test_a_writer_that_keeps_losing_takes_the_turn(
-        make: Callable[..., RedisStorageBackend]) -> None:
-    """Another writer commits during each of this one's first six computations. After
-    three losses this one holds the session's turn: the other waits for it (here until
-    the turn's time runs out, as it waits inside this one's computation), and this
-    transition never gives up."""
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
+    """Another writer changes the same instance during each of this one's first six
+    computations. After three losses this one takes the session's turn with its next
+    commit: the other waits for it (here until the turn's time runs out, as it waits
+    inside this one's computation), and this transition never gives up."""
     ours = make(cls=Interleaved)
     ours.turn_ms = 100
     ours.times = 6
     theirs = make(ours.uid)
-    TriggerManager(theirs).update_configuration(
-        {"t": {"after": ["go"], "andEvery": "tick", "run": "tests.noop"}})
+    setup = TriggerManager(theirs)
+    setup.update_configuration({"t": {"after": ["go"], "run": "tests.noop", "using": "held"}})
+    setup.fire("go")
     waited: list[float] = []
 
     def interfere() -> None:
         started = time.monotonic()
-        TriggerManager(theirs).fire("tick", {"from": "them"})
+        setup.update_instance_metadata("t#0", {"theirs": len(waited)})
         waited.append(time.monotonic() - started)
 
     ours.interfere = interfere  # type: ignore[method-assign]
-    TriggerManager(ours).fire("tick", {"from": "us"})
+    TriggerManager(ours).update_instance_metadata("t#0", {"ours": True})
     assert ours.computes == 7
     assert len(waited) == 6 and all(w >= 0.05 for w in waited[4:])  # its 4th commit takes it
-    ticks = [i.kwargs["tick"]["from"] for i in ours.instances_of_task("t")]
-    assert sorted(ticks) == ["them"] * 6 + ["us"]
+    assert all(w < 0.05 for w in waited[:4])
+    assert ours["t#0"].metadata["theirs"] == 5 and ours["t#0"].metadata["ours"] is True
 
 
 def test_every_write_waits_while_another_writer_holds_the_turn(

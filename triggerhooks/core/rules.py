@@ -119,6 +119,8 @@ class Transition:
         return loads(raw) if raw else {}
 
     def peek_state(self, task: str) -> TaskState:
+        """The task's state, to decide on (see :attr:`Changes.depends_on`)."""
+        self.changes.depends_on.add(task)
         return self.changes.states.get(task) or self.view.state(task)
 
     def edit_state(self, task: str) -> TaskState:
@@ -163,10 +165,14 @@ class Transition:
         return self._record(updated, updated.name.rpartition("#")[0], notice, config, extra)
 
     def create(self, config: TaskConfig, status: TaskStatus, kwargs: JsonDict,
-               metadata: JsonDict | None = None, notice: str | None = None) -> TaskInstance:
-        """A new instance of ``config``; ``timestamps["unstarted"]`` is when it was created."""
+               metadata: JsonDict | None = None, notice: str | None = None,
+               any_number: bool = False) -> TaskInstance:
+        """A new instance of ``config``; ``timestamps["unstarted"]`` is when it was created.
+        With ``any_number``, its number may change at the commit (see :attr:`Changes.renumber`)."""
         state = self.edit_state(config.name)
         name = f"{config.name}#{state.next}"
+        if any_number:
+            self.changes.renumber.setdefault(config.name, state.next)
         state.next += 1
         now = self.now
         stamps = {"unstarted": now} if status is _UNSTARTED else {
@@ -280,13 +286,21 @@ class Transition:
             if self.peek_state(config.name).next == 0 and self._ready(config):
                 self.schedule_new(config)
             return
+        created = None
         if trigger == config.and_every:
-            self.create(config, _UNSTARTED, {trigger: self.kwargs_of(trigger)})
-        if self._ready(config):
-            state = self.peek_state(config.name)
-            for name in state.pending():
-                if state.open[name] == _UNSTARTED:
-                    self.schedule(config, self.instance(name))
+            created = self.create(config, _UNSTARTED, {trigger: self.kwargs_of(trigger)},
+                                  any_number=True)
+        if not self._ready(config):
+            return
+        if created is not None and self.view.missing(config.name) == 0:
+            # Ready before this transition: every earlier instance was scheduled when it
+            # was created, so this one is the only one waiting.
+            self.schedule(config, created)
+            return
+        state = self.peek_state(config.name)
+        for name in state.pending():
+            if state.open[name] == _UNSTARTED:
+                self.schedule(config, self.instance(name))
 
     def claim(self, name: str, lease: Lease | None = None) -> tuple[TaskInstance, TaskConfig] | None:
         """scheduled -> running, exactly once; None when the instance is not scheduled.

@@ -156,6 +156,14 @@ class Changes:
     instances: dict[str, TaskInstance] = field(default_factory=dict)
     states: dict[str, TaskState] = field(default_factory=dict)
     unresolved_delta: int = 0
+    depends_on: set[str] = field(default_factory=set)
+    """Tasks whose instances (how many, which are pending) the outcome was decided on, not
+    only edited: a store that commits concurrent edits of one task's instances side by
+    side must refuse the commit if another instance of these was created meanwhile."""
+    renumber: dict[str, int] = field(default_factory=dict)
+    """Task -> the number of the first instance this transition created whose number
+    does not matter (an ``andEvery`` firing's): a store may give them the next free
+    numbers instead of refusing the commit because another writer took these."""
     first_fired: dict[str, int] = field(default_factory=dict)
     """Task -> how many of its ``requires`` fired for the first time in this transition:
     the store counts its missing triggers down by that much."""

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
 from ...core.types import Changes, Commit, Compute, Plan, TaskState
-from ...exceptions import ConflictError
+from ...exceptions import ConflictError, StorageUnavailableError
 from ...models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ...serialization import JsonDict, dumps, loads
 from ..base import StorageBackend
 from ..urls import redact_url, strip_password
 from .cache import SessionCache
 from .client import Client, client_for_url, clients, url_of
-from .facts import index_entries, read_facts
+from .facts import bumps_version, index_entries, read_facts
 from .protocol import (
     Busy,
     Checks,
@@ -181,8 +183,22 @@ class RedisStorageBackend(StorageBackend):
         nothing of, is recorded first and computed on what the same round trip read: one
         round trip, and no conflict with other writers."""
         cache = self._session_cache()
-        txid = self._client().txid()
         turn = Turn(ttl_ms=self._ttl_ms, ms=self.turn_ms)
+        view, computed = self._first_view(plan, compute, cache, turn)
+        txid = self._client().txid()
+        turns = [turn]
+        try:
+            return self._commit(plan, compute, cache, view, computed, txid, turns)
+        except BaseException:
+            if turns[-1].token:  # held the turn: give it back rather than let it time out
+                with contextlib.suppress(StorageUnavailableError):
+                    self._call_script(Mode.RELEASE, Plan(), (), turns[-1])
+            raise
+
+    def _first_view(self, plan: Plan, compute: Compute, cache: SessionCache,
+                    turn: Turn) -> tuple[RedisView | None, Changes | None]:
+        """A view on what this process knows, with the changes computed on it; or the
+        firing recorded and read; or nothing (to be read)."""
         facts = cache.plan_facts(plan)
         view = None if facts is None else RedisView(
             self._client(), self.keys, facts, fresh=False, cache=cache)
@@ -194,6 +210,13 @@ class RedisStorageBackend(StorageBackend):
                 view, computed = None, None
         if view is None and plan.record is not None and plan.trigger is not None:
             view = self._record(plan, cache, turn)
+        return view, computed
+
+    def _commit(self, plan: Plan, compute: Compute, cache: SessionCache, view: RedisView | None,
+                computed: Changes | None, txid: str, turns: list[Turn]) -> Commit:
+        """Commit, computing again on a fresh read after each conflict; after
+        :attr:`turn_after` conflicts with the session's turn (appended to ``turns``)."""
+        turn = turns[-1]
         recorded = None if view is None else view.recorded_trigger
         conflicts = 0
         while self.max_attempts is None or conflicts < self.max_attempts:
@@ -208,8 +231,11 @@ class RedisStorageBackend(StorageBackend):
                 self._wait_turn()
                 continue
             conflicts += 1
+            if outcome.what.startswith("instance "):
+                cache.forget(outcome.what.removeprefix("instance "))
             if conflicts >= self.turn_after and not turn.token:
                 turn = turn._replace(token=txid)
+                turns.append(turn)
             elif view.fresh:  # someone else wrote in between: give them a moment
                 self._back_off(conflicts)
             view = self._fresh_view(plan, outcome.snapshot, cache, recorded)
@@ -258,6 +284,9 @@ class RedisStorageBackend(StorageBackend):
         outcome = self._send(mode, plan, view, changes, txid, turn, new_cv)
         if not isinstance(outcome, Passed):
             return outcome
+        if outcome.shifts:
+            names = _renumber(changes, outcome.shifts)
+            view.encoded = {names.get(name, name): raw for name, raw in view.encoded.items()}
         if outcome.replayed:  # our own earlier attempt landed; its reply was lost
             cache.reset()
         elif mode is Mode.COMMIT:
@@ -266,39 +295,46 @@ class RedisStorageBackend(StorageBackend):
 
     def _back_off(self, attempt: int) -> None:
         base, cap = self.backoff
-        time.sleep(random.uniform(0, min(cap, base * 2 ** attempt)))
+        time.sleep(random.uniform(0, min(cap, base * 2 ** min(attempt, 16))))
 
     def _fresh_view(self, plan: Plan, snapshot: Snapshot, cache: SessionCache,
                     recorded: str | None = None) -> RedisView:
         facts, every = read_facts(plan, snapshot)
         cache.absorb(facts)
+        # What this process knew of an instance may be stale at any version (other writers
+        # change instances without creating one): a fresh view reads what it lacks.
         return RedisView(self._client(), self.keys, facts, fresh=True, head=snapshot.head,
-                         all_configs=every, cache=cache, recorded=recorded)
+                         all_configs=every, recorded=recorded)
 
     def _send(self, mode: Mode, plan: Plan, view: RedisView, changes: Changes, txid: str,
               turn: Turn, new_cv: bytes = b"") -> Passed | Conflict | Busy:
         """Check (and for :attr:`Mode.COMMIT` write) ``changes``. Encodes everything first,
         so a value that cannot be stored raises before anything is sent."""
-        writes = self._writes(changes)
+        writes = self._writes(changes, view)
         view.encoded = dict(writes.instances)
         configured = changes.configs is not None
         header = CommitHeader(
             txid, view.facts.cv, new_cv, "1" if configured else "",
             sum(1 for value in view.facts.fired.values() if value is not None) if configured
             else "",
-            changes.unresolved_delta, "" if changes.counted is None else changes.counted,
+            "" if changes.counted is None else changes.counted,
             "" if changes.unresolved is None else changes.unresolved)
         first = changes.first_fired
-        checks = Checks(view.checked, view.unfired,
-                        {trigger: hashlib.sha1(value).hexdigest()
-                         for trigger, value in view.kwargs_read.items()},
-                        {task: first.get(task, 0) for task, count in view.missing_read.items()
-                         if count - first.get(task, 0) > 0})
+        checks = Checks(
+            {task: version for task, version in view.checked.items()
+             if task in changes.depends_on
+             or (_creates(view, changes, task) and _numbered(changes, task) is None)},
+            {name: "" if raw is None else hashlib.sha1(raw).hexdigest()
+             for name, raw in view.instances_read.items()},
+            view.unfired,
+            {trigger: hashlib.sha1(value).hexdigest() for trigger, value in view.kwargs_read.items()},
+            {task: first.get(task, 0) for task, count in view.missing_read.items()
+             if count - first.get(task, 0) > 0})
         reply = self._call_script(mode, plan, commit_args(header, checks, writes), turn)
         return commit_reply(reply, plan)
 
     @staticmethod
-    def _writes(changes: Changes) -> Writes:
+    def _writes(changes: Changes, view: RedisView) -> Writes:
         writes = Writes(
             fired=changes.fired,
             first_fired=changes.first_fired,
@@ -306,7 +342,8 @@ class RedisStorageBackend(StorageBackend):
                        for name, inst in changes.instances.items()},
             metadata={f"m:{key}": dumps(value, f"session metadata {key!r}")
                       for key, value in (changes.metadata or {}).items()},
-            states={task: orjson.dumps(state.to_json()) for task, state in changes.states.items()})
+            states={task: orjson.dumps(_state_delta(view, changes, task, state))
+                    for task, state in changes.states.items()})
         configs = changes.configs
         if configs is None:
             return writes
@@ -376,6 +413,80 @@ class RedisStorageBackend(StorageBackend):
 
     def __repr__(self) -> str:
         return f"<RedisStorageBackend uid={self.uid!r} url={redact_url(self.url)!r}>"
+
+
+def _read_state(view: RedisView, task: str) -> TaskState:
+    known = view.facts.states.get(task)
+    return TaskState() if known is None else known[1]
+
+
+def _creates(view: RedisView, changes: Changes, task: str) -> bool:
+    """The transition creates an instance of ``task``, or makes one pending: it relied
+    on what the task had (see :func:`.facts.bumps_version`)."""
+    state = changes.states.get(task)
+    return state is not None and bumps_version(_read_state(view, task), state)
+
+
+def _numbered(changes: Changes, task: str) -> int | None:
+    """The first of ``task``'s new instances that the script may renumber, if any: those
+    of a transition that did not decide on the task's instances."""
+    return None if task in changes.depends_on else changes.renumber.get(task)
+
+
+def _renumber(changes: Changes, shifts: Mapping[str, int]) -> dict[str, str]:
+    """Give the new instances the numbers the script gave them; return old -> new name."""
+    names: dict[str, str] = {}
+
+    def renamed(instance: TaskInstance) -> TaskInstance:
+        task, _, index = instance.name.rpartition("#")
+        shift = shifts.get(task)
+        if not shift or int(index) < changes.renumber[task]:
+            return instance
+        new = names[instance.name] = f"{task}#{int(index) + shift}"
+        return replace(instance, name=new)
+
+    changes.instances = {new.name: new for new in map(renamed, changes.instances.values())}
+    for notice in changes.notices:
+        notice.instance = renamed(notice.instance)
+    changes.schedule = [(renamed(instance), config, countdown)
+                        for instance, config, countdown in changes.schedule]
+    for task, shift in shifts.items():
+        state = changes.states[task]
+        first = changes.renumber[task]
+
+        def moved(name: str, first: int = first, shift: int = shift) -> str:
+            stem, _, index = name.rpartition("#")
+            return f"{stem}#{int(index) + shift}" if int(index) >= first else name
+
+        changes.states[task] = TaskState(
+            state.next + shift, {moved(name): status for name, status in state.open.items()},
+            {moved(name): level for name, level in state.logs.items()})
+    return names
+
+
+def _state_delta(view: RedisView, changes: Changes, task: str, state: TaskState) -> JsonDict:
+    """What the transition changed in ``task``'s state (see :attr:`Writes.states`)."""
+    old = _read_state(view, task)
+    delta: JsonDict = {}
+    if state.next != old.next:
+        delta["n"] = state.next
+    if bumps_version(old, state):
+        delta["v"] = 1
+    first = _numbered(changes, task)
+    if first is not None:
+        delta["r"] = first
+    for key, new_map, old_map, gone in (("o", state.open, old.open, "x"),
+                                        ("l", state.logs, old.logs, "y")):
+        changed = {name: value for name, value in new_map.items() if old_map.get(name) != value}
+        if changed:
+            delta[key] = changed
+        removed = [name for name in old_map if name not in new_map]
+        if removed:
+            delta[gone] = removed
+    config = view.task(task)
+    if config is not None and not config.waits_for_finalization:
+        delta["c"] = 1
+    return delta
 
 
 def _computed(compute: Compute, view: RedisView) -> Changes | None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from ...core.types import Changes, Plan, TaskState
 from ...models import RESOLVED, SESSION_FINALIZED, TaskConfig, split_instance_name
 from ...serialization import loads
-from .facts import MISSING, Facts, index_entries
+from .facts import MISSING, Facts, bumps_version, index_entries
 from .protocol import IndexEntry
 
 __all__ = ["CACHED_FACTS", "CACHED_KWARGS", "SessionCache"]
@@ -78,7 +78,7 @@ class SessionCache:
                 return
             for trigger, raw in changes.fired.items():
                 known.fired[trigger] = _kept(raw)
-            versions = _learn_states(known, checked, changes)
+            versions = _learn_states(known, read, checked, changes)
             for task, count in changes.first_fired.items():
                 left = known.missing.get(task)
                 if left is not None:
@@ -99,6 +99,12 @@ class SessionCache:
         elif new_cv:
             known.cv = new_cv
         return known
+
+    def forget(self, instance: str) -> None:
+        """``instance`` changed elsewhere."""
+        with self.lock:
+            if self.facts is not None:
+                self.facts.instances.pop(instance, None)
 
     def instance(self, name: str, version: int) -> tuple[int, bytes | None] | None:
         """The instance as known at ``version`` of its task's state, if it is."""
@@ -186,22 +192,27 @@ def _learn_configuration(known: Facts, read: Facts, configs: Mapping[str, TaskCo
             known.fired[trigger] = _kept(read.fired.get(trigger))
 
 
-def _learn_states(known: Facts, checked: Mapping[str, int], changes: Changes) -> dict[str, int]:
-    """Take in the written task states; return task -> its new version."""
+def _learn_states(known: Facts, read: Facts, checked: Mapping[str, int],
+                  changes: Changes) -> dict[str, int]:
+    """Take in the written task states; return task -> its version after the commit, as
+    far as this process can tell. (The commit did not always check the version: another
+    writer may have moved it on, which costs the next commit that relies on it a conflict.
+    The stored state may also hold other writers' changes to other instances: decisions
+    on those read the instances themselves, which the commit checks.)"""
     versions: dict[str, int] = {}
     for task, state in changes.states.items():
-        if task not in checked:  # pragma: no cover - every written state was read first
+        before = read.states.get(task)
+        if task not in checked or before is None:  # pragma: no cover - read first
             known.states.pop(task, None)
             continue
         old = checked[task]
-        versions[task] = old + 1
-        known.states[task] = (old + 1, state)
-        # Instances of the task this commit did not write were exactly as known at the
-        # version it checked: they still are at the new one.
+        new = old + 1 if bumps_version(before[1], state) else old
+        versions[task] = new
+        known.states[task] = (new, state)
         for name in state.open:
             cached = known.instances.get(name)
             if cached is not None and cached[0] == old and name not in changes.instances:
-                known.instances[name] = (old + 1, cached[1])
+                known.instances[name] = (new, cached[1])
     return versions
 
 

@@ -149,6 +149,10 @@ local function release()
 end
 
 if mode == 'r' then return {'snapshot', snapshot(false)} end
+if mode == 'u' then
+  release()
+  return {'released'}
+end
 
 if mode == 'f' then
   -- A firing no rule has to see first: recorded at once, counting down the tasks that
@@ -171,8 +175,8 @@ local state = redis.call('HMGET', meta, 'tx', 'cv', 'counted', 'unresolved')
 local recent = state[1] or ''
 local count, open = tonumber(state[3] or '0'), tonumber(state[4] or '0')
 local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
-local function counters(status)
-  return {status, count, open, finalized}
+local function counters(status, shifted)
+  return {status, count, open, finalized, shifted or {}}
 end
 
 local txid = ARGV[pos]
@@ -183,8 +187,8 @@ if (state[2] or '') ~= ARGV[pos + 1] then
   return {'conflict', 'configuration', snapshot(false)}
 end
 local new_cv, configured, fired_count = ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4]
-local delta, counted, unresolved = tonumber(ARGV[pos + 5]), ARGV[pos + 6], ARGV[pos + 7]
-pos = pos + 8
+local counted, unresolved = ARGV[pos + 5], ARGV[pos + 6]
+pos = pos + 7
 if fired_count ~= '' and redis.call('HLEN', kw) ~= tonumber(fired_count) then
   return {'conflict', 'fired triggers', snapshot(false)}
 end
@@ -204,9 +208,15 @@ if #checks > 0 then
   local current = hmget(tv, tasks)
   for i = 1, #tasks do
     if (current[i] or '0') ~= checks[2 * i] then
-      return {'conflict', 'state of ' .. tasks[i], snapshot(false)}
+      return {'conflict', 'instances of ' .. tasks[i], snapshot(false)}
     end
   end
+end
+local seen = group(2)
+for i = 1, #seen, 2 do
+  local value = redis.call('HGET', inst, seen[i])
+  local now = value and redis.sha1hex(value) or ''
+  if now ~= seen[i + 1] then return {'conflict', 'instance ' .. seen[i], snapshot(false)} end
 end
 local unfired = group(1)
 for i = 1, #unfired do
@@ -247,10 +257,49 @@ for i = 1, #first, 2 do
     redis.call('HINCRBY', mc, first[i], -tonumber(first[i + 1]))
   end
 end
+-- Each state change is applied onto the stored state, so that two writers that changed
+-- different instances of one task both land; a task counts as resolved when it has an
+-- instance and none unresolved. Instances whose number does not matter (change.r: the
+-- first of them) take the next free numbers: their task may have gained others meanwhile.
+local changes, stored, renamed, shifts = {}, {}, {}, {}
+for i = 1, #states, 2 do
+  local task, change = states[i], cjson.decode(states[i + 1])
+  local raw = redis.call('HGET', ts, task)
+  local current = raw and cjson.decode(raw) or {n = 0, open = {}}
+  changes[i], stored[i] = change, current
+  if change.r and current.n ~= change.r then
+    local shift = current.n - change.r
+    for k = change.r, change.n - 1 do renamed[task .. '#' .. k] = task .. '#' .. (k + shift) end
+    change.n = change.n + shift
+    shifts[#shifts + 1] = task
+    shifts[#shifts + 1] = shift
+  end
+end
+local function named(name) return renamed[name] or name end
+for i = 1, #instances, 2 do instances[i] = named(instances[i]) end
 if #instances > 0 then hset(inst, instances) end
-if #states > 0 then
-  hset(ts, states)
-  for i = 1, #states, 2 do redis.call('HINCRBY', tv, states[i], 1) end
+local delta = 0
+for i = 1, #states, 2 do
+  local task, change, current = states[i], changes[i], stored[i]
+  local opened, logged = current.open or {}, current.logs or {}
+  local before = current.n > 0 and next(opened) == nil
+  if change.n then current.n = change.n end
+  for name, status in pairs(change.o or {}) do opened[named(name)] = status end
+  for _, name in ipairs(change.x or {}) do opened[named(name)] = nil end
+  for name, level in pairs(change.l or {}) do logged[named(name)] = level end
+  for _, name in ipairs(change.y or {}) do logged[named(name)] = nil end
+  local after = current.n > 0 and next(opened) == nil
+  if change.c then delta = delta + (before and 1 or 0) - (after and 1 or 0) end
+  local may = current.n == 0
+  for _, status in pairs(opened) do
+    if status == 'unstarted' then may = true end
+  end
+  local body = {n = current.n, open = opened}
+  if next(logged) ~= nil then body.logs = logged end
+  local text = cjson.encode(body)
+  if may then text = '{"w":1,' .. string.sub(text, 2) end
+  redis.call('HSET', ts, task, text)
+  if change.v then redis.call('HINCRBY', tv, task, 1) end
 end
 if configured == '1' then
   local configs, index, missing = group(2), group(2), group(2)
@@ -263,6 +312,7 @@ end
 if new_cv ~= '' then redis.call('HSET', meta, 'cv', new_cv) end
 if counted ~= '' then count = tonumber(counted) end
 if unresolved ~= '' then open = tonumber(unresolved) end
+if unresolved ~= '' then delta = 0 end
 if counted ~= '' or unresolved ~= '' or delta ~= 0 then
   open = open + delta
   redis.call('HSET', meta, 'counted', count, 'unresolved', open)
@@ -271,4 +321,4 @@ if #metadata > 0 then hset(meta, metadata) end
 redis.call('HSET', meta, 'tx', txid .. ' ' .. string.sub(recent, 1, 17 * 7))
 expire()
 release()
-return counters('ok')
+return counters('ok', shifts)

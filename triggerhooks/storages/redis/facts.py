@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.types import Plan, TaskState, build_index
-from ...models import TaskConfig, split_instance_name
+from ...models import PENDING, TaskConfig, split_instance_name
 from ...serialization import loads
 from .protocol import FullSnapshot, IndexEntry, PlannedSnapshot, Snapshot, pairs
 
-__all__ = ["MISSING", "Facts", "index_entries", "ordered_configs", "parse_config", "parse_entry",
-           "read_facts"]
+__all__ = ["MISSING", "Facts", "bumps_version", "index_entries", "ordered_configs", "parse_config",
+           "parse_entry", "read_facts"]
 
 
 class Missing:
@@ -78,6 +78,17 @@ def index_entries(configs: Mapping[str, TaskConfig]) -> dict[str, IndexEntry]:
                 [task for task in tasks if trigger in configs[task].required],
                 [task for task in tasks if configs[task].and_every == trigger])
             for trigger, tasks in build_index(configs).items()}
+
+
+_PENDING = frozenset(status.value for status in PENDING)
+
+
+def bumps_version(old: TaskState, new: TaskState) -> bool:
+    """A task state's version counts what a decision on the task may rely on and other
+    writers may add to: its instances (``andEvery`` slots) and its pending ones."""
+    return new.next != old.next or any(
+        status in _PENDING and old.open.get(name) not in _PENDING
+        for name, status in new.open.items())
 
 
 def parse_entry(raw: bytes | None) -> IndexEntry:

@@ -8,7 +8,7 @@ module knows the positions of what goes in and comes out:
 - ``KEYS``: :class:`SessionKeys`, the session's eight hashes and its turn.
   ``cfg`` task -> configuration JSON; ``idx`` trigger -> :class:`IndexEntry`
   JSON; ``kw`` trigger -> latest kwargs (present = fired); ``ts`` task ->
-  TaskState JSON; ``tv`` task -> version (bumped on every write of its state);
+  TaskState JSON; ``tv`` task -> version (see :func:`.facts.bumps_version`);
   ``inst`` instance -> JSON; ``meta``: ``cv`` (a token renewed by every
   configuration and by the first write after a session was created or
   cleared), ``order`` (task names), ``counted``, ``unresolved``, ``tx`` (recent
@@ -83,6 +83,8 @@ class Mode(StrEnum):
     """Record the plan's firing at once (unless its trigger brings its own instance), then read."""
     CHECK = "v"
     COMMIT = "c"
+    RELEASE = "u"
+    """Give the session's turn back (a transition that held it failed)."""
 
 
 class Turn(NamedTuple):
@@ -127,18 +129,20 @@ class CommitHeader(NamedTuple):
     fired_count: int | str
     """How many triggers had fired when the transition read the whole session (a
     configuration counts each task's missing triggers from that); ``""``: no check."""
-    unresolved_delta: int
     counted: int | str
     """``""`` keeps the counter."""
     unresolved: int | str
-    """``""`` keeps the counter (before ``unresolved_delta`` is added)."""
+    """``""``: the script counts the tasks the commit makes resolved or unresolved."""
 
 
 class Checks(NamedTuple):
     """What a transition relied on; the script refuses to commit if any of it changed."""
 
     versions: Mapping[str, int]
-    """Task -> the version of its state (and so of its instances) that was read."""
+    """Task -> the version of its state that was read: it counts the task's instances, so
+    it changes when one is created (the same ``andEvery`` slot, a one-shot task run twice)."""
+    instances: Mapping[str, str]
+    """Instance -> SHA-1 (hex) of the JSON that was read, ``""`` when it did not exist."""
     unfired: Collection[str]
     """Triggers read as not fired."""
     kwargs: Mapping[str, str]
@@ -156,6 +160,13 @@ class Writes(NamedTuple):
     """Task -> how many of its ``requires`` fired for the first time."""
     instances: Mapping[str, bytes]
     states: Mapping[str, bytes]
+    """Task -> what changed in its state (JSON): ``n`` the number of instances, ``o`` the
+    unresolved instances set and ``x`` those resolved, ``l`` the logs set and ``y`` those
+    resolved, ``c`` whether the task counts towards finalization, ``v`` whether the
+    state's version moves on (see :func:`.facts.bumps_version`), ``r`` the number of the
+    first new instance that may take another (:attr:`Changes.renumber`): the script
+    gives them the next free numbers instead. Applied onto the stored
+    state, so that edits of different instances of one task commit side by side."""
     metadata: Mapping[str, bytes]
     """``m:<key>`` -> JSON."""
     configs: Mapping[str, bytes] | None = None
@@ -179,6 +190,7 @@ def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[An
     """The rest of ``ARGV`` for a check or a commit."""
     args: list[Any] = list(header)
     _group(args, checks.versions)
+    _group(args, checks.instances)
     args.append(len(checks.unfired))
     args += checks.unfired
     _group(args, checks.kwargs)
@@ -258,6 +270,9 @@ class Passed(NamedTuple):
     finalized: bool
     replayed: bool
     """The commit had already been applied (a resent commit whose first reply was lost)."""
+    shifts: dict[str, int]
+    """Task -> how far the numbers of its renumberable new instances moved (see
+    :attr:`Writes.states`); none when they took the numbers the transition gave them."""
 
 
 class Conflict(NamedTuple):
@@ -314,8 +329,9 @@ def commit_reply(raw: Sequence[Any], plan: Plan) -> Passed | Conflict | Busy:
     if raw[0] == b"conflict":
         _, what, snapshot = raw
         return Conflict(what.decode(), _snapshot(snapshot, plan.full))
-    status, counted, unresolved, finalized = raw
-    return Passed(int(counted), int(unresolved), bool(finalized), status == b"done")
+    status, counted, unresolved, finalized, shifted = raw
+    shifts = {task.decode(): int(shift) for task, shift in pairs(shifted)}
+    return Passed(int(counted), int(unresolved), bool(finalized), status == b"done", shifts)
 
 
 def pairs(flat: Sequence[bytes]) -> Iterable[tuple[bytes, bytes]]:

@@ -53,7 +53,9 @@ class RedisView(SessionView):
         self.full = all_configs is not None
         self.all = all_configs
         self.checked: dict[str, int] = {}
-        """Task -> the version of its state the outcome depends on."""
+        """Task -> the version of its state (of how many instances it has) that was read."""
+        self.instances_read: dict[str, bytes | None] = {}
+        """Instance -> the JSON the outcome depends on (``None``: it did not exist)."""
         self.encoded: dict[str, bytes] = {}
         """Instance -> the JSON its commit wrote."""
         self.unfired: set[str] = set()
@@ -168,7 +170,7 @@ class RedisView(SessionView):
                 instances[name] = known
         if known is None:
             known = self._read_instances(name, task, state)
-        self._check(task, known[0])
+        self.instances_read.setdefault(name, known[1])
         return None if known[1] is None else TaskInstance.from_json(name, loads(known[1]))
 
     def _read_instances(self, name: str, task: str,
