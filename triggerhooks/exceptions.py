@@ -92,7 +92,9 @@ class StorageUnavailableError(TriggerhooksError):
 
 
 class ConflictError(StorageUnavailableError):
-    """Concurrent writers kept changing the session; gave up after a bounded number of retries."""
+    """Concurrent writers kept a transition from committing: SQLite's write lock stayed taken
+    for the storage's ``timeout``, or a Redis storage given ``max_attempts`` lost that often
+    (by default a Redis transition takes the session's turn and never gives up)."""
 
 
 class UnstorableKwargsError(TriggerhooksError, TypeError):
