@@ -15,7 +15,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -164,8 +163,8 @@ class _View(SessionView):
 class _WriterTurn:
     """Writers of one database file take turns on ``<file>-writers`` (``flock``), per thread.
 
-    Polled with waits of at most a millisecond, so a writer starts within about a
-    millisecond of the one before it finishing. A process that dies releases its turn.
+    A writer that finds the lock taken waits for it in the kernel, which wakes it the
+    moment the lock is free; a process that dies gives its turn up.
     """
 
     def __init__(self, path: str) -> None:
@@ -181,23 +180,40 @@ class _WriterTurn:
     @contextmanager
     def taken(self, timeout: float) -> Iterator[None]:
         fd = self._fd()
-        deadline, wait = None, 0.00005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + timeout
-                elif now > deadline:
-                    raise sqlite3.OperationalError("database is locked") from None
-                time.sleep(wait)
-                wait = min(wait * 2, 0.001)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._wait(fd, timeout)
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _wait(self, fd: int, timeout: float) -> None:
+        """Wait for the lock on a thread of its own, so that the wait can end at ``timeout``;
+        a lock that thread gets after that is given back at once (with its file)."""
+        guard = threading.Lock()
+        got = threading.Event()
+        gave_up = False
+
+        def wait() -> None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with guard:
+                if not gave_up:
+                    got.set()
+                    return
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        threading.Thread(target=wait, name="triggerhooks SQLite writer's turn", daemon=True).start()
+        if got.wait(timeout):
+            return
+        with guard:
+            if got.is_set():
+                return
+            gave_up = True
+        self._local.fd = None  # the waiting thread still uses it, and closes it
+        raise sqlite3.OperationalError("database is locked")
 
 
 class _Pool:

@@ -179,9 +179,9 @@ class RedisStorageBackend(StorageBackend):
         """Compute and commit, in one round trip when this process knows the planned part,
         two when it must read it first; a conflict costs a round trip and a recomputation.
 
-        A firing (:attr:`Plan.record`) that makes nothing ready, or one this process knows
-        nothing of, is recorded first and computed on what the same round trip read: one
-        round trip, and no conflict with other writers."""
+        A firing (:attr:`Plan.record`) this process knows nothing of is recorded first and
+        computed on what the same round trip read: one round trip when it makes nothing
+        ready, and no conflict with other writers."""
         cache = self._session_cache()
         turn = Turn(ttl_ms=self._ttl_ms, ms=self.turn_ms)
         view, computed = self._first_view(plan, compute, cache, turn)
@@ -205,8 +205,7 @@ class RedisStorageBackend(StorageBackend):
         computed = None
         if view is not None:
             computed = _computed(compute, view)
-            if (computed is None or len(view.kwargs_read) > CHECKED_KWARGS
-                    or (plan.record is not None and _only_fires(computed, plan.trigger))):
+            if computed is None or len(view.kwargs_read) > CHECKED_KWARGS:
                 view, computed = None, None
         if view is None and plan.record is not None and plan.trigger is not None:
             view = self._record(plan, cache, turn)
@@ -496,12 +495,6 @@ def _computed(compute: Compute, view: RedisView) -> Changes | None:
         return compute(view)
     except Exception:
         return None
-
-
-def _only_fires(changes: Changes, trigger: str | None) -> bool:
-    """The transition does nothing but record ``trigger``'s firing."""
-    return (not (changes.instances or changes.states or changes.metadata)
-            and changes.configs is None and changes.fired.keys() <= {trigger})
 
 
 def _created(instance: TaskInstance) -> str:
