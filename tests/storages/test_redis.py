@@ -314,6 +314,29 @@ def test_and_every_firings_of_two_writers_never_collide(
     assert [i.status for i in ours] == ["finished"] * 4 and ours.is_finalized
 
 
+def test_a_fire_cut_off_after_it_was_recorded_is_made_up_for_by_firing_again(
+        make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
+    """A cold fire is recorded in its first round trip; the connection lost before the
+    second (which schedules what it made ready) leaves it recorded, nothing scheduled.
+    Firing the same trigger again schedules it, once."""
+
+    class CutOff(RedisStorageBackend):
+        def _attempt(self, *args: Any, **kwargs: Any) -> Any:
+            raise StorageUnavailableError("connection lost")
+
+    setup = make()
+    TriggerManager(setup).update_configuration(
+        {"t": {"after": ["a", "b"], "run": "tests.noop", "using": "held"}})
+    TriggerManager(setup).fire("a")
+    with pytest.raises(StorageUnavailableError, match="connection lost"):
+        TriggerManager(make(setup.uid, cls=CutOff)).fire("b", {"k": 1})
+    assert setup.latest_kwargs["b"] == {"k": 1} and setup.instances == {}
+    TriggerManager(make(setup.uid)).fire("b", {"k": 2})
+    assert held.names() == ["t#0"] and setup["t#0"].kwargs == {"a": {}, "b": {"k": 2}}
+    TriggerManager(make(setup.uid)).fire("b", {"k": 3})
+    assert held.names() == ["t#0"] and len(setup) == 1
+
+
 def test_conflicts_give_up_after_a_bounded_number_of_attempts(
         make: Callable[..., RedisStorageBackend], held: type[HoldingRunner]) -> None:
     """With ``max_attempts`` a transition gives up (by default it never does)."""
