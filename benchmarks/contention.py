@@ -10,7 +10,10 @@ For every backend, writer count N and scenario, ``--runs`` runs; in each, N writ
 configured before the writers start: configuring is not measured.
 
 (a) fan-in: one session, one task ``fanin`` whose ``after`` lists 1,600 triggers
-    (``t0000`` ... ``t1599``); each is fired exactly once, split among the writers.
+    (``t0000`` ... ``t1599``); each is fired exactly once, split among the writers,
+    in a random order that is the same in every run (which triggers have fired changes
+    what a fire costs: firing them in order costs more, a cost of the order, not of
+    contention, which would skew the comparison between writer counts).
     Expected: one instance ``fanin#0``, run once (inline runner, a no-op task), finished,
     and the kwargs of all 1,600 firings kept.
 (b) andEvery: one session, ``{"every": {"after": ["tick"], "andEvery": "tick"}}``;
@@ -52,6 +55,7 @@ import argparse
 import multiprocessing
 import os
 import queue
+import random
 import statistics
 import tempfile
 import threading
@@ -322,7 +326,11 @@ class Check:
 
 
 def _split(total: int, writers: int) -> list[list[int]]:
-    return [list(range(w, total, writers)) for w in range(writers)]
+    """Each writer's fires (their ``n``): ``0 .. total - 1`` in a random order, the same
+    in every run, dealt out in turn."""
+    order = list(range(total))
+    random.Random(total).shuffle(order)
+    return [order[w::writers] for w in range(writers)]
 
 
 def _setup(backend: Backend, scenario: str, fires: int, writers: int,
