@@ -212,6 +212,7 @@ class ProcessWriters:
             process.start()
 
     def run(self, jobs: list[Job], opener: Opener, deadline: float) -> Outcome:
+        """Hand out the jobs and collect the reports (the processes open with ``open_reference``)."""
         if not self.processes:
             self.start()
         for job in jobs:
