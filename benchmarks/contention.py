@@ -29,14 +29,18 @@ configured before the writers start: configuring is not measured.
 Per (scenario, N) the table gives: fires/s, all writers together (total fires / wall time
 from the barrier's release to the last writer done; the median of the runs); p50 and p99
 of the time around each ``manager.fire`` call, over all writers and runs; and, summed
-over the runs: errors (any exception from ``fire``, by type), lost (expected firings or
-instances missing once all writers are done; "silent" are those whose ``fire`` returned
-without an error, so a firing that raised counts in both errors and lost), stuck (an
-instance left ``unstarted``, ``scheduled``, ``running`` or ``failed`` instead of
-``finished``), duplicated (instances beyond those expected, a firing present in two
-instances, a task run more often than there are instances) and hung (writers that had
-not reported within ``--deadline`` seconds, or died: the run is dropped, and a fresh set
-of writer processes serves the next one).
+over the runs:
+
+- errors: any exception from ``fire``, by type;
+- lost: expected firings or instances missing once all writers are done; "silent" are
+  those whose ``fire`` returned without an error (a firing whose ``fire`` raised counts
+  in both errors and lost);
+- stuck: instances left in another status than ``finished``, by status;
+- duplicated: instances beyond those expected, a firing present in two instances, a task
+  run more often than there are instances;
+- hung: writers that had not reported within ``--deadline`` seconds, or died; the run is
+  dropped (not checked), and a fresh set of writer processes serves the next one.
+
 Each run is checked by reading the storage after all writers are done.
 
 Targets, per backend and scenario: all counts zero; with 8 writers, fires/s at least
@@ -44,9 +48,14 @@ that of 1 writer (if 8 is not among ``--processes``, the largest N); p99 under 2
 every N.
 
 The writer processes are started once per backend and N, and reused for every run;
-runs alternate between the writer counts so that all see the same machine. A default
-run (10 runs, N = 1, 4, 8, 16) takes several minutes per backend on 2 cores. Redis keys
-live under a unique prefix, deleted at the end; SQLite files in a temporary directory.
+runs alternate between the writer counts so that all see the same machine. On 2 cores
+a default run (10 runs, N = 1, 4, 8, 16) took 17 minutes: memory half a minute, SQLite
+2.5, Redis 14, most of it the fan-in, whose fires cost about 12 ms each from a writer
+process (a process that did not configure the session); ``--runs 3`` takes about a
+third of that.
+
+Redis keys live under a unique prefix, deleted at the end; SQLite files in a temporary
+directory.
 """
 
 from __future__ import annotations
@@ -90,7 +99,6 @@ BARRIER_TIMEOUT = 120.0
 """Seconds a writer waits at the barrier for the others (a writer that never arrives breaks it)."""
 P99_TARGET = 20e-3
 SCALING_WRITERS = 8
-PENDING = {"unstarted", "scheduled", "running", "failed"}
 
 
 class _Executions:
@@ -322,7 +330,8 @@ class Check:
 
     lost: int = 0
     silent: int = 0
-    stuck: int = 0
+    stuck: Counter[str] = field(default_factory=Counter)
+    """Status -> instances left in it instead of ``finished``."""
     duplicated: int = 0
 
 
@@ -368,8 +377,9 @@ def _writer_of(fires: int, writers: int) -> dict[int, int]:
     return {n: w for w, share in enumerate(_split(fires, writers)) for n in share}
 
 
-def _unfinished(instances: list[TaskInstance]) -> int:
-    return sum(1 for instance in instances if instance.status in PENDING)
+def _unfinished(instances: list[TaskInstance]) -> Counter[str]:
+    return Counter(instance.status.value for instance in instances
+                   if instance.status != "finished")
 
 
 def check_fan_in(storages: list[StorageBackend], fires: int, writers: int,
@@ -437,7 +447,7 @@ class Row:
     @property
     def counts(self) -> int:
         c = self.check
-        return (sum(self.errors.values()) + c.lost + c.stuck + c.duplicated + self.hung
+        return (sum(self.errors.values()) + c.lost + c.stuck.total() + c.duplicated + self.hung
                 + self.dropped)
 
     def quantile(self, q: float) -> float:
@@ -474,8 +484,9 @@ def run_once(backend: Backend, writers: Writers, scenario: str, fires: int,
             row.latencies.extend(report["latencies"])
             row.errors.update(report["errors"])
         found = CHECKS[scenario](storages, fires, writers.count, failed, outcome.executions)
-        for name in ("lost", "silent", "stuck", "duplicated"):
+        for name in ("lost", "silent", "duplicated"):
             setattr(row.check, name, getattr(row.check, name) + getattr(found, name))
+        row.check.stuck.update(found.stuck)
     backend.forget(storages)
 
 
@@ -516,11 +527,12 @@ def verdict(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
-def _errors(errors: Counter[str]) -> str:
-    if not errors:
+def _by_kind(counts: Counter[str]) -> str:
+    """``3 (ConflictError 2, StorageUnavailableError 1)``, or ``0``."""
+    if not counts:
         return "0"
-    kinds = ", ".join(f"{name} {count}" for name, count in errors.most_common())
-    return f"{sum(errors.values())} ({kinds})"
+    kinds = ", ".join(f"{name} {count}" for name, count in counts.most_common())
+    return f"{counts.total()} ({kinds})"
 
 
 def print_backend(name: str, rows: dict[tuple[str, int], Row], counts: list[int],
@@ -530,8 +542,8 @@ def print_backend(name: str, rows: dict[tuple[str, int], Row], counts: list[int]
     for (scenario, n), row in rows.items():
         c = row.check
         body.append([scenario, str(n), rate(row.rate), ms(row.quantile(0.5)),
-                     ms(row.quantile(0.99)), _errors(row.errors), f"{c.lost} ({c.silent})",
-                     str(c.stuck), str(c.duplicated), str(row.hung), f"{len(row.rates)}/{runs}"])
+                     ms(row.quantile(0.99)), _by_kind(row.errors), f"{c.lost} ({c.silent})",
+                     _by_kind(c.stuck), str(c.duplicated), str(row.hung), f"{len(row.rates)}/{runs}"])
     table(f"{name}: writers ({unit}) released together by a barrier; fan-in "
           f"{fires['fan-in']:,} triggers, andEvery {fires['andEvery']:,} ticks, "
           f"{fires['sessions']:,} sessions; counts summed over the runs",
