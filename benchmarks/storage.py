@@ -16,7 +16,11 @@ Prints one table per measure:
 (e) the memory backend's own targets (a fire that readies nothing, an inline
     cascade hop);
 (f) Redis against the reference design that rewrote the whole session under a lock,
-    both in PINGs of their own runs.
+    both in PINGs of their own runs;
+(g) a fan-in of 1,600 triggers: one session, one task ``after`` all of them, fired one by
+    one in a seeded random order by this process (the one that configured the session);
+    the mean fire of the first tenth (160 fires) against the last tenth (the 160 fires
+    before the last one: the fire that readies the task and runs it is shown apart).
 
 Ratios are what count on a shared, noisy machine: both sides of each are
 measured in the same loop. Redis keys live under a unique prefix, deleted at
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -390,6 +395,39 @@ def compare_reference() -> None:
         "session", "reference", "ours", "better by", "target"], rows)
 
 
+# -- (g) a fan-in of 1,600 triggers ------------------------------------------------------------
+
+FAN_IN = 1_600
+
+
+def bench_fan_in(backends: Backends, names: list[str], repeats: int) -> None:
+    """Does a fire slow down as more of a task's triggers have fired? ``repeats`` sessions
+    per backend, each fired in an order of its own (seeded); tenths pooled over them."""
+    tenth = FAN_IN // 10
+    rows = []
+    for backend in names:
+        first: list[float] = []
+        last: list[float] = []
+        readying: list[float] = []
+        for repeat in range(repeats):
+            manager = TriggerManager(backends.make(backend))
+            triggers = [f"t{i:04d}" for i in range(FAN_IN)]
+            manager.update_configuration({"fanin": {"after": triggers, "run": "bench.noop"}})
+            random.Random(repeat).shuffle(triggers)
+            times = [timed(manager.fire, trigger, {"i": i}) for i, trigger in enumerate(triggers)]
+            assert manager.storage["fanin#0"].status == "finished"
+            first += times[:tenth]
+            last += times[-tenth - 1:-1]
+            readying.append(times[-1])
+        ratio = statistics.fmean(last) / statistics.fmean(first)
+        rows.append([backend, us(statistics.fmean(first)), us(statistics.fmean(last)),
+                     f"{ratio:.2f}x {verdict(ratio <= 1.5)}", us(statistics.median(readying))])
+    table(f"(g) fan-in: one task after {FAN_IN:,} triggers, fired in a random order "
+          f"({repeats} session{'s' * (repeats != 1)} per backend)",
+          ["backend", f"first {tenth} mean us", f"last {tenth} mean us (readying fire excluded)",
+           "last/first (<=1.5)", "readying fire us (runs the task)"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="memory,sqlite,redis")
@@ -411,6 +449,7 @@ def main() -> None:
         if "memory" in names:
             bench_memory(backends, 20000 // scale)
         compare_reference()
+        bench_fan_in(backends, names, 1 if options.quick else 3)
     finally:
         backends.close()
 

@@ -1,0 +1,29 @@
+"""The contention benchmark runs to the end on every built-in backend and prints its tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.backends import REDIS_URL
+from tests.helpers import ROOT
+
+BACKENDS = ("memory", "sqlite", "redis")
+
+
+@pytest.mark.slow  # starts writer processes for SQLite and Redis: 15 s or more on 2 cores
+def test_the_contention_benchmark_runs_quick_on_every_backend() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "contention.py"), "--quick", "--runs", "1",
+         "--processes", "1,2", "--backends", ",".join(BACKENDS), "--redis-url", REDIS_URL],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for backend in BACKENDS:
+        assert any(line.startswith(f"{backend}: writers") for line in lines), done.stdout
+        assert f"{backend}: targets" in lines, done.stdout
+    header = [line.split() for line in lines if line.strip().startswith("scenario  N  ")]
+    assert len(header) == len(BACKENDS), done.stdout
+    assert "run dropped" not in done.stdout  # every writer reported, every run was checked
