@@ -390,8 +390,8 @@ def test_what_a_commit_checks_stays_flat_in_a_fan_in(
     for trigger in waits[500:-1]:
         manager.fire(trigger)
     storage.sent.clear()
-    manager.fire(waits[-1])  # makes the fan-in ready: recorded, read afresh, committed
-    assert [mode for mode, _ in storage.sent] == ["f", "c"]
+    manager.fire(waits[-1])  # makes the fan-in ready: its kwargs read at once, committed
+    assert [mode for mode, _ in storage.sent] == ["c"]
     assert max(size for _, size in storage.sent) < 60, storage.sent
     assert held.names() == ["p#0", "fan#0"]
     assert storage["fan#0"].kwargs == {"p": {}, **{t: {} for t in waits}}

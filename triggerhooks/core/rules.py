@@ -201,6 +201,7 @@ class Transition:
     def kwargs_for(self, config: TaskConfig, own: JsonDict) -> JsonDict:
         """What an instance runs with: the latest kwargs of each trigger it requires, its
         own ``andEvery`` firing, and ``withParams`` merged under them."""
+        self.view.prefetch(config.requires)
         kwargs = {trigger: self.kwargs_of(trigger) for trigger in config.requires}
         if config.and_every is not None:
             kwargs[config.and_every] = own.get(config.and_every, {})

@@ -9,7 +9,7 @@ commit. Nothing here does any I/O.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,11 @@ class SessionView(ABC):
     def missing(self, task: str) -> int | None:
         """How many of the task's ``requires`` have not fired, as the store counts them
         (``None``: not counted; the engine then asks :meth:`fired` of each)."""
+        return None
+
+    def prefetch(self, triggers: Iterable[str]) -> None:
+        """A hint: the kwargs of ``triggers`` are about to be read (a store with round
+        trips reads those it lacks at once)."""
         return None
 
     def recorded(self, trigger: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ...core.types import SessionView, TaskState
@@ -60,6 +60,8 @@ class RedisView(SessionView):
         """Instance -> the JSON its commit wrote."""
         self.unfired: set[str] = set()
         self.kwargs_read: dict[str, bytes] = {}
+        self._read_here: set[str] = set()
+        """Triggers whose kwargs this view read from Redis (so they need no check)."""
         self.missing_read: dict[str, int] = {}
         """Task -> the count of missing triggers the outcome depends on."""
         self.recorded_trigger = recorded
@@ -123,15 +125,33 @@ class RedisView(SessionView):
 
     def kwargs(self, trigger: str) -> bytes | None:
         fired = self.facts.fired
-        value = self._known(fired, trigger, lambda: self._hget(self.keys.kw, trigger))
-        if value is not None and not isinstance(value, bytes):  # known only to have fired
-            value = fired[trigger] = self._hget(self.keys.kw, trigger)
+        value = fired.get(trigger, MISSING)
+        if value is MISSING or (value is not None and not isinstance(value, bytes)):
+            self.prefetch((trigger,))  # not known, or known only to have fired
+            value = fired[trigger]
         if value is None:
             self.unfired.add(trigger)
             return None
-        if self.from_cache:
+        if self.from_cache and trigger not in self._read_here:
             self.kwargs_read[trigger] = value
         return value  # type: ignore[no-any-return]
+
+    def prefetch(self, triggers: Iterable[str]) -> None:
+        """Read the kwargs of those of ``triggers`` this view lacks, in one round trip."""
+        fired = self.facts.fired
+        wanted = []
+        for trigger in triggers:
+            value = fired.get(trigger, MISSING)
+            if value is MISSING and self.full:
+                fired[trigger] = None  # a full read saw every fired trigger
+            elif value is MISSING or (value is not None and not isinstance(value, bytes)):
+                wanted.append(trigger)
+        if wanted:
+            keys = self.keys
+            found = self._fetch(lambda p: p.hmget(keys.kw, wanted))[0]
+            for trigger, value in zip(wanted, found, strict=True):
+                fired[trigger] = value
+            self._read_here.update(wanted)
 
     def state(self, task: str) -> TaskState:
         states = self.facts.states
