@@ -351,7 +351,7 @@ def test_without_a_storage_url_the_sqlite_path_comes_from_the_environment(tmp_pa
     assert f"error: no session 's' in sqlite:///{state}: {state} does not exist" in stderr
 
     ok(run("fire", "s", "a", "--kwargs", '{"n": 1}', cwd=tmp_path, env=env))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions.sqlite3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions.sqlite3", "sessions.sqlite3-writers"]
     data = json.loads(ok(run("show", "s", "--json", cwd=tmp_path, env=env)))
     assert data["storage"] == f"sqlite:///{state}"
     assert data["triggers"] == {"a": {"n": 1}}
