@@ -161,7 +161,8 @@ class _View(SessionView):
 
 
 class _WriterTurn:
-    """Writers of one database file take turns on ``<file>-writers`` (``flock``), per thread.
+    """One connection's place among the writers of a database file: writers take turns on
+    ``<file>-writers`` (``flock``), each connection with a descriptor of its own.
 
     A writer that finds the lock taken waits for it in the kernel, which wakes it the
     moment the lock is free; a process that dies gives its turn up.
@@ -169,17 +170,18 @@ class _WriterTurn:
 
     def __init__(self, path: str) -> None:
         self.path = path + "-writers"
-        self._local = threading.local()
+        self.fd: int | None = None
 
-    def _fd(self) -> int:
-        fd: int | None = getattr(self._local, "fd", None)
-        if fd is None:
-            fd = self._local.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        return fd
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     @contextmanager
     def taken(self, timeout: float) -> Iterator[None]:
-        fd = self._fd()
+        fd = self.fd
+        if fd is None:
+            fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -191,7 +193,7 @@ class _WriterTurn:
 
     def _wait(self, fd: int, timeout: float) -> None:
         """Wait for the lock on a thread of its own, so that the wait can end at ``timeout``;
-        a lock that thread gets after that is given back at once (with its file)."""
+        a lock that thread gets after that is given back at once (with its descriptor)."""
         guard = threading.Lock()
         got = threading.Event()
         gave_up = False
@@ -212,7 +214,7 @@ class _WriterTurn:
             if got.is_set():
                 return
             gave_up = True
-        self._local.fd = None  # the waiting thread still uses it, and closes it
+        self.fd = None  # the waiting thread still uses it, and closes it
         raise sqlite3.OperationalError("database is locked")
 
 
@@ -226,7 +228,15 @@ class _Pool:
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._ready = False
-        self.turn = _WriterTurn(path)
+        self._turns: dict[int, _WriterTurn] = {}
+        """id of a connection -> its place among the writers (see :class:`_WriterTurn`)."""
+
+    def turn(self, conn: sqlite3.Connection) -> _WriterTurn:
+        found = self._turns.get(id(conn))
+        if found is None:
+            with self._lock:
+                found = self._turns.setdefault(id(conn), _WriterTurn(self.path))
+        return found
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
@@ -280,6 +290,10 @@ class _Pool:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     conn.close()
+                    with self._lock:
+                        turn = self._turns.pop(id(conn), None)
+                    if turn is not None:
+                        turn.close()
                     raise
             self._release(conn)
             raise
@@ -372,7 +386,7 @@ class SqliteStorageBackend(StorageBackend):
                 if not write:
                     yield conn
                     return
-                with pool.turn.taken(self.timeout):
+                with pool.turn(conn).taken(self.timeout):
                     yield conn
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc

@@ -316,8 +316,8 @@ class RedisStorageBackend(StorageBackend):
             txid, view.facts.cv, new_cv, "1" if configured else "",
             sum(1 for value in view.facts.fired.values() if value is not None) if configured
             else "",
-            "" if changes.counted is None else changes.counted,
-            "" if changes.unresolved is None else changes.unresolved)
+            "" if changes.counted is None or configured else changes.counted,
+            "" if changes.unresolved is None or configured else changes.unresolved)
         first = changes.first_fired
         checks = Checks(
             {task: version for task, version in view.checked.items()
@@ -352,7 +352,9 @@ class RedisStorageBackend(StorageBackend):
             trigger_index={trigger: orjson.dumps(list(entry))
                            for trigger, entry in index_entries(configs).items()},
             missing=changes.missing,
-            order=orjson.dumps(list(configs)))
+            order=orjson.dumps(list(configs)),
+            counting=[name for name, config in configs.items()
+                      if not config.waits_for_finalization])
 
     # -- reading -------------------------------------------------------------------------------
 

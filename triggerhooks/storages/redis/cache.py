@@ -79,10 +79,11 @@ class SessionCache:
             for trigger, raw in changes.fired.items():
                 known.fired[trigger] = _kept(raw)
             versions = _learn_states(known, read, checked, changes)
-            for task, count in changes.first_fired.items():
-                left = known.missing.get(task)
-                if left is not None:
-                    known.missing[task] = left - count
+            for task in changes.first_fired:
+                # Forgotten, not counted down here: a fresh read that another thread of
+                # this process took in after the commit holds the lower count already.
+                # (A count this process knows is never below the stored one.)
+                known.missing.pop(task, None)
             _learn_instances(known, versions, changes, encoded)
             _trim(known)
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import redis as redis_py
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.connection import SSLConnection
+from redis.connection import BlockingConnectionPool, SSLConnection
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
@@ -23,8 +23,10 @@ from ..urls import redact_url
 from .cache import SessionCache
 from .protocol import SCRIPT, SCRIPT_SHA
 
-__all__ = ["CACHED_SESSIONS", "Client", "client_for_url", "clients", "url_of"]
+__all__ = ["CACHED_SESSIONS", "MAX_CONNECTIONS", "Client", "client_for_url", "clients", "url_of"]
 
+MAX_CONNECTIONS = 100
+"""Connections to one server a process opens at most; more threads wait for one."""
 CACHED_SESSIONS = 256
 """Sessions whose facts a process keeps per client (least recently used ones are dropped)."""
 
@@ -116,10 +118,16 @@ def _connect(url: str) -> redis_py.Redis:
         "socket_timeout": 30.0,
         "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3),
     }
+    # A thread that finds every connection of the process busy (a burst of task threads of
+    # the threading runner) waits for one, up to the socket timeout, rather than failing.
     try:
-        return redis_py.Redis.from_url(url, **options)
+        pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS,
+                                               timeout=options["socket_timeout"], **options)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
+    client = redis_py.Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True
+    return client
 
 
 def url_of(client: redis_py.Redis) -> str:

@@ -308,6 +308,17 @@ if configured == '1' then
   if #index > 0 then hset(idx, index) end
   if #missing > 0 then hset(mc, missing) end
   redis.call('HSET', meta, 'order', ARGV[pos])
+  pos = pos + 1
+  -- The counters, from what is stored now: another writer may have resolved a task since
+  -- the configuration read the session.
+  local counting = group(1)
+  count, open, delta = #counting, 0, 0
+  for _, task in ipairs(counting) do
+    local raw = redis.call('HGET', ts, task)
+    local current = raw and cjson.decode(raw)
+    if not (current and current.n > 0 and next(current.open) == nil) then open = open + 1 end
+  end
+  redis.call('HSET', meta, 'counted', count, 'unresolved', open)
 end
 if new_cv ~= '' then redis.call('HSET', meta, 'cv', new_cv) end
 if counted ~= '' then count = tonumber(counted) end

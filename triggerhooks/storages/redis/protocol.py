@@ -175,6 +175,9 @@ class Writes(NamedTuple):
     """Trigger -> :class:`IndexEntry` JSON, with ``configs``."""
     missing: Mapping[str, int] | None = None
     """Task -> how many of its ``requires`` have not fired, with ``configs``."""
+    counting: Sequence[str] = ()
+    """With ``configs``: the tasks that count towards finalization (the script counts
+    the unresolved ones among them as stored)."""
     order: bytes = b""
     """The task names (JSON), with ``configs``."""
 
@@ -203,6 +206,8 @@ def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[An
         _group(args, writes.trigger_index or {})
         _group(args, writes.missing or {})
         args.append(writes.order)
+        args.append(len(writes.counting))
+        args += writes.counting
     return args
 
 
