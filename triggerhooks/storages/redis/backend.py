@@ -476,14 +476,17 @@ def _state_delta(view: RedisView, changes: Changes, task: str, state: TaskState)
     first = _numbered(changes, task)
     if first is not None:
         delta["r"] = first
-    for key, new_map, old_map, gone in (("o", state.open, old.open, "x"),
-                                        ("l", state.logs, old.logs, "y")):
-        changed = {name: value for name, value in new_map.items() if old_map.get(name) != value}
-        if changed:
-            delta[key] = changed
-        removed = [name for name in old_map if name not in new_map]
-        if removed:
-            delta[gone] = removed
+    # What changed is what the transition wrote, not a difference from what it read: that
+    # may be stale (this process's cache), and an instance finished meanwhile must not
+    # stay open.
+    written = [name for name in changes.instances if name.rpartition("#")[0] == task]
+    for key, entries, gone in (("o", state.open, "x"), ("l", state.logs, "y")):
+        kept = {name: entries[name] for name in written if name in entries}
+        if kept:
+            delta[key] = kept
+        dropped = [name for name in written if name not in entries]
+        if dropped:
+            delta[gone] = dropped
     config = view.task(task)
     if config is not None and not config.waits_for_finalization:
         delta["c"] = 1
