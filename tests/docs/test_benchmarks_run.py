@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -27,3 +28,7 @@ def test_the_contention_benchmark_runs_quick_on_every_backend() -> None:
     header = [line.split() for line in lines if line.strip().startswith("scenario  N  ")]
     assert len(header) == len(BACKENDS), done.stdout
     assert "run dropped" not in done.stdout  # every writer reported, every run was checked
+    # The targets' first column: errors, lost, stuck and duplicated, all zero, per scenario.
+    counts = re.findall(r"^  (fan-in|andEvery|sessions) +(\d+) (yes|NO) ", done.stdout, re.M)
+    assert len(counts) == 3 * len(BACKENDS), done.stdout
+    assert all(count == "0" and verdict == "yes" for _, count, verdict in counts), done.stdout
