@@ -231,7 +231,11 @@ class Transition:
             self.create(config, TaskStatus.ABANDONED, {}, notice="abandoned")
             return
         for name in state.pending():
-            self.put(self.instance(name), TaskStatus.ABANDONED, notice="abandoned", config=config)
+            # The instance itself decides: a store may answer the state from what it knew
+            # (the commit checks the instance, not that list).
+            instance = self.instance(name)
+            if instance.can_abandon:
+                self.put(instance, TaskStatus.ABANDONED, notice="abandoned", config=config)
 
     # -- the rules -----------------------------------------------------------------------
 
@@ -298,10 +302,17 @@ class Transition:
             # was created, so this one is the only one waiting.
             self.schedule(config, created)
             return
+        self._schedule_unstarted(config)
+
+    def _schedule_unstarted(self, config: TaskConfig) -> None:
+        """The task became ready: schedule its instances that waited (each as it is now:
+        the list may come from what a store knew)."""
         state = self.peek_state(config.name)
         for name in state.pending():
             if state.open[name] == _UNSTARTED:
-                self.schedule(config, self.instance(name))
+                instance = self.instance(name)
+                if instance.status is _UNSTARTED:
+                    self.schedule(config, instance)
 
     def claim(self, name: str, lease: Lease | None = None) -> tuple[TaskInstance, TaskConfig] | None:
         """scheduled -> running, exactly once; None when the instance is not scheduled.
