@@ -438,13 +438,17 @@ def _renumber(changes: Changes, shifts: Mapping[str, int]) -> dict[str, str]:
     """Give the new instances the numbers the script gave them; return old -> new name."""
     names: dict[str, str] = {}
 
-    def renamed(instance: TaskInstance) -> TaskInstance:
-        task, _, index = instance.name.rpartition("#")
+    def moved(name: str) -> str:
+        task, _, index = name.rpartition("#")
         shift = shifts.get(task)
         if not shift or int(index) < changes.renumber[task]:
-            return instance
-        new = names[instance.name] = f"{task}#{int(index) + shift}"
-        return replace(instance, name=new)
+            return name
+        new = names[name] = f"{task}#{int(index) + shift}"
+        return new
+
+    def renamed(instance: TaskInstance) -> TaskInstance:
+        new = moved(instance.name)
+        return instance if new == instance.name else replace(instance, name=new)
 
     changes.instances = {new.name: new for new in map(renamed, changes.instances.values())}
     for notice in changes.notices:
@@ -453,12 +457,6 @@ def _renumber(changes: Changes, shifts: Mapping[str, int]) -> dict[str, str]:
                         for instance, config, countdown in changes.schedule]
     for task, shift in shifts.items():
         state = changes.states[task]
-        first = changes.renumber[task]
-
-        def moved(name: str, first: int = first, shift: int = shift) -> str:
-            stem, _, index = name.rpartition("#")
-            return f"{stem}#{int(index) + shift}" if int(index) >= first else name
-
         changes.states[task] = TaskState(
             state.next + shift, {moved(name): status for name, status in state.open.items()},
             {moved(name): level for name, level in state.logs.items()})
