@@ -15,6 +15,7 @@ from .exceptions import (
     ConfigurationError,
     ConflictError,
     DuplicateKeyError,
+    FireKeyReusedError,
     InstanceNotFoundError,
     InvalidKwargsError,
     InvalidPluginError,
@@ -33,7 +34,7 @@ from .exceptions import (
     with_context,
 )
 from .manager import TriggerManager
-from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, TaskStatus
+from .models import SESSION_FINALIZED, Firing, TaskConfig, TaskInstance, TaskStatus
 from .plugins import hookimpl
 from .plugins.loading import connect as _connect_plugins
 from .registries import storage_backends, task_runners, trigger_managers, trigger_tasks
@@ -59,6 +60,8 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DuplicateKeyError",
+    "FireKeyReusedError",
+    "Firing",
     "InlineTaskRunner",
     "InstanceNotFoundError",
     "InvalidKwargsError",

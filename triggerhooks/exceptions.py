@@ -13,6 +13,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DuplicateKeyError",
+    "FireKeyReusedError",
     "InstanceNotFoundError",
     "InvalidKwargsError",
     "InvalidPluginError",
@@ -29,6 +30,7 @@ __all__ = [
     "UnknownKeyError",
     "UnstorableKwargsError",
     "WorkerLostError",
+    "mark_committed",
     "with_context",
 ]
 
@@ -36,7 +38,29 @@ E = TypeVar("E", bound=BaseException)
 
 
 class TriggerhooksError(Exception):
-    """Base class of every error raised by triggerhooks."""
+    """Base class of every error raised by triggerhooks.
+
+    ``committed`` tells a caller whether the operation's change was stored
+    before the error: ``False`` (nothing was), ``True`` (it was: what failed
+    came after it, a hand-off or a receiver; ``scheduled`` then names the
+    instances it scheduled) or ``None`` (unknown: the store went away while
+    committing). Any exception raised after a commit carries both attributes,
+    an application's own or a library's too. Retrying a committed fire
+    repeats it unless it was given a ``key``: see ``docs/guarantees.md``.
+    """
+
+    committed: bool | None = False
+    scheduled: tuple[str, ...] = ()
+
+
+def mark_committed(exc: BaseException, scheduled: Iterable[str]) -> BaseException:
+    """Record on ``exc`` that it was raised after its operation's change was stored."""
+    try:
+        exc.committed = True  # type: ignore[attr-defined]
+        exc.scheduled = tuple(scheduled)  # type: ignore[attr-defined]
+    except AttributeError:  # an exception type that takes no attributes (slots)
+        pass
+    return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +111,8 @@ class StorageUnavailableError(TriggerhooksError):
 
     The message names the location with any password removed. Nothing was
     half-written: the operation either failed before its commit or committed
-    atomically.
+    atomically; ``committed`` says which when the store can tell (``None``
+    when the connection broke while the commit was on its way).
     """
 
 
@@ -101,6 +126,13 @@ class UnstorableKwargsError(TriggerhooksError, TypeError):
     """Trigger kwargs, a task result or metadata cannot be stored as JSON.
 
     Raised before any state changes.
+    """
+
+
+class FireKeyReusedError(TriggerhooksError, ValueError):
+    """A fire key was used again with another trigger or other kwargs than its first firing.
+
+    A key names one firing: its repeats must be the same call.
     """
 
 

@@ -22,7 +22,7 @@ from .core.rules import transition
 from .core.types import Plan
 from .events import load_receiver_modules, send_event
 from .exceptions import InvalidTriggerError, UnknownKeyError
-from .models import SESSION_FINALIZED, TaskConfig, TaskInstance, split_instance_name
+from .models import SESSION_FINALIZED, Firing, TaskConfig, TaskInstance, split_instance_name
 from .registries import trigger_managers, trigger_tasks
 from .runners import TaskRunner, task_runners
 from .serialization import JsonDict, dotted_name, dumps_mapping, loads
@@ -92,27 +92,57 @@ class TriggerManager:
 
     # -- firing --------------------------------------------------------------------------
 
-    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None) -> None:
+    def fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any] | None = None, *,
+             key: str | None = None) -> Firing:
         """Record a trigger and run every task it makes ready (in any order, any process).
 
-        Raises :class:`UnstorableKwargsError` before any change if the kwargs
-        are not JSON-serializable. A task's exception is never raised here.
+        With ``key``, the firing is applied at most once per session and key: a
+        repeat changes nothing and returns what the first firing did
+        (``repeated=True``), so a caller may retry a fire whose outcome it does not
+        know. Returns the :class:`~triggerhooks.models.Firing`.
+
+        Raises :class:`UnstorableKwargsError` before any change if the kwargs are
+        not JSON-serializable. A task's exception is never raised here; an error
+        raised after the firing was stored has ``committed`` set (see
+        :class:`~triggerhooks.exceptions.TriggerhooksError`).
         """
         if not isinstance(trigger_name, str) or not trigger_name:
             raise InvalidTriggerError(
                 f"a trigger name must be a non-empty string, not {trigger_name!r}")
+        if key is not None:
+            self._check_key(key)
         raw = dumps_mapping(trigger_kwargs, f"kwargs of trigger {trigger_name!r}")
         # Receivers get the kwargs as stored (JSON types), as tasks do; built only for them.
         kwargs = loads(raw) if signals.pre_fire.receivers or signals.post_fire.receivers else {}
         if signals.pre_fire.receivers:
             if trigger_name == SESSION_FINALIZED and self.storage.is_finalized:
-                return  # fired once per session; later fires are ignored, without signals
+                return Firing(trigger_name, key, ignored=True)  # once per session, no signals
             send_event(signals.pre_fire, type(self), manager=self, session_uid=self.storage.uid,
                        trigger_name=trigger_name, trigger_kwargs=kwargs)
         plan = Plan(trigger=trigger_name,
-                    record=None if trigger_name == SESSION_FINALIZED else raw)
-        commit = self.storage.transact(plan, transition(lambda step: step.fire(trigger_name, raw)))
-        effects.after_commit(self, commit, fired=(trigger_name, kwargs))
+                    record=None if trigger_name == SESSION_FINALIZED else raw, key=key)
+        if key is None:
+            commit = self.storage.transact(
+                plan, transition(lambda step: step.fire(trigger_name, raw)))
+            fired = commit.changes.result
+            scheduled = tuple(instance.name for instance, _, _ in commit.changes.schedule)
+            firing = Firing(trigger_name, None, None, scheduled, ignored=not fired)
+        else:
+            commit = self.storage.transact(
+                plan, transition(lambda step: step.fire_once(trigger_name, raw, key)))
+            firing = commit.changes.result
+            if firing.repeated:
+                return firing
+        effects.after_commit(self, commit,
+                             fired=None if firing.ignored else (trigger_name, kwargs))
+        return firing
+
+    def _check_key(self, key: object) -> None:
+        if not isinstance(key, str) or not key:
+            raise InvalidTriggerError(f"a fire key must be a non-empty string, not {key!r}")
+        if not self.storage.supports_fire_keys:
+            raise NotImplementedError(
+                f"{type(self.storage).__name__} does not keep fire keys; fire without key=")
 
     # -- running (called by task runners) ----------------------------------------------------
 

@@ -12,6 +12,7 @@ from .serialization import JsonDict
 
 __all__ = [
     "SESSION_FINALIZED",
+    "Firing",
     "TaskConfig",
     "TaskInstance",
     "TaskStatus",
@@ -220,3 +221,27 @@ def parse_status(value: str | TaskStatus) -> TaskStatus:
         raise InvalidStatusError(
             f"unknown status {value!r}; expected one of {', '.join(_STATUSES)}"
         ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What :meth:`TriggerManager.fire` did: the firing it stored (or found stored).
+
+    ``scheduled`` names the instances the firing itself scheduled (not those its
+    cascades scheduled later). ``repeated`` is true when ``key`` had been fired
+    before: nothing changed and the rest describes that first firing.
+    ``ignored`` is true for a ``sessionFinalized`` fired again (never stored twice).
+    """
+
+    trigger_name: str
+    key: str | None = None
+    fired_at: str | None = None
+    scheduled: tuple[str, ...] = ()
+    repeated: bool = False
+    ignored: bool = False
+
+    def to_json(self) -> JsonDict:
+        return {"trigger": self.trigger_name, "key": self.key, "firedAt": self.fired_at,
+                "scheduled": list(self.scheduled), "repeated": self.repeated,
+                "ignored": self.ignored}
+

@@ -3,6 +3,7 @@ keeps for classes."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +12,7 @@ import orjson
 
 from .exceptions import UnstorableKwargsError
 
-__all__ = ["JsonDict", "dotted_name", "dumps", "dumps_mapping", "loads"]
+__all__ = ["JsonDict", "dotted_name", "dumps", "dumps_mapping", "kwargs_digest", "loads"]
 
 JsonDict = dict[str, Any]
 
@@ -41,6 +42,12 @@ def dumps_mapping(value: object, what: str) -> bytes:
     if not isinstance(value, dict):
         value = dict(value)
     return dumps(value, what)
+
+
+def kwargs_digest(raw: bytes) -> str:
+    """A digest of JSON kwargs that does not depend on the order of their keys."""
+    canonical = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha1(canonical, usedforsecurity=False).hexdigest()
 
 
 def dotted_name(obj: Any) -> str:

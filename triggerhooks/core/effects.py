@@ -19,7 +19,7 @@ from blinker import Signal
 
 from .. import signals
 from ..events.dispatch import send_event
-from ..exceptions import SignalHandlingError
+from ..exceptions import SignalHandlingError, mark_committed
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..registries import trigger_tasks
 from ..serialization import JsonDict, loads
@@ -179,6 +179,15 @@ def after_commit(manager: TriggerManager, commit: Commit, *, fired: Fired | None
     a step of the caller's own (the replay and skip signals and hooks) and ``announce``
     signals to send after the instance signals.
     """
+    try:
+        _follow(manager, commit, fired, then, announce)
+    except Exception as exc:
+        mark_committed(exc, [instance.name for instance, _, _ in commit.changes.schedule])
+        raise
+
+
+def _follow(manager: TriggerManager, commit: Commit, fired: Fired | None,
+            then: Callable[[], None] | None, announce: Iterable[Announcement]) -> None:
     changes = commit.changes
     errors = _Errors()
     for notice in changes.notices:

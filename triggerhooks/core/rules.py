@@ -10,16 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..exceptions import ConfigurationError, InstanceNotFoundError, InvalidStatusError, Problem
+from ..exceptions import (
+    ConfigurationError,
+    FireKeyReusedError,
+    InstanceNotFoundError,
+    InvalidStatusError,
+    Problem,
+)
 from ..models import (
     RESOLVED,
     SESSION_FINALIZED,
+    Firing,
     TaskConfig,
     TaskInstance,
     TaskStatus,
     utcnow,
 )
-from ..serialization import JsonDict, loads
+from ..serialization import JsonDict, dumps, kwargs_digest, loads
 from .leases import Claim, Lease, claim_of
 from .types import Changes, Compute, Notice, SessionView, TaskState
 
@@ -262,6 +269,30 @@ class Transition:
                 counts[config.name] = counts.get(config.name, 0) + 1
             self._evaluate(config, trigger)
         return True
+
+    def fire_once(self, trigger: str, kwargs: bytes, key: str) -> Firing:
+        """:meth:`fire`, at most once per session and ``key``: a repeat changes nothing and
+        answers what the first firing did. Raises :class:`FireKeyReusedError` when the key
+        was fired with another trigger or other kwargs."""
+        digest = kwargs_digest(kwargs)
+        stored = self.view.fire_record(key)
+        if stored is not None:
+            record = loads(stored)
+            if record.get("trigger") != trigger or record.get("kwargs") != digest:
+                first = record.get("trigger")
+                raise FireKeyReusedError(
+                    f"fire key {key!r} was first used with other kwargs (firing {trigger!r})"
+                    if first == trigger else
+                    f"fire key {key!r} was first used for a firing of {first!r}, not {trigger!r}")
+            return Firing(trigger, key, record.get("firedAt"), tuple(record.get("scheduled", ())),
+                          repeated=True)
+        if not self.fire(trigger, kwargs):
+            return Firing(trigger, key, ignored=True)
+        scheduled = tuple(instance.name for instance, _, _ in self.changes.schedule)
+        record = {"trigger": trigger, "kwargs": digest, "firedAt": self.now,
+                  "scheduled": list(scheduled)}
+        self.changes.fire_key = (key, dumps(record))
+        return Firing(trigger, key, self.now, scheduled)
 
     def _vetoed(self, config: TaskConfig) -> bool:
         return bool(config.unless) and all(self.has_fired(t) for t in config.unless)

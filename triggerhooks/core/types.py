@@ -118,6 +118,12 @@ class SessionView(ABC):
         trips reads those it lacks at once)."""
         return None
 
+    def fire_record(self, key: str) -> bytes | None:
+        """The record (JSON) of the firing made with ``key``, if the plan's key was fired
+        before; only for plans with a :attr:`Plan.key`, on stores whose backend sets
+        ``supports_fire_keys``."""
+        return None
+
     def recorded(self, trigger: str) -> bool:
         """The store recorded this transition's firing of ``trigger`` already (before the
         engine ran: see :attr:`Plan.record`); the engine must not write it again."""
@@ -141,6 +147,9 @@ class Plan:
     runs (in the same round trip as its read): a firing is recorded whatever the rules
     decide, so only what it makes ready needs a second one. Stores without round trips
     ignore it."""
+    key: str | None = None
+    """The fire key of a keyed firing: the view answers :meth:`SessionView.fire_record`
+    for it, and the commit refuses if another writer recorded it meanwhile."""
 
 
 @dataclass(slots=True)
@@ -172,6 +181,12 @@ class Changes:
     first_fired: dict[str, int] = field(default_factory=dict)
     """Task -> how many of its ``requires`` fired for the first time in this transition:
     the store counts its missing triggers down by that much."""
+    fire_key: tuple[str, bytes] | None = None
+    """A fire key and its record (JSON), stored with the firing; the store keeps it as long
+    as the session and must refuse the commit if the key was recorded meanwhile."""
+    recover: list[tuple[TaskInstance, TaskConfig]] = field(default_factory=list)
+    """Instances found stuck (scheduled and never claimed, or running with an expired
+    lease) that the manager hands to their runner again after the commit."""
     configs: dict[str, TaskConfig] | None = None
     missing: dict[str, int] | None = None
     """With ``configs``: every task's count of ``requires`` not fired yet."""
@@ -185,7 +200,7 @@ class Changes:
     @property
     def is_empty(self) -> bool:
         return not (self.fired or self.instances or self.states or self.configs is not None
-                    or self.metadata)
+                    or self.metadata or self.fire_key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,9 @@ class StorageBackend(ABC):
 
     name: ClassVar[str] = ""
     url_schemes: ClassVar[tuple[str, ...]] = ()
+    supports_fire_keys: ClassVar[bool] = False
+    """The backend keeps fire keys (``fire(..., key=...)``): its views answer
+    ``fire_record`` for a plan's key and its commits store ``Changes.fire_key``."""
 
     def __init__(self, uid: str) -> None:
         if not isinstance(uid, str) or not uid:
@@ -69,6 +72,11 @@ class StorageBackend(ABC):
     @abstractmethod
     def clear(self) -> None:
         """Delete the whole session."""
+
+    def session_uids(self) -> list[str]:
+        """The uid of every session stored where this one is (the same file, server and
+        prefix, or process), for sweeps over a whole store (``triggerhooks recover --all``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its sessions")
 
     def reference(self) -> JsonDict:
         """A JSON description from which a worker rebuilds this storage (see ``open_reference``)."""

@@ -34,6 +34,7 @@ class _Session(SessionView):
         self.counted = 0
         self.unresolved = 0
         self.metadata: JsonDict = {}
+        self.fire_keys: dict[str, bytes] = {}
 
     def task(self, name: str) -> TaskConfig | None:
         return self.configs.get(name)
@@ -55,6 +56,9 @@ class _Session(SessionView):
 
     def missing(self, task: str) -> int | None:
         return self.waiting.get(task)
+
+    def fire_record(self, key: str) -> bytes | None:
+        return self.fire_keys.get(key)
 
     def instance(self, name: str) -> TaskInstance | None:
         raw = self.instance_data.get(name)
@@ -82,7 +86,13 @@ class _Session(SessionView):
         self.unresolved += changes.unresolved_delta
         if changes.metadata:
             self.metadata.update(changes.metadata)
+        if changes.fire_key is not None:
+            key, record = changes.fire_key
+            self.fire_keys[key] = record
 
+    @property
+    def is_empty(self) -> bool:
+        return not (self.configs or self.fired_kwargs or self.instance_data or self.metadata)
 
     def _configure(self, configs: Mapping[str, TaskConfig], missing: Mapping[str, int]) -> None:
         self.configs = dict(configs)
@@ -120,6 +130,12 @@ class MemoryStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def uids(self) -> list[str]:
+        """The sessions that hold anything."""
+        with self._lock:
+            sessions = list(self._sessions.items())
+        return [uid for uid, session in sessions if not session.is_empty]
+
 
 default_store = MemoryStore()
 
@@ -129,6 +145,7 @@ class MemoryStorageBackend(StorageBackend):
 
     name = "memory"
     url_schemes = ("memory",)
+    supports_fire_keys = True
 
     def __init__(self, uid: str, store: MemoryStore | None = None) -> None:
         super().__init__(uid)
@@ -146,6 +163,9 @@ class MemoryStorageBackend(StorageBackend):
             session.apply(changes)
             return Commit(changes, session.unresolved, session.counted,
                           SESSION_FINALIZED in session.fired_kwargs)
+
+    def session_uids(self) -> list[str]:
+        return self.store.uids()
 
     def _load_tasks(self) -> dict[str, TaskConfig]:
         with self._session.lock:
