@@ -79,16 +79,19 @@ class _Session(SessionView):
         for task, count in changes.first_fired.items():
             if task in self.waiting:
                 self.waiting[task] -= count
-        if changes.counted is not None:
-            self.counted = changes.counted
-        if changes.unresolved is not None:
-            self.unresolved = changes.unresolved
-        self.unresolved += changes.unresolved_delta
+        self._count(changes)
         if changes.metadata:
             self.metadata.update(changes.metadata)
         if changes.fire_key is not None:
             key, record = changes.fire_key
             self.fire_keys[key] = record
+
+    def _count(self, changes: Changes) -> None:
+        if changes.counted is not None:
+            self.counted = changes.counted
+        if changes.unresolved is not None:
+            self.unresolved = changes.unresolved
+        self.unresolved += changes.unresolved_delta
 
     @property
     def is_empty(self) -> bool:
