@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from . import signals
 from .config import parse_configuration
@@ -130,7 +130,7 @@ class TriggerManager:
         else:
             commit = self.storage.transact(
                 plan, transition(lambda step: step.fire_once(trigger_name, raw, key)))
-            firing = commit.changes.result
+            firing = cast(Firing, commit.changes.result)
             if firing.repeated:
                 return firing
         effects.after_commit(self, commit,
