@@ -16,8 +16,9 @@ from typing import Any, ClassVar, cast
 
 from . import signals
 from .config import parse_configuration
-from .core import effects, execution, updates
-from .core.leases import DEFAULT_MAX_ATTEMPTS, Lease
+from .core import effects, execution, sweep, updates
+from .core.leases import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPTS, Lease, default_worker
+from .core.recovery import DEFAULT_CLAIM_GRACE_SECONDS, Recovery, Stuck
 from .core.rules import transition
 from .core.types import Plan
 from .events import load_receiver_modules, send_event
@@ -28,9 +29,27 @@ from .runners import TaskRunner, task_runners
 from .serialization import JsonDict, dotted_name, dumps_mapping, loads
 from .storages.base import StorageBackend
 
-__all__ = ["TASK_RUNNER_ENV", "TriggerManager", "trigger_managers"]
+__all__ = ["CLAIM_GRACE_ENV", "LEASE_ENV", "TASK_RUNNER_ENV", "TriggerManager", "trigger_managers"]
 
 TASK_RUNNER_ENV = "TRIGGERHOOKS_TASK_RUNNER"
+LEASE_ENV = "TRIGGERHOOKS_LEASE_SECONDS"
+CLAIM_GRACE_ENV = "TRIGGERHOOKS_CLAIM_GRACE_SECONDS"
+
+
+def _seconds(given: float | None, env: str, default: float, what: str) -> float:
+    """A positive number of seconds: ``given``, else ``$env``, else ``default``."""
+    value: object = given
+    if value is None:
+        raw = os.environ.get(env)
+        value = raw if raw else default
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        source = f" (from ${env})" if given is None else ""
+        raise ValueError(f"{what} must be a positive number of seconds, not {value!r}{source}")
+    return seconds
 
 
 InstanceRef = str | TaskInstance
@@ -56,10 +75,22 @@ class TriggerManager:
     """When set (``logging.WARNING`` or above), a session is finalized only once no instance
     has unresolved logs at this level or above (see ``mark_instance_logs_resolved``)."""
     TRIGGER_SESSION_FINALIZED: ClassVar[str] = SESSION_FINALIZED
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a claim holds without a heartbeat; after that a recovery may take it over.
+    Also ``$TRIGGERHOOKS_LEASE_SECONDS``."""
+    claim_grace_seconds: float = DEFAULT_CLAIM_GRACE_SECONDS
+    """How long a scheduled instance may wait for its runner to claim it before a recovery
+    hands it off again. Also ``$TRIGGERHOOKS_CLAIM_GRACE_SECONDS``."""
 
     def __init__(self, storage: StorageBackend, *, task_runner: str | None = None,
-                 finalize_log_level: int | None = None) -> None:
+                 finalize_log_level: int | None = None, lease_seconds: float | None = None,
+                 claim_grace_seconds: float | None = None) -> None:
         self.storage = storage
+        self.lease_seconds = _seconds(lease_seconds, LEASE_ENV, type(self).lease_seconds,
+                                      "lease_seconds")
+        self.claim_grace_seconds = _seconds(claim_grace_seconds, CLAIM_GRACE_ENV,
+                                            type(self).claim_grace_seconds,
+                                            "claim_grace_seconds")
         runner = (task_runner or type(self).default_task_runner_name
                   or os.environ.get(TASK_RUNNER_ENV) or "inline")
         if runner not in task_runners:
@@ -154,16 +185,37 @@ class TriggerManager:
         Returns the instance as stored at the end, or ``None`` when it was not
         ``scheduled`` (already taken by another worker, abandoned, ...).
 
-        With ``lease`` (seconds), the claim is recorded with ``worker`` in
-        ``metadata["claim"]`` and renewed by a heartbeat while the task runs;
-        a ``running`` instance whose lease expired (its worker died) is then
-        taken over instead of ignored — unless it was started ``max_attempts``
-        times already (``None``: no limit): it then ends ``failed`` with a
+        The claim holds a lease of ``lease`` seconds (default: ``lease_seconds``),
+        recorded with ``worker`` (default: ``host:pid/thread``) in
+        ``metadata["claim"]`` and renewed by a heartbeat while the task runs. A
+        ``running`` instance whose lease expired (its worker died) is taken over
+        instead of ignored — unless it was started ``max_attempts`` times already
+        (``None``: no limit): it then ends ``failed`` with a
         :class:`~triggerhooks.exceptions.WorkerLostError`, which is returned.
         See :mod:`triggerhooks.core.leases`.
         """
-        held = None if lease is None else Lease(lease, worker, max_attempts=max_attempts)
+        held = Lease(self.lease_seconds if lease is None else lease, worker or default_worker(),
+                     max_attempts=max_attempts)
         return execution.execute(self, _instance_name(instance), held)
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def stuck(self) -> list[Stuck]:
+        """Instances scheduled but not claimed for longer than ``claim_grace_seconds``
+        after they were due, and running ones whose lease expired."""
+        return sweep.find_stuck(self.storage, self.claim_grace_seconds)
+
+    def recover(self) -> list[Recovery]:
+        """Recover the session: hand each stuck instance (see :meth:`stuck`) to its runner
+        again (which takes a running one over), or fail it with ``WorkerLostError`` when
+        its worker was lost as often as its claim allows; schedule a task whose triggers
+        all fired but that has no instance (a process killed between a firing and its
+        follow-up), abandon a vetoed one, and finalize a session left unfinalized.
+
+        Safe to run at any time, from any process, as often as wanted: nothing runs
+        twice. Returns what it did. See ``docs/guarantees.md``.
+        """
+        return sweep.recover_session(self)
 
     def task_runner(self, name: str | None = None) -> TaskRunner:
         """The runner registered as ``name`` (default: this manager's), made once per manager."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +13,8 @@ import orjson
 
 from .exceptions import UnstorableKwargsError
 
-__all__ = ["JsonDict", "dotted_name", "dumps", "dumps_mapping", "kwargs_digest", "loads"]
+__all__ = ["JsonDict", "dotted_name", "dumps", "dumps_mapping", "kwargs_digest", "loads",
+           "safe_text", "storable"]
 
 JsonDict = dict[str, Any]
 
@@ -42,6 +44,37 @@ def dumps_mapping(value: object, what: str) -> bytes:
     if not isinstance(value, dict):
         value = dict(value)
     return dumps(value, what)
+
+
+STORABLE_DEPTH = 32
+"""How deep :func:`storable` keeps a value's structure before it describes the rest."""
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with what UTF-8 cannot hold (a lone surrogate) escaped as ``\\udc80``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def storable(value: Any, depth: int = 0) -> Any:
+    """A JSON-storable description of ``value``: its structure down to ``STORABLE_DEPTH``
+    levels, strings escaped (:func:`safe_text`), anything else (and deeper) as a short repr.
+    What an instance stores when what it produced cannot be stored as it is."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if value is None or isinstance(value, (bool, float)) or (
+            isinstance(value, int) and value in _INT_RANGE):
+        return value
+    if depth < STORABLE_DEPTH:
+        if isinstance(value, Mapping):
+            return {safe_text(str(key)): storable(item, depth + 1) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [storable(item, depth + 1) for item in value]
+    return safe_text(reprlib.repr(value))
 
 
 def kwargs_digest(raw: bytes) -> str:

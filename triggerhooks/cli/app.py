@@ -40,7 +40,7 @@ from ..storages import (
 from ..storages.urls import shown_url, storage_location
 from ..task import trigger_tasks
 from ..workflow import FORMATS, FileProblem, WorkflowFile, WorkflowFileError, load_workflow, validate_workflow
-from .render import SignalPrinter, format_plugins, session_json, session_tables
+from .render import SignalPrinter, format_plugins, recovery_table, session_json, session_tables
 
 __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
 
@@ -53,7 +53,7 @@ GRAPH_FORMATS = {".mmd": "mermaid", ".mermaid": "mermaid", ".dot": "dot", ".gv":
 
 # Mistakes a user can make (a bad file, URL, name, JSON, a server that is down):
 # one line, no traceback.
-USER_ERRORS = (TriggerhooksError, ValueError, OSError, ImportError)
+USER_ERRORS = (TriggerhooksError, ValueError, OSError, ImportError, NotImplementedError)
 
 
 class UserError(click.ClickException):
@@ -325,7 +325,10 @@ def load(session: str, file: str) -> None:
 @click.argument("trigger")
 @click.option("--kwargs", "kwargs_text", metavar="JSON",
               help="Trigger kwargs: a JSON object, or @file.json.")
-def fire(session: str, trigger: str, kwargs_text: str | None) -> None:
+@click.option("--key", metavar="KEY",
+              help="Fire at most once per session with this key: a repeat changes nothing "
+                   "(safe to retry).")
+def fire(session: str, trigger: str, kwargs_text: str | None, key: str | None) -> None:
     """Fire TRIGGER into SESSION and run every task it makes ready."""
     settings = _settings()
     kwargs = _json_option(kwargs_text, "--kwargs")
@@ -334,7 +337,12 @@ def fire(session: str, trigger: str, kwargs_text: str | None) -> None:
         click.echo(f"note: session {session!r} has no tasks yet; the trigger is recorded",
                    err=True)
     with settings.reporting():
-        manager.fire(trigger, kwargs)
+        firing = manager.fire(trigger, kwargs, key=key)
+    if firing.repeated:
+        settings.console.print(
+            f"[yellow]=[/] key [bold]{key}[/] was fired already (at {firing.fired_at}); "
+            f"nothing changed", highlight=False)
+        return
     settings.console.print(f"[green]✓[/] fired [bold]{trigger}[/] in session [bold]{session}[/]",
                            highlight=False)
 
@@ -401,6 +409,43 @@ def resolve_logs(session: str, instances: tuple[str, ...], all_: bool, level: st
                                    highlight=False)
     if not names:
         settings.console.print("no instance has unresolved logs", highlight=False)
+
+
+@cli.command()
+@click.argument("session", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every session of the storage.")
+@click.option("--dry-run", is_flag=True, help="Only list the stuck instances.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done (or found) as JSON.")
+def recover(session: str | None, all_: bool, dry_run: bool, as_json: bool) -> None:
+    """Recover SESSION (or --all): run again what a lost process or message left stuck.
+
+    An instance scheduled but not claimed within the grace time, or running with
+    an expired lease, is handed to its runner again (or failed after too many
+    lost attempts); a ready task without an instance is scheduled; a session
+    whose tasks are all resolved is finalized. Safe to repeat: nothing runs twice.
+    """
+    settings = _settings()
+    if bool(session) == all_:
+        raise click.UsageError("name a SESSION or pass --all (not both)")
+    uids = [session] if session else sweep_uids(settings)
+    report: dict[str, list[dict[str, Any]]] = {}
+    with settings.reporting():
+        for uid in uids:
+            manager = settings.manager(uid)
+            found = manager.stuck() if dry_run else manager.recover()
+            report[uid] = [entry.to_json() for entry in found]
+    if as_json:
+        click.echo(json.dumps(report if all_ else report[uids[0]], indent=2, ensure_ascii=False))
+        return
+    settings.console.print(recovery_table(report, dry_run), highlight=False)
+
+
+def sweep_uids(settings: Settings) -> list[str]:
+    """Every session of the storage, for ``--all``."""
+    try:
+        return settings.storage("-").session_uids()
+    except NotImplementedError as exc:
+        raise UserError(f"{exc}: name a SESSION instead of --all") from None
 
 
 # -- looking at a session ----------------------------------------------------------------------------

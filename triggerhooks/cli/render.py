@@ -11,7 +11,7 @@ from typing import Any
 
 from blinker import NamedSignal
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -280,3 +280,36 @@ class SignalPrinter:
                 if isinstance(signal, NamedSignal):
                     stack.enter_context(connected(self.receiver(name), signal))
             yield self
+
+
+_RECOVERY_STYLES = {"handed off": "yellow", "failed": "red", "scheduled": "cyan",
+                    "abandoned": "magenta", "finalized": "green"}
+
+
+def recovery_table(report: Mapping[str, list[JsonDict]], dry_run: bool) -> RenderableType:
+    """What ``triggerhooks recover`` did (or, with ``--dry-run``, found stuck) per session."""
+    rows = [(uid, entry) for uid, entries in report.items() for entry in entries]
+    sessions = len(report)
+    scope = f"{sessions} session{'s' * (sessions != 1)}"
+    if not rows:
+        return Text(f"nothing stuck in {scope}" if dry_run else f"nothing to recover in {scope}",
+                    style="green")
+    table = Table(title=("stuck instances" if dry_run else "recovered") + f" ({scope})",
+                  title_justify="left")
+    table.add_column("session", overflow="fold")
+    table.add_column("instance", overflow="fold")
+    if dry_run:
+        for column in ("status", "reason", "since", "worker", "attempt"):
+            table.add_column(column, overflow="fold")
+        for uid, entry in rows:
+            table.add_row(uid, entry["instance"], entry["status"], entry["reason"], entry["since"],
+                          entry["worker"] or "", str(entry["attempt"] or ""))
+        return table
+    table.add_column("action")
+    table.add_column("why", overflow="fold")
+    for uid, entry in rows:
+        style = _RECOVERY_STYLES.get(entry["action"], "")
+        table.add_row(uid, entry["instance"] or "", Text(entry["action"], style=style),
+                      entry["reason"])
+    return table
+

@@ -23,6 +23,7 @@ from ..exceptions import SignalHandlingError, mark_committed
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..registries import trigger_tasks
 from ..serialization import JsonDict, loads
+from .recovery import still_stuck
 from .types import Commit, Notice
 
 if TYPE_CHECKING:
@@ -142,6 +143,18 @@ def _by_runner(manager: TriggerManager, scheduled: Scheduled) -> dict[str, list[
     return groups
 
 
+def _recovered(manager: TriggerManager, commit: Commit) -> Scheduled:
+    """The stuck instances a transition found and stamped, that are still to run after it."""
+    found: Scheduled = []
+    for instance, config in commit.changes.recover:
+        current = commit.changes.instances.get(instance.name, instance)
+        if still_stuck(current, config):
+            log.warning("%s: instance %s was stuck (%s); handing it to its runner again",
+                        manager.storage.uid, instance.name, current.status.value)
+            found.append((current, config, 0.0))
+    return found
+
+
 def _give(manager: TriggerManager, runner: str, instances: list[tuple[str, float]]) -> None:
     manager.task_runner(runner).schedule_many(manager, instances)
 
@@ -202,6 +215,9 @@ def _follow(manager: TriggerManager, commit: Commit, fired: Fired | None,
         errors.run(then)
     if commit.ready_to_finalize:
         errors.run(partial(finalize, manager, commit))
-    failures = _hand_off(manager, changes.schedule, errors) if changes.schedule else []
+    handing = changes.schedule
+    if changes.recover:
+        handing = [*handing, *_recovered(manager, commit)]
+    failures = _hand_off(manager, handing, errors) if handing else []
     if failures or errors.caught:
         _raise(manager, failures, errors)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..exceptions import InvalidTaskResultError, SignalHandlingError, UnstorableKwargsError
 from ..models import TaskConfig, TaskInstance
 from ..registries import trigger_tasks
-from ..serialization import JsonDict, dotted_name, dumps, dumps_mapping, loads
+from ..serialization import JsonDict, dotted_name, dumps, dumps_mapping, loads, safe_text, storable
 from ..task import Retry, StatusChange, TaskContext
 from .effects import after_commit, send_pre_fire
 from .leases import Heartbeat, Lease
@@ -43,13 +43,24 @@ def failure_metadata(exc: BaseException, where: TracebackType | None = None) -> 
         try:
             context = loads(dumps(context))
         except UnstorableKwargsError:
-            context = {"repr": repr(context)}
+            context = {"repr": safe_text(repr(context))}
     return {
         "exceptionType": dotted_name(type(exc)),
-        "exceptionInfo": "".join(traceback.format_exception(
-            type(exc), exc, exc.__traceback__ or where)),
+        "exceptionInfo": safe_text("".join(traceback.format_exception(
+            type(exc), exc, exc.__traceback__ or where))),
         "exceptionContext": context,
     }
+
+
+def _unstorable(name: str, what: str, exc: UnstorableKwargsError,
+                meta: JsonDict | None = None) -> JsonDict:
+    """The failure an instance stores when its outcome (``what``) cannot be stored: the
+    storage's reason, and what it can hold of the outcome (``meta``)."""
+    failure = failure_metadata(InvalidTaskResultError(
+        f"the {what} of {name} cannot be stored: {exc}"))
+    if meta is not None:
+        failure["exceptionContext"] = storable(meta)
+    return failure
 
 
 def _encode_result(name: str, config: TaskConfig, outcome: object) -> bytes:
@@ -119,9 +130,14 @@ class _Execution:
     def finished(self, task_name: str, raw: bytes, result: JsonDict,
                  level: int) -> TaskInstance | None:
         name, token = self.name, self.token
-        commit = self.manager.storage.transact(
-            Plan(trigger=task_name, instances=(name,)),
-            transition(lambda step: step.complete(name, raw, level, token=token, value=result)))
+        try:
+            commit = self.manager.storage.transact(
+                Plan(trigger=task_name, instances=(name,)),
+                transition(lambda step: step.complete(name, raw, level, token=token,
+                                                      value=result)))
+        except UnstorableKwargsError as exc:  # a result too deep once stored with its cascade
+            return self.store_failure(_unstorable(name, "result", exc, {"result": result}),
+                                      level, exc)
         if not commit.changes.result:
             current = self.manager.storage.get(name)
             log.warning("%s: instance %s was changed while it ran (now %s); its result is not "
@@ -132,15 +148,27 @@ class _Execution:
         return commit.changes.instances[name]
 
     def failed(self, exc: BaseException, context: TaskContext | None) -> TaskInstance | None:
-        name, token = self.name, self.token
+        name = self.name
         if context is None or id(exc) not in context.logged_exceptions:
             log.warning("%s: task instance %s failed: %s: %s", self.manager.storage.uid, name,
                         type(exc).__name__, exc)
-        meta = failure_metadata(exc)
         level = context.log_level if context else logging.NOTSET
-        commit = self.manager.storage.transact(
-            Plan(instances=(name,)),
-            transition(lambda step: step.fail(name, meta, level, exc, token)))
+        return self.store_failure(failure_metadata(exc), level, exc)
+
+    def store_failure(self, meta: JsonDict, level: int,
+                      exc: BaseException | None) -> TaskInstance | None:
+        """running -> failed with ``meta``; what the storage cannot hold of it is stored as
+        :func:`~triggerhooks.serialization.storable` describes it."""
+        name, token = self.name, self.token
+        try:
+            commit = self.manager.storage.transact(
+                Plan(instances=(name,)),
+                transition(lambda step: step.fail(name, meta, level, exc, token)))
+        except UnstorableKwargsError:
+            safe = storable(meta)
+            commit = self.manager.storage.transact(
+                Plan(instances=(name,)),
+                transition(lambda step: step.fail(name, safe, level, exc, token)))
         after_commit(self.manager, commit)
         return commit.changes.instances.get(name)
 
@@ -155,8 +183,12 @@ class _Execution:
         retries = int(context.task_instance.metadata.get("retries", 0)) + 1
         failure = (failure_metadata(cause, retry.__traceback__), context.log_level, cause,
                    self.token)
-        commit, _ = replay(self.manager, self.name, replacement, retry.cooldown,
-                           {"retries": retries}, failure=failure)
+        try:
+            commit, _ = replay(self.manager, self.name, replacement, retry.cooldown,
+                               {"retries": retries}, failure=failure)
+        except UnstorableKwargsError as exc:  # what the retry carries cannot be stored
+            return self.store_failure(
+                _unstorable(self.name, "retry", exc, failure[0]), context.log_level, exc)
         return commit.changes.instances.get(self.name)
 
     def status(self, change: StatusChange, context: TaskContext) -> TaskInstance | None:
@@ -165,10 +197,14 @@ class _Execution:
                                       change.cascade, change.cascade_kwargs)
         except Exception as exc:  # metadata that cannot be stored, a vetoed cascade
             return self.failed(exc, context)
-        return commit_status(self.manager, self.name, prepared, context.log_level, self.token)
+        try:
+            return commit_status(self.manager, self.name, prepared, context.log_level,
+                                 self.token)
+        except UnstorableKwargsError as exc:  # its cascade's instances cannot be stored
+            return self.failed(exc, context)
 
 
-def _claim(manager: TriggerManager, name: str, held: Lease | None) -> Commit:
+def _claim(manager: TriggerManager, name: str, held: Lease) -> Commit:
     def body(step: Transition) -> tuple[TaskInstance, TaskConfig] | None:
         return step.claim(name, held)
     return manager.storage.transact(Plan(instances=(name,)), transition(body))
@@ -194,16 +230,14 @@ def _not_claimed(manager: TriggerManager, name: str, commit: Commit) -> TaskInst
     return None
 
 
-def execute(manager: TriggerManager, name: str, held: Lease | None) -> TaskInstance | None:
-    """Claim ``name`` (under ``held`` when leased), run its task and store the outcome;
-    see :meth:`TriggerManager.execute`."""
+def execute(manager: TriggerManager, name: str, held: Lease) -> TaskInstance | None:
+    """Claim ``name`` under ``held``, run its task with a heartbeat renewing the lease and
+    store the outcome; see :meth:`TriggerManager.execute`."""
     commit = _claim(manager, name, held)
     claimed: tuple[TaskInstance, TaskConfig] | None = commit.changes.result
     if claimed is None:
         return _not_claimed(manager, name, commit)
     running, config = claimed
-    if held is None:
-        return _Execution(manager, name, None).start(commit, running, config)
     attempt = running.metadata["claim"]["attempt"]
     if attempt > 1:
         log.warning("%s: instance %s: its lease expired while running; %s takes it over "

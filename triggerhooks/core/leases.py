@@ -1,10 +1,13 @@
 """Leased claims: who runs a task instance, and until when that holds without news.
 
-A runner whose workers can die mid-task (Celery with ``acks_late``) executes
-with a lease: ``manager.execute(name, lease=30, worker="w1")``. The claim
-(``scheduled -> running``) then records, in ``metadata["claim"]``, a fresh
-token, the worker, the attempt number and when the lease expires; a
-heartbeat renews the lease while the task runs. The rules:
+Every execution holds a lease (``manager.execute(name, lease=30, worker="w1")``;
+the manager's ``lease_seconds`` by default): the claim (``scheduled ->
+running``) records, in ``metadata["claim"]``, a fresh token, the worker, the
+attempt number, the attempts allowed and when the lease expires; one heartbeat
+thread per process renews the leases of every task the process runs. A
+process that dies mid-task (killed, out of memory, a machine lost) stops
+renewing, and its instance can be recovered once the lease has expired
+(:mod:`.recovery`). The rules:
 
 * a message for a ``scheduled`` instance claims it (attempt 1);
 * a message for a ``running`` instance whose lease has expired takes it over
@@ -27,7 +30,10 @@ and the lease well above their skew.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +44,20 @@ from ..exceptions import WorkerLostError
 from ..models import TaskInstance
 from ..serialization import JsonDict
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "Claim", "Heartbeat", "Lease", "claim_of"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "DEFAULT_MAX_ATTEMPTS", "Claim", "Heartbeat", "Lease",
+           "after", "claim_of", "default_worker"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS = 3
 """How many times an instance may be started under leases before a lost worker fails it."""
+DEFAULT_LEASE_SECONDS = 30.0
+"""How long a claim holds without a heartbeat (renewed every third of it)."""
+
+
+def default_worker() -> str:
+    """This process's (and thread's) name as a claim records it: ``host:pid/thread``."""
+    return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,13 @@ class Claim:
     expires_at: str
     lost: tuple[str | None, ...] = ()
     """The workers of the earlier attempts, whose leases expired (``lostWorkers``)."""
+    max_attempts: int | None = None
+    """The attempts the claiming lease allowed (``maxAttempts``; ``None``: no limit)."""
+
+    @property
+    def exhausted(self) -> bool:
+        """No attempt is left after this one: a lost worker now fails the instance."""
+        return self.max_attempts is not None and self.attempt >= self.max_attempts
 
     def expired(self, now: str) -> bool:
         return datetime.fromisoformat(self.expires_at) <= datetime.fromisoformat(now)
@@ -93,16 +114,17 @@ class Claim:
 
     @classmethod
     def start(cls, lease: Lease, attempt: int, now: str) -> Claim:
-        return cls(lease.token, lease.worker, attempt, now, _after(now, lease.seconds))
+        return cls(lease.token, lease.worker, attempt, now, after(now, lease.seconds),
+                   max_attempts=lease.max_attempts)
 
     def taken_over(self, lease: Lease, now: str) -> Claim:
         """The next attempt's claim, for ``lease``; this claim's worker is remembered as lost."""
-        return Claim(lease.token, lease.worker, self.attempt + 1, now, _after(now, lease.seconds),
-                     (*self.lost, self.worker))
+        return Claim(lease.token, lease.worker, self.attempt + 1, now, after(now, lease.seconds),
+                     (*self.lost, self.worker), lease.max_attempts)
 
     def renewed(self, now: str, seconds: float) -> Claim:
-        return Claim(self.token, self.worker, self.attempt, self.claimed_at, _after(now, seconds),
-                     self.lost)
+        return Claim(self.token, self.worker, self.attempt, self.claimed_at, after(now, seconds),
+                     self.lost, self.max_attempts)
 
     def lost_metadata(self, instance: str, max_attempts: int) -> JsonDict:
         """What an instance stores when its worker was lost once more than ``max_attempts``
@@ -126,15 +148,19 @@ class Claim:
                           "claimedAt": self.claimed_at, "expiresAt": self.expires_at}
         if self.lost:
             data["lostWorkers"] = list(self.lost)
+        if self.max_attempts is not None:
+            data["maxAttempts"] = self.max_attempts
         return data
 
     @classmethod
     def from_json(cls, data: JsonDict) -> Claim:
         return cls(data["token"], data.get("worker"), int(data["attempt"]), data["claimedAt"],
-                   data["expiresAt"], tuple(data.get("lostWorkers", ())))
+                   data["expiresAt"], tuple(data.get("lostWorkers", ())),
+                   data.get("maxAttempts"))
 
 
-def _after(now: str, seconds: float) -> str:
+def after(now: str, seconds: float) -> str:
+    """The ISO time ``seconds`` after ``now``."""
     return (datetime.fromisoformat(now) + timedelta(seconds=seconds)).isoformat()
 
 
@@ -144,8 +170,59 @@ def claim_of(instance: TaskInstance) -> Claim | None:
     return Claim.from_json(data) if isinstance(data, dict) else None
 
 
+class _Beats:
+    """The process's heartbeat thread: renews every registered lease when it falls due.
+
+    One thread however many tasks run (a thread per task would cost more than the
+    task). Started on first use, and again in a forked child (which has no threads).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._beats: dict[int, Heartbeat] = {}
+        self._pid = 0
+        self._wake_at = float("inf")
+
+    def add(self, beat: Heartbeat) -> None:
+        with self._cond:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="triggerhooks heartbeats",
+                                 daemon=True).start()
+            self._beats[id(beat)] = beat
+            if beat.due < self._wake_at:
+                self._cond.notify()
+
+    def remove(self, beat: Heartbeat) -> None:
+        with self._cond:
+            self._beats.pop(id(beat), None)
+
+    def _due(self) -> list[Heartbeat]:
+        """Wait until a lease falls due; the beats due then."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                due = [beat for beat in self._beats.values() if beat.due <= now]
+                if due:
+                    return due
+                self._wake_at = min((beat.due for beat in self._beats.values()),
+                                    default=float("inf"))
+                self._cond.wait(None if self._wake_at == float("inf") else self._wake_at - now)
+                self._wake_at = float("inf")
+
+    def _run(self) -> None:
+        while True:
+            for beat in self._due():
+                beat.beat()
+                if beat.lost:
+                    self.remove(beat)
+
+
+_beats = _Beats()
+
+
 class Heartbeat:
-    """Calls ``renew()`` every ``interval`` seconds in a daemon thread, inside a ``with`` block.
+    """Renews a lease every ``interval`` seconds while inside a ``with`` block.
 
     ``renew`` returns False once the claim is lost (taken over); the heartbeat
     then stops and logs a warning. Errors (storage unreachable) are logged and
@@ -156,27 +233,27 @@ class Heartbeat:
         self._renew = renew
         self._interval = interval
         self._what = what
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"triggerhooks heartbeat {what}",
-                                        daemon=True)
+        self.due = time.monotonic() + interval
         self.lost = False
+        self.active = False
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        self.active = True
+        _beats.add(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.active = False
+        _beats.remove(self)
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                if not self._renew():
-                    self.lost = True
-                    log.warning("%s: the claim was lost (taken over after its lease expired); "
-                                "this run's outcome will not be stored", self._what)
-                    return
-            except Exception as exc:
-                log.warning("%s: renewing the lease failed: %s", self._what, exc)
+    def beat(self) -> None:
+        """Renew now (called by the heartbeat thread when due)."""
+        self.due = time.monotonic() + self._interval
+        try:
+            if not self._renew() and self.active:  # not the task ending meanwhile
+                self.lost = True
+                log.warning("%s: the claim was lost (taken over after its lease expired); "
+                            "this run's outcome will not be stored", self._what)
+        except Exception as exc:
+            log.warning("%s: renewing the lease failed: %s", self._what, exc)

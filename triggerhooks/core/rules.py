@@ -27,7 +27,8 @@ from ..models import (
     utcnow,
 )
 from ..serialization import JsonDict, dumps, kwargs_digest, loads
-from .leases import Claim, Lease, claim_of
+from .leases import Claim, Lease, after, claim_of
+from .recovery import handed_again, stuck
 from .types import Changes, Compute, Notice, SessionView, TaskState
 
 __all__ = ["Transition", "cycle_problems", "transition"]
@@ -35,6 +36,7 @@ __all__ = ["Transition", "cycle_problems", "transition"]
 _UNSTARTED = TaskStatus.UNSTARTED
 _SCHEDULED = TaskStatus.SCHEDULED
 _RUNNING = TaskStatus.RUNNING
+_OPEN_WORK = (_SCHEDULED, _RUNNING)
 _VALUES = {status: status.value for status in TaskStatus}
 _NOTICES = {TaskStatus.FINISHED: "completed", TaskStatus.FAILED: "failed",
             TaskStatus.ABANDONED: "abandoned", TaskStatus.SCHEDULED: "scheduled",
@@ -97,10 +99,13 @@ def cycle_problems(merged: Mapping[str, TaskConfig],
 class Transition:
     """Builds one transition's changes against a view, copying state before changing it."""
 
-    __slots__ = ("_before", "_decoded", "_now", "changes", "view")
+    __slots__ = ("_before", "_decoded", "_now", "changes", "grace", "view")
 
-    def __init__(self, view: SessionView) -> None:
+    def __init__(self, view: SessionView, grace: float | None = None) -> None:
         self.view = view
+        self.grace = grace
+        """With a grace time (seconds), a stuck instance this transition reads is recovered
+        (see :mod:`.recovery`)."""
         self.changes = Changes()
         self._now: str | None = None
         self._before: dict[str, bool] = {}
@@ -139,9 +144,14 @@ class Transition:
         return state
 
     def instance(self, name: str) -> TaskInstance:
-        found = self.changes.instances.get(name) or self.view.instance(name)
+        found = self.changes.instances.get(name)
+        if found is not None:
+            return found
+        found = self.view.instance(name)
         if found is None:
             raise InstanceNotFoundError(f"no task instance named {name!r} in this session")
+        if self.grace is not None and found.status in _OPEN_WORK:
+            return self._recover(found, self.grace) or found
         return found
 
     def config_of(self, instance: TaskInstance) -> TaskConfig:
@@ -226,6 +236,8 @@ class Transition:
         """A new instance, scheduled at once (a one-shot task that became ready, a replay)."""
         if kwargs is None:
             kwargs = self.kwargs_for(config, {})
+        if countdown > 0:  # a recovery counts its grace time from then
+            metadata = {**(metadata or {}), "due": after(self.now, countdown)}
         scheduled = self.create(config, _SCHEDULED, kwargs, metadata, notice="scheduled")
         self.changes.schedule.append((scheduled, config, countdown))
         return scheduled
@@ -529,6 +541,44 @@ class Transition:
         self.changes.unresolved = sum(
             not self.peek_state(c.name).is_resolved for c in counted)
 
+    # -- recovery ------------------------------------------------------------------------
+
+    def recover(self, name: str, grace: float) -> TaskInstance | None:
+        """Hand a stuck instance to its runner again, or fail it when its worker was lost
+        as often as its claim allows; None when it is not stuck (see :mod:`.recovery`)."""
+        instance = self.changes.instances.get(name) or self.view.instance(name)
+        if instance is None or instance.status not in _OPEN_WORK:
+            return None
+        return self._recover(instance, grace)
+
+    def _recover(self, instance: TaskInstance, grace: float) -> TaskInstance | None:
+        found = stuck(instance, grace, self.now)
+        if found is None:
+            return None
+        config = self.config_of(instance)
+        claim = claim_of(instance)
+        if found.exhausted and claim is not None and claim.max_attempts is not None:
+            return self.put(instance, TaskStatus.FAILED,
+                            metadata=claim.lost_metadata(instance.name, claim.max_attempts),
+                            notice="failed", config=config, extra={"exception": None})
+        handed = self.put(instance, instance.status, metadata=handed_again(instance, self.now))
+        self.changes.recover.append((handed, config))
+        return handed
+
+    def reevaluate(self, trigger: str) -> None:
+        """Apply the rules to the tasks ``trigger`` concerns as if it had just fired, without
+        recording a firing: what a process killed between a firing and its follow-up left
+        undone (a ready task without its instance, a vetoed one still waiting) is done."""
+        for config in self.view.tasks_for(trigger):
+            if config.unless and self._vetoed(config):
+                if self.peek_state(config.name).pending():
+                    self.abandon_pending(config)
+            elif config.and_every is None:
+                if self.peek_state(config.name).next == 0 and self._ready(config):
+                    self.schedule_new(config)
+            elif self._ready(config):
+                self._schedule_unstarted(config)
+
     # -- finishing -----------------------------------------------------------------------
 
     def finish(self) -> Changes:
@@ -545,12 +595,13 @@ class Transition:
         return changes
 
 
-def transition(body: Callable[[Transition], Any]) -> Compute:
+def transition(body: Callable[[Transition], Any], grace: float | None = None) -> Compute:
     """The ``compute`` that ``StorageBackend.transact`` runs for one step of the rules:
-    ``body`` acts on a fresh :class:`Transition`; what it returns becomes ``changes.result``.
+    ``body`` acts on a fresh :class:`Transition` (recovering the stuck instances it reads
+    when given a ``grace``); what it returns becomes ``changes.result``.
     Re-runnable, as optimistic backends need."""
     def compute(view: SessionView) -> Changes:
-        step = Transition(view)
+        step = Transition(view, grace)
         step.changes.result = body(step)
         return step.finish()
     return compute
