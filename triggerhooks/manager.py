@@ -203,7 +203,7 @@ class TriggerManager:
     def stuck(self) -> list[Stuck]:
         """Instances scheduled but not claimed for longer than ``claim_grace_seconds``
         after they were due, and running ones whose lease expired."""
-        return sweep.find_stuck(self.storage, self.claim_grace_seconds)
+        return sweep.find_stuck(self)
 
     def recover(self) -> list[Recovery]:
         """Recover the session: hand each stuck instance (see :meth:`stuck`) to its runner

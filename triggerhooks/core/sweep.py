@@ -20,7 +20,6 @@ from .types import Plan, TaskState
 
 if TYPE_CHECKING:
     from ..manager import TriggerManager
-    from ..storages.base import StorageBackend
 
 __all__ = ["find_stuck", "recover_session"]
 
@@ -29,8 +28,9 @@ log = logging.getLogger("triggerhooks.manager")
 _OPEN_WORK = (TaskStatus.SCHEDULED.value, TaskStatus.RUNNING.value)
 
 
-def find_stuck(storage: StorageBackend, grace: float) -> list[Stuck]:
-    """The session's stuck instances, oldest task first."""
+def find_stuck(manager: TriggerManager) -> list[Stuck]:
+    """The stuck instances of ``manager``'s session (see :meth:`TriggerManager.stuck`)."""
+    storage, grace = manager.storage, manager.claim_grace_seconds
     names = [name for state in storage._load_states().values()
              for name, status in state.open.items() if status in _OPEN_WORK]
     if not names:
@@ -55,7 +55,7 @@ class _Errors:
 def _recover_instances(manager: TriggerManager, errors: _Errors) -> list[Recovery]:
     grace = manager.claim_grace_seconds
     done: list[Recovery] = []
-    for found in find_stuck(manager.storage, grace):
+    for found in find_stuck(manager):
         name = found.instance
 
         def body(step: Transition, name: str = name) -> object:
