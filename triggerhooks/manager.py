@@ -155,9 +155,9 @@ class TriggerManager:
         if key is None:
             commit = self.storage.transact(
                 plan, transition(lambda step: step.fire(trigger_name, raw)))
-            fired = commit.changes.result
-            scheduled = tuple(instance.name for instance, _, _ in commit.changes.schedule)
-            firing = Firing(trigger_name, None, None, scheduled, ignored=not fired)
+            schedule = commit.changes.schedule
+            scheduled = tuple([instance.name for instance, _, _ in schedule]) if schedule else ()
+            firing = Firing(trigger_name, None, None, scheduled, False, not commit.changes.result)
         else:
             commit = self.storage.transact(
                 plan, transition(lambda step: step.fire_once(trigger_name, raw, key)))

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from .exceptions import InstanceNotFoundError, InvalidStatusError
 from .serialization import JsonDict
@@ -223,8 +224,7 @@ def parse_status(value: str | TaskStatus) -> TaskStatus:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
-class Firing:
+class Firing(NamedTuple):
     """What :meth:`TriggerManager.fire` did: the firing it stored (or found stored).
 
     ``scheduled`` names the instances the firing itself scheduled (not those its

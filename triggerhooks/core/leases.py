@@ -34,7 +34,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,9 +54,18 @@ DEFAULT_LEASE_SECONDS = 30.0
 """How long a claim holds without a heartbeat (renewed every third of it)."""
 
 
+_process: tuple[int, str] = (0, "")
+
+
 def default_worker() -> str:
     """This process's (and thread's) name as a claim records it: ``host:pid/thread``."""
-    return f"{socket.gethostname()}:{os.getpid()}/{threading.current_thread().name}"
+    global _process
+    pid, name = _process
+    if pid != os.getpid():
+        pid = os.getpid()
+        name = f"{socket.gethostname()}:{pid}"
+        _process = (pid, name)
+    return f"{name}/{threading.current_thread().name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +90,7 @@ class Lease:
                                   or limit < 1):
             raise ValueError(f"max_attempts must be a positive integer or None, not {limit!r}")
         if not self.token:
-            object.__setattr__(self, "token", uuid.uuid4().hex)
+            object.__setattr__(self, "token", os.urandom(16).hex())
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +190,7 @@ class _Beats:
         self._beats: dict[int, Heartbeat] = {}
         self._pid = 0
         self._wake_at = float("inf")
+        self._idle = float("inf")
 
     def add(self, beat: Heartbeat) -> None:
         with self._cond:
@@ -190,6 +199,7 @@ class _Beats:
                 threading.Thread(target=self._run, name="triggerhooks heartbeats",
                                  daemon=True).start()
             self._beats[id(beat)] = beat
+            self._idle = min(self._idle, beat.interval)
             if beat.due < self._wake_at:
                 self._cond.notify()
 
@@ -198,7 +208,9 @@ class _Beats:
             self._beats.pop(id(beat), None)
 
     def _due(self) -> list[Heartbeat]:
-        """Wait until a lease falls due; the beats due then."""
+        """Wait until a lease falls due; the beats due then. Idle, the thread still wakes
+        every shortest interval it has seen, so that adding a beat rarely needs to wake it
+        (a notification per task would cost more than the task)."""
         with self._cond:
             while True:
                 now = time.monotonic()
@@ -206,9 +218,8 @@ class _Beats:
                 if due:
                     return due
                 self._wake_at = min((beat.due for beat in self._beats.values()),
-                                    default=float("inf"))
-                self._cond.wait(None if self._wake_at == float("inf") else self._wake_at - now)
-                self._wake_at = float("inf")
+                                    default=now + self._idle)
+                self._cond.wait(self._wake_at - now if self._wake_at < float("inf") else None)
 
     def _run(self) -> None:
         while True:
@@ -231,7 +242,7 @@ class Heartbeat:
 
     def __init__(self, renew: Callable[[], bool], interval: float, what: str) -> None:
         self._renew = renew
-        self._interval = interval
+        self.interval = interval
         self._what = what
         self.due = time.monotonic() + interval
         self.lost = False
@@ -249,7 +260,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Renew now (called by the heartbeat thread when due)."""
-        self.due = time.monotonic() + self._interval
+        self.due = time.monotonic() + self.interval
         try:
             if not self._renew() and self.active:  # not the task ending meanwhile
                 self.lost = True
