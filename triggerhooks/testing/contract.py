@@ -20,6 +20,7 @@ Importing this module registers the tasks the contract configures (``triggerhook
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ import orjson
 import pytest
 
 from ..core.rules import Transition
-from ..exceptions import InstanceNotFoundError, UnstorableKwargsError
+from ..exceptions import FireKeyReusedError, InstanceNotFoundError, UnstorableKwargsError
 from ..manager import TriggerManager
 from ..models import TaskConfig
 from ..signals import session_finalized
@@ -408,3 +409,70 @@ class StorageContract:
         rebuilt = open_reference(reference)
         assert type(rebuilt) is type(storage) and rebuilt.uid == storage.uid
         assert rebuilt.latest_kwargs == {"a": {"x": 1}}
+
+    # -- fire keys, listing, recovery -------------------------------------------------------------
+
+    def test_a_keyed_firing_is_stored_once_and_repeats_answer_the_first(
+            self, make_storage: StorageFactory) -> None:
+        storage = make_storage()
+        if not storage.supports_fire_keys:
+            pytest.skip(f"{type(storage).__name__} does not keep fire keys")
+        manager = TriggerManager(storage)
+        manager.update_configuration({"t": {"after": [], "andEvery": "page", "run": ECHO}})
+        first = manager.fire("page", {"n": 1, "m": 2}, key="page-1")
+        assert (first.repeated, first.scheduled) == (False, ("t#0",))
+        # Another process, the same key, the kwargs in another order: a repeat.
+        again = TriggerManager(make_storage(storage.uid)).fire("page", {"m": 2, "n": 1},
+                                                                key="page-1")
+        assert again.repeated and (again.fired_at, again.scheduled) == (first.fired_at,
+                                                                         first.scheduled)
+        assert [i.name for i in storage.instances_of_task("t")] == ["t#0"]
+        with pytest.raises(FireKeyReusedError):
+            manager.fire("page", {"n": 2}, key="page-1")
+        with pytest.raises(FireKeyReusedError):
+            manager.fire("other", {"n": 1, "m": 2}, key="page-1")
+        assert not manager.fire("page", {"n": 1, "m": 2}, key="page-2").repeated
+        assert len(storage.instances_of_task("t")) == 2
+
+    def test_fire_keys_go_with_the_session(self, make_storage: StorageFactory) -> None:
+        storage = make_storage()
+        if not storage.supports_fire_keys:
+            pytest.skip(f"{type(storage).__name__} does not keep fire keys")
+        manager = TriggerManager(storage)
+        manager.fire("a", key="k")
+        assert manager.fire("a", key="k").repeated
+        storage.clear()
+        assert not manager.fire("a", key="k").repeated
+        assert storage.latest_kwargs == {"a": {}}
+
+    def test_session_uids_lists_the_sessions_that_hold_something(
+            self, make_storage: StorageFactory) -> None:
+        storage = make_storage()
+        try:
+            before = set(storage.session_uids())
+        except NotImplementedError:
+            pytest.skip(f"{type(storage).__name__} cannot list its sessions")
+        assert storage.uid not in before
+        TriggerManager(storage).fire("a")
+        other = make_storage("with:odd {chars} ü")
+        TriggerManager(other).fire("b")
+        assert {storage.uid, other.uid} <= set(storage.session_uids())
+        storage.clear()
+        assert storage.uid not in storage.session_uids()
+
+    def test_a_lost_hand_off_is_recovered_and_runs_once(self, storage: StorageBackend,
+                                                        held: type[HoldingRunner]) -> None:
+        manager = TriggerManager(storage, claim_grace_seconds=0.001)
+        manager.update_configuration({"t": {"after": ["a"], "run": ECHO, "using": held.name}})
+        manager.fire("a", {"x": 1})
+        held.drop()  # the hand-off is lost, as with a process killed after the commit
+        assert storage["t#0"].status == "scheduled"
+        manager.update_configuration({"t": {"after": ["a"], "run": ECHO}})
+        deadline = time.monotonic() + 10
+        while not manager.stuck():
+            assert time.monotonic() < deadline, "the instance never counted as stuck"
+            time.sleep(0.001)
+        assert [(r.action, r.instance) for r in manager.recover()] == [("handed off", "t#0")]
+        assert storage["t#0"].status == "finished"
+        assert storage["t#0"].metadata["recovered"]["count"] == 1
+        assert manager.recover() == [] and storage.is_finalized

@@ -45,6 +45,14 @@ class HoldingRunner(TaskRunner):
         return [held.name for held in cls.held]
 
     @classmethod
+    def drop(cls) -> list[str]:
+        """Forget the held instances without running them, as a hand-off lost with its
+        process or message; they stay ``scheduled`` until a recovery. Returns their names."""
+        names = cls.names()
+        cls.held.clear()
+        return names
+
+    @classmethod
     def release(cls) -> list[TaskInstance | None]:
         """Execute every held instance, and those their cascades hand to this runner,
         oldest first; returns what each ``manager.execute()`` returned."""
