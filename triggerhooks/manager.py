@@ -154,13 +154,14 @@ class TriggerManager:
                     record=None if trigger_name == SESSION_FINALIZED else raw, key=key)
         if key is None:
             commit = self.storage.transact(
-                plan, transition(lambda step: step.fire(trigger_name, raw)))
+                plan, transition(lambda step: step.fire(trigger_name, raw), self.claim_grace_seconds))
             schedule = commit.changes.schedule
             scheduled = tuple([instance.name for instance, _, _ in schedule]) if schedule else ()
             firing = Firing(trigger_name, None, None, scheduled, False, not commit.changes.result)
         else:
             commit = self.storage.transact(
-                plan, transition(lambda step: step.fire_once(trigger_name, raw, key)))
+                plan, transition(lambda step: step.fire_once(trigger_name, raw, key),
+                                 self.claim_grace_seconds))
             firing = cast(Firing, commit.changes.result)
             if firing.repeated:
                 return firing
@@ -267,7 +268,8 @@ class TriggerManager:
         name = _instance_name(instance)
         meta = updates.decode_mapping(metadata, f"metadata of {name}")
         commit = self.storage.transact(Plan(instances=(name,)),
-                                       transition(lambda step: step.update_metadata(name, meta)))
+                                       transition(lambda step: step.update_metadata(name, meta),
+                                                  self.claim_grace_seconds))
         effects.after_commit(self, commit)
         return commit.changes.instances[name]
 
@@ -275,7 +277,8 @@ class TriggerManager:
         """Mark an instance's logs as reviewed: it no longer has unresolved logs."""
         name = _instance_name(instance)
         commit = self.storage.transact(Plan(instances=(name,)),
-                                       transition(lambda step: step.resolve_logs(name)))
+                                       transition(lambda step: step.resolve_logs(name),
+                                                  self.claim_grace_seconds))
         effects.after_commit(self, commit)
         return commit.changes.instances[name]
 

@@ -146,9 +146,10 @@ def _by_runner(manager: TriggerManager, scheduled: Scheduled) -> dict[str, list[
 def _recovered(manager: TriggerManager, commit: Commit) -> Scheduled:
     """The stuck instances a transition found and stamped, that are still to run after it."""
     found: Scheduled = []
+    scheduled = {instance.name for instance, _, _ in commit.changes.schedule}
     for instance, config in commit.changes.recover:
         current = commit.changes.instances.get(instance.name, instance)
-        if still_stuck(current, config):
+        if current.name not in scheduled and still_stuck(current, config):
             log.warning("%s: instance %s was stuck (%s); handing it to its runner again",
                         manager.storage.uid, instance.name, current.status.value)
             found.append((current, config, 0.0))

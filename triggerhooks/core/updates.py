@@ -59,7 +59,8 @@ def commit_status(manager: TriggerManager, name: str, update: StatusUpdate,
         Plan(trigger=update.task_name if update.cascade else None, instances=(name,)),
         transition(lambda step: step.set_status(name, update.status, update.metadata,
                                                 update.cascade, update.cascade_kwargs, level,
-                                                token)))
+                                                token),
+                   None if token is not None else manager.claim_grace_seconds))
     if name not in commit.changes.instances:
         unchanged: TaskInstance = commit.changes.result
         return unchanged  # the claim behind ``token`` was taken over: nothing was stored
@@ -99,7 +100,8 @@ def replay(manager: TriggerManager, name: str, replacement: JsonDict | None,
             return None
         return step.replay(name, replacement, countdown, metadata)
 
-    commit = manager.storage.transact(Plan(instances=(name,)), transition(compute))
+    grace = manager.claim_grace_seconds if failure is None else None  # by hand, not a retry
+    commit = manager.storage.transact(Plan(instances=(name,)), transition(compute, grace))
     copy: TaskInstance | None = commit.changes.result
     after_commit(manager, commit, then=None if copy is None
                  else lambda: _announce_replay(manager, commit, copy, name))
@@ -133,7 +135,8 @@ def skip(manager: TriggerManager, name: str, cascade: bool,
         send_pre_fire(manager, task_name, value)
     commit = manager.storage.transact(Plan(trigger=task_name if cascade else None,
                                            instances=(name,)),
-                                      transition(lambda step: step.skip(name, cascade, raw, value)))
+                                      transition(lambda step: step.skip(name, cascade, raw, value),
+                                                 manager.claim_grace_seconds))
     skipped: TaskInstance = commit.changes.result
 
     def announce() -> None:

@@ -1,0 +1,67 @@
+"""A change by hand that reads a stuck instance recovers it, on every backend."""
+
+from __future__ import annotations
+
+import time
+
+from triggerhooks import StorageBackend, TriggerManager
+from triggerhooks.core.leases import Lease
+from triggerhooks.core.rules import transition
+from triggerhooks.storages import Plan
+from triggerhooks.testing.contract import ECHO
+from triggerhooks.testing.runners import holding_runner
+from triggerhooks.testing.transitions import expire_claim
+
+
+def _until_stuck(manager: TriggerManager) -> None:
+    deadline = time.monotonic() + 10
+    while not manager.stuck():
+        assert time.monotonic() < deadline, "never counted as stuck"
+        time.sleep(0.001)
+
+
+def test_a_metadata_update_on_a_lost_hand_off_runs_it(storage: StorageBackend) -> None:
+    manager = TriggerManager(storage, claim_grace_seconds=0.001)
+    with holding_runner() as held:
+        manager.update_configuration({"t": {"after": ["a"], "run": ECHO, "using": held.name}})
+        manager.fire("a", {"x": 1})
+        held.drop()
+    manager.update_configuration({"t": {"after": ["a"], "run": ECHO}})
+    _until_stuck(manager)
+    manager.update_instance_metadata("t#0", {"note": "looked at"})
+    instance = storage["t#0"]
+    assert instance.status == "finished" and instance.metadata["note"] == "looked at"
+    assert instance.metadata["recovered"]["count"] == 1
+    assert instance.metadata["claim"]["attempt"] == 1
+
+
+def test_a_status_set_by_hand_on_a_lost_worker_s_instance_hands_it_off_once(
+        storage: StorageBackend) -> None:
+    manager = TriggerManager(storage, claim_grace_seconds=0.001)
+    with holding_runner() as held:
+        manager.update_configuration({"t": {"after": ["a"], "run": ECHO, "using": held.name}})
+        manager.fire("a")
+        held.drop()
+    # A worker claims it and dies: running, its lease expired.
+    storage.transact(Plan(instances=("t#0",)),
+                     transition(lambda step: step.claim("t#0", Lease(30, "dead"))))
+    expire_claim(storage, "t#0")
+    manager.update_configuration({"t": {"after": ["a"], "run": ECHO}})
+    manager.update_instance_status("t#0", "scheduled")
+    instance = storage["t#0"]
+    assert instance.status == "finished"
+    assert instance.metadata["claim"]["attempt"] == 1  # claimed afresh from scheduled
+    assert instance.metadata["recovered"]["count"] == 1
+
+
+def test_a_healthy_instance_read_by_hand_is_left_alone(storage: StorageBackend) -> None:
+    manager = TriggerManager(storage, claim_grace_seconds=60)
+    with holding_runner() as held:
+        manager.update_configuration({"t": {"after": ["a"], "run": ECHO, "using": held.name}})
+        manager.fire("a")
+        manager.update_instance_metadata("t#0", {"note": 1})
+        assert held.names() == ["t#0"]  # handed off once, at the fire
+        instance = storage["t#0"]
+        assert instance.status == "scheduled" and "recovered" not in instance.metadata
+        held.release()
+    assert storage["t#0"].status == "finished"
