@@ -9,11 +9,13 @@ configured by Celery's own variables (``CELERY_BROKER_URL``,
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from typing import Any
 
 from celery import Celery
+from celery.app import defaults as celery_defaults
 
 from triggerhooks import StorageUnavailableError
 
@@ -41,7 +43,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "worker_prefetch_multiplier": 1,  # with acks_late: a worker holds one message at a time
     "broker_connection_retry_on_startup": True,
 }
-"""Defaults of the default app (its configuration module and variables override them)."""
+"""Defaults of the apps :func:`create_app` makes (its configuration module, its keyword
+settings and Celery's environment variables override them, in that order)."""
 
 _installed: Celery | None = None
 _lock = threading.RLock()
@@ -72,16 +75,27 @@ def install(app: Celery) -> Celery:
 
 
 def create_app(main: str = "triggerhooks", **settings: Any) -> Celery:
-    """A Celery app with :data:`DEFAULT_SETTINGS`, then ``$TRIGGERHOOKS_CELERY_CONFIG``,
-    then ``settings``; installed (see :func:`install`)."""
+    """A Celery app configured, from the weakest to the strongest, by
+    :data:`DEFAULT_SETTINGS`, the module named in ``$TRIGGERHOOKS_CELERY_CONFIG``,
+    ``settings``, and the environment variables Celery reads itself
+    (``CELERY_BROKER_URL``, ``CELERY_RESULT_BACKEND``); installed (see :func:`install`)."""
     app = Celery(main)
-    app.add_defaults(lambda: DEFAULT_SETTINGS)
+    layered = dict(DEFAULT_SETTINGS)
     module = os.environ.get(CONFIG_ENV)
     if module:
         app.config_from_object(module)
-    if settings:
-        app.conf.update(settings)
+        for key in _module_settings(module):
+            layered.pop(key, None)  # the module says otherwise
+    layered.update(settings)
+    app.conf.update(layered)
     return install(app)
+
+
+def _module_settings(module: str) -> set[str]:
+    """The (new-style) names of the settings a configuration module sets."""
+    names = {name for name in vars(importlib.import_module(module)) if not name.startswith("_")}
+    renamed = getattr(celery_defaults, "_TO_NEW_KEY", {})
+    return {renamed.get(name, name.lower()) for name in names}
 
 
 def get_app() -> Celery:
