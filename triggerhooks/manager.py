@@ -255,12 +255,18 @@ class TriggerManager:
 
     def update_instance_status(self, instance: InstanceRef, status: str,
                                metadata: Mapping[str, Any] | None = None, cascade: bool = False,
-                               cascade_kwargs: Mapping[str, Any] | None = None) -> TaskInstance:
+                               cascade_kwargs: Mapping[str, Any] | None = None, *,
+                               force: bool = False) -> TaskInstance:
         """Set an instance's status by hand (merging ``metadata``); with ``cascade``,
-        fire its task's name with ``cascade_kwargs``."""
+        fire its task's name with ``cascade_kwargs``.
+
+        A ``running`` instance whose lease is live is refused
+        (:class:`InvalidStatusError`): its worker still runs it and would end it
+        too. ``force=True`` sets it anyway (the worker's outcome is then not stored).
+        """
         name = _instance_name(instance)
         prepared = updates.prepare_status(self, name, status, metadata, cascade, cascade_kwargs)
-        return updates.commit_status(self, name, prepared)
+        return updates.commit_status(self, name, prepared._replace(force=force))
 
     def update_instance_metadata(self, instance: InstanceRef,
                                  metadata: Mapping[str, Any]) -> TaskInstance:

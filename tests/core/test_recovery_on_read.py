@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from triggerhooks import StorageBackend, TriggerManager
+import pytest
+
+from triggerhooks import InvalidStatusError, StorageBackend, TriggerManager
 from triggerhooks.core.leases import Lease
 from triggerhooks.core.rules import transition
 from triggerhooks.storages import Plan
@@ -65,3 +67,33 @@ def test_a_healthy_instance_read_by_hand_is_left_alone(storage: StorageBackend) 
         assert instance.status == "scheduled" and "recovered" not in instance.metadata
         held.release()
     assert storage["t#0"].status == "finished"
+
+
+def test_a_running_instance_with_a_live_lease_refuses_a_status_by_hand_unless_forced(
+        storage: StorageBackend) -> None:
+    manager = TriggerManager(storage)
+    with holding_runner() as held:
+        manager.update_configuration({"t": {"after": ["a"], "run": ECHO, "using": held.name}})
+        manager.fire("a")
+        held.drop()
+    storage.transact(Plan(instances=("t#0",)),
+                     transition(lambda step: step.claim("t#0", Lease(30, "w1"))))
+    with pytest.raises(InvalidStatusError, match=r"t#0 is running on w1 \(attempt 1\).*force=True"):
+        manager.update_instance_status("t#0", "scheduled")
+    assert storage["t#0"].status == "running"
+    manager.update_instance_metadata("t#0", {"note": 1})  # metadata is not a status
+    assert manager.update_instance_status("t#0", "failed", force=True).status == "failed"
+    assert storage["t#0"].metadata["claim"]["worker"] == "w1"
+
+
+def test_a_running_instance_whose_lease_expired_takes_a_status_by_hand(
+        storage: StorageBackend) -> None:
+    manager = TriggerManager(storage)
+    with holding_runner() as held:
+        manager.update_configuration({"t": {"after": ["a"], "run": ECHO, "using": held.name}})
+        manager.fire("a")
+        held.drop()
+    storage.transact(Plan(instances=("t#0",)),
+                     transition(lambda step: step.claim("t#0", Lease(30, "w1"))))
+    expire_claim(storage, "t#0")
+    assert manager.update_instance_status("t#0", "skipped").status == "skipped"

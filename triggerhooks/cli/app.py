@@ -424,6 +424,24 @@ def recover(session: str | None, all_: bool, dry_run: bool, as_json: bool) -> No
     lost attempts); a ready task without an instance is scheduled; a session
     whose tasks are all resolved is finalized. Safe to repeat: nothing runs twice.
     """
+    _sweep(session, all_, dry_run, as_json)
+
+
+@cli.command()
+@click.argument("session", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every session of the storage.")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def stuck(session: str | None, all_: bool, as_json: bool) -> None:
+    """List the stuck instances of SESSION (or --all), without touching them.
+
+    Stuck: scheduled but not claimed within the grace time, or running with an
+    expired lease (with its worker, attempt and when the lease expired).
+    `triggerhooks recover` runs them again.
+    """
+    _sweep(session, all_, True, as_json)
+
+
+def _sweep(session: str | None, all_: bool, dry_run: bool, as_json: bool) -> None:
     settings = _settings()
     if bool(session) == all_:
         raise click.UsageError("name a SESSION or pass --all (not both)")

@@ -440,12 +440,17 @@ class Transition:
 
     def set_status(self, name: str, status: TaskStatus, metadata: JsonDict | None,
                    cascade: bool, cascade_kwargs: bytes,
-                   log_level: int | None = None, token: str | None = None) -> TaskInstance:
+                   log_level: int | None = None, token: str | None = None,
+                   force: bool = False) -> TaskInstance:
         """Any status, set by hand or by a task's :class:`StatusChange`; ``cascade`` fires
-        the task's name with ``cascade_kwargs``. A finished instance always gets a result."""
+        the task's name with ``cascade_kwargs``. A finished instance always gets a result.
+        By hand (no ``token``), a running instance whose lease is live is refused unless
+        ``force``."""
         instance = self.instance(name)
         if token is not None and not self.holds(instance, token):
             return instance  # a task whose claim was taken over: the new holder decides
+        if token is None and not force:
+            self._refuse_live(instance, status)
         config = self.config_of(instance)
         extra: JsonDict = {}
         if status is TaskStatus.FINISHED:
@@ -463,6 +468,15 @@ class Transition:
         if cascade:
             self.fire(config.name, cascade_kwargs)
         return updated
+
+    def _refuse_live(self, instance: TaskInstance, status: TaskStatus) -> None:
+        held = claim_of(instance) if instance.status is _RUNNING else None
+        if held is not None and not held.expired(self.now) and status is not _RUNNING:
+            raise InvalidStatusError(
+                f"{instance.name} is running on {held.worker or 'a worker'} (attempt "
+                f"{held.attempt}), whose lease holds until {held.expires_at}: setting it "
+                f"{status.value} by hand would let that worker end it too; wait for the "
+                "lease to expire, or pass force=True")
 
     def _failed(self, name: str, action: str, done: str) -> TaskInstance:
         """The instance to replay or skip: only a failed one can be."""

@@ -37,6 +37,8 @@ class StatusUpdate(NamedTuple):
     cascade: bool
     cascade_kwargs: bytes
     task_name: str
+    force: bool = False
+    """Set it even on a running instance whose lease is live (its worker may still end it)."""
 
 
 def prepare_status(manager: TriggerManager, name: str, status: str,
@@ -59,7 +61,7 @@ def commit_status(manager: TriggerManager, name: str, update: StatusUpdate,
         Plan(trigger=update.task_name if update.cascade else None, instances=(name,)),
         transition(lambda step: step.set_status(name, update.status, update.metadata,
                                                 update.cascade, update.cascade_kwargs, level,
-                                                token),
+                                                token, update.force),
                    None if token is not None else manager.claim_grace_seconds))
     if name not in commit.changes.instances:
         unchanged: TaskInstance = commit.changes.result
