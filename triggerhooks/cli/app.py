@@ -445,6 +445,8 @@ def _sweep(session: str | None, all_: bool, dry_run: bool, as_json: bool) -> Non
     settings = _settings()
     if bool(session) == all_:
         raise click.UsageError("name a SESSION or pass --all (not both)")
+    if session:
+        settings.existing(session)
     uids = [session] if session else sweep_uids(settings)
     report: dict[str, list[dict[str, Any]]] = {}
     with settings.reporting():
