@@ -14,7 +14,14 @@ import triggerhooks_celery
 from celery import Celery
 from celery.app.utils import find_app
 from celery_testing import PREFIX
-from triggerhooks_celery import CeleryTaskRunner, EagerModeError, create_app, get_app, install
+from triggerhooks_celery import (
+    BrokerUnavailableError,
+    CeleryTaskRunner,
+    EagerModeError,
+    create_app,
+    get_app,
+    install,
+)
 
 from triggerhooks import (
     MemoryStorageBackend,
@@ -97,3 +104,23 @@ def test_a_memory_session_is_refused_workers_could_not_reach_it(app_in_use: Cele
     manager.update_configuration({"t": {"after": ["go"], "run": "celerytest.record"}})
     with pytest.raises(SessionReferenceError, match="memory"):
         manager.fire("go")
+
+
+def test_a_broker_that_is_down_is_reported_as_ours_after_the_commit(
+        storage: StorageBackend, app_in_use: Celery) -> None:
+    install(create_app(broker_url="redis://127.0.0.1:1/0", task_publish_retry=False,
+                       broker_connection_retry=False, broker_connection_max_retries=0))
+    manager = TriggerManager(storage, task_runner="celery", claim_grace_seconds=0.001)
+    manager.update_configuration({"t": {"after": ["go"], "run": "celerytest.record"}})
+    with pytest.raises(BrokerUnavailableError, match="stays scheduled") as caught:
+        manager.fire("go")
+    assert caught.value.committed is True and caught.value.scheduled == ("t#0",)
+    assert storage["t#0"].status is TaskStatus.SCHEDULED
+    assert storage.latest_kwargs == {"go": {}}  # stored once: a retry is not the repair
+    deadline = time.monotonic() + 10
+    while not manager.stuck():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    with pytest.raises(BrokerUnavailableError):  # still down: the recovery says so too
+        manager.recover()
+    assert storage["t#0"].metadata["recovered"]["count"] == 1

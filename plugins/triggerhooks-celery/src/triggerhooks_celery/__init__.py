@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .runner import CeleryTaskRunner, EagerModeError
+from .runner import BrokerUnavailableError, CeleryTaskRunner, EagerModeError
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["CeleryTaskRunner", "EagerModeError", "app", "create_app", "get_app", "install"]
+__all__ = ["BrokerUnavailableError", "CeleryTaskRunner", "EagerModeError", "app", "create_app",
+           "get_app", "install"]
 
 
 def install(app: Celery) -> Celery:

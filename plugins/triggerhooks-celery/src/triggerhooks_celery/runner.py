@@ -15,11 +15,21 @@ if TYPE_CHECKING:
     from triggerhooks import TriggerManager
     from triggerhooks.ext import BackgroundCall
 
-__all__ = ["CeleryTaskRunner", "EagerModeError"]
+__all__ = ["BrokerUnavailableError", "CeleryTaskRunner", "EagerModeError"]
 
 
 class EagerModeError(RunnerError):
     """The Celery app has ``task_always_eager`` set: the task would run inside ``fire()``."""
+
+
+class BrokerUnavailableError(RunnerError):
+    """A message could not be sent: the broker is down or refused it.
+
+    Raised after the change that scheduled the instance was stored
+    (``committed`` is true, ``scheduled`` names the instances): the instance
+    stays ``scheduled`` until a recovery hands it off again — do not fire again
+    to repair it (without a key, that would store the firing twice).
+    """
 
 
 class CeleryTaskRunner(TaskRunner):
@@ -47,8 +57,18 @@ class CeleryTaskRunner(TaskRunner):
         return app
 
     def _send(self, task: str, payload: dict[str, Any], countdown: float = 0.0) -> None:
-        self.app().send_task(task, args=(payload,), countdown=countdown if countdown > 0 else None,
-                             serializer="json")
+        from kombu.exceptions import KombuError
+
+        app = self.app()
+        try:
+            app.send_task(task, args=(payload,), countdown=countdown if countdown > 0 else None,
+                          serializer="json")
+        except (KombuError, OSError) as exc:
+            what = payload.get("instance") or "a background receiver call"
+            raise BrokerUnavailableError(
+                f"the message for {what} could not be sent to the Celery broker "
+                f"({type(exc).__name__}: {exc}); it stays scheduled until a recovery "
+                "(triggerhooks recover) sends it again") from exc
 
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
         self._send(EXECUTE_TASK, {"session": session_reference(manager), "instance": instance_name},
