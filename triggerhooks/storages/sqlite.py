@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState, build_index
-from ..exceptions import ConflictError, StorageUnavailableError
+from ..exceptions import ConflictError, StorageUnavailableError, mark_committed
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
 from .base import StorageBackend
@@ -32,7 +32,10 @@ __all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlit
 
 SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
 DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""1: the first tables; 2: ``th_waiting`` (counts of missing triggers); 3: ``th_keys`` (fire
+keys). Every change so far only added tables, so ``_SCHEMA`` (``CREATE TABLE IF NOT
+EXISTS``) upgrades an older file in place; a newer file is refused."""
 
 T = TypeVar("T")
 
@@ -88,7 +91,15 @@ CREATE TABLE IF NOT EXISTS th_instances (
     seq INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL,
     UNIQUE (uid, name)
 );
+CREATE TABLE IF NOT EXISTS th_keys (
+    uid TEXT NOT NULL, key TEXT NOT NULL, record BLOB NOT NULL,
+    PRIMARY KEY (uid, key)
+) WITHOUT ROWID;
 """
+
+_TABLES = ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states", "th_waiting",
+           "th_instances", "th_keys")
+"""Every table, each keyed by the session's uid."""
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _CHUNK = 500  # names per "IN (...)" query, well under SQLite's variable limit
@@ -153,6 +164,11 @@ class _View(SessionView):
     def missing(self, task: str) -> int | None:
         return self._row(self._missing, "SELECT missing FROM th_waiting WHERE uid = ? AND task = ?",
                          task, lambda raw: None if raw is None else int(raw))
+
+    def fire_record(self, key: str) -> bytes | None:
+        row = self.conn.execute("SELECT record FROM th_keys WHERE uid = ? AND key = ?",
+                                (self.uid, key)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def instance(self, name: str) -> TaskInstance | None:
         row = self.conn.execute("SELECT data FROM th_instances WHERE uid = ? AND name = ?",
@@ -329,6 +345,7 @@ class SqliteStorageBackend(StorageBackend):
 
     name = "sqlite"
     url_schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
+    supports_fire_keys: ClassVar[bool] = True
 
     def __init__(self, uid: str, path: str | os.PathLike[str] | None = None, *,
                  timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
@@ -397,11 +414,28 @@ class SqliteStorageBackend(StorageBackend):
     # -- transitions -----------------------------------------------------------------------
 
     def transact(self, plan: Plan, compute: Compute) -> Commit:
-        with self._connection(write=True) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            changes = compute(_View(conn, self.uid))
-            counted, unresolved, finalized = self._write(conn, changes)
-            conn.execute("COMMIT")
+        """Compute and write in one ``BEGIN IMMEDIATE`` transaction, on this writer's turn.
+
+        The whole transition holds SQLite's write lock, so a keyed firing sees every
+        key committed before it: a key fired by many processes at once is applied once.
+        """
+        changes: Changes | None = None
+        try:
+            with self._connection(write=True) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                found = compute(_View(conn, self.uid))
+                counted, unresolved, finalized = self._write(conn, found)
+                conn.execute("COMMIT")
+                changes = found
+        except StorageUnavailableError as exc:
+            if changes is None:
+                # Up to and including COMMIT, SQLite stores a transaction whole or not at
+                # all: a failed statement or COMMIT leaves it rolled back (by SQLite, or by
+                # the pool on the way out), so nothing of this transition was stored.
+                exc.committed = False
+            else:  # giving the writers' turn back failed, after the commit
+                mark_committed(exc, [instance.name for instance, _, _ in changes.schedule])
+            raise
         return Commit(changes, unresolved, counted, finalized)
 
     def _write(self, conn: sqlite3.Connection, changes: Changes) -> tuple[int, int, bool]:
@@ -431,6 +465,17 @@ class SqliteStorageBackend(StorageBackend):
             conn.executemany(
                 "UPDATE th_waiting SET missing = missing - ? WHERE uid = ? AND task = ?",
                 [(count, uid, task) for task, count in changes.first_fired.items()])
+        if changes.fire_key is not None:
+            # A plain INSERT: the view found no record of the key under this same write
+            # lock, and a record that appeared meanwhile would fail the whole commit.
+            conn.execute("INSERT INTO th_keys (uid, key, record) VALUES (?, ?, ?)",
+                         (uid, *changes.fire_key))
+        return self._count(conn, changes)
+
+    def _count(self, conn: sqlite3.Connection, changes: Changes) -> tuple[int, int, bool]:
+        """Write the session's counters and metadata that ``changes`` set, and return the
+        counters after them."""
+        uid = self.uid
         row = conn.execute(
             "SELECT (SELECT counted FROM th_sessions WHERE uid = ?1), "
             "(SELECT unresolved FROM th_sessions WHERE uid = ?1), "
@@ -516,11 +561,29 @@ class SqliteStorageBackend(StorageBackend):
         rows = self._rows("SELECT metadata FROM th_sessions WHERE uid = ?", (self.uid,))
         return loads(rows[0][0]) if rows else {}
 
+    def session_uids(self) -> list[str]:
+        """Every session of the file that holds anything (a row in any table), sorted.
+
+        One read transaction (a snapshot; writers go on). Each table is walked from one
+        uid to the next along its primary key (a lookup per session), not row by row: the
+        cost grows with the sessions, not their size.
+        """
+        found: set[str] = set()
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            for table in _TABLES:
+                found.update(uid for (uid,) in conn.execute(
+                    f"WITH RECURSIVE seen(uid) AS (SELECT MIN(uid) FROM {table} UNION ALL "
+                    f"SELECT (SELECT MIN(uid) FROM {table} WHERE uid > seen.uid) FROM seen "
+                    "WHERE seen.uid IS NOT NULL) SELECT uid FROM seen WHERE uid IS NOT NULL"))
+            conn.execute("COMMIT")
+        return sorted(found)
+
     def clear(self) -> None:
+        """Delete the whole session, its fire keys too."""
         with self._connection(write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
-            for table in ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states",
-                          "th_waiting", "th_instances"):
+            for table in _TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE uid = ?", (self.uid,))
             conn.execute("COMMIT")
 
