@@ -19,6 +19,7 @@ test holds the bundled plugins to that). Grouped by what the plugin does:
 from __future__ import annotations
 
 from .core.leases import DEFAULT_MAX_ATTEMPTS, Claim, Heartbeat, Lease, claim_of
+from .core.recovery import Recovery, Stuck
 from .core.rules import Transition, transition
 from .core.types import Changes, Commit, Compute, Notice, Plan, SessionView, TaskState, build_index
 from .events.background import BackgroundCall
@@ -52,7 +53,7 @@ from .signals import (
     task_scheduled,
     task_started,
 )
-from .storages import MemoryStore, StorageBackend, open_reference, redact_url
+from .storages import STORAGE_URL_ENV, MemoryStore, StorageBackend, open_reference, redact_url
 from .task import TaskContext, TriggerTask
 from .testing import (
     HeldInstance,
@@ -68,6 +69,7 @@ from .testing import (
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "STORAGE_URL_ENV",
     "BackgroundCall",
     "Changes",
     "Claim",
@@ -82,10 +84,12 @@ __all__ = [
     "Notice",
     "Plan",
     "PluginInfo",
+    "Recovery",
     "Registry",
     "SessionReferenceError",
     "SessionView",
     "StorageBackend",
+    "Stuck",
     "TaskContext",
     "TaskRunner",
     "TaskState",

@@ -78,6 +78,12 @@ class StorageBackend(ABC):
         prefix, or process), for sweeps over a whole store (``triggerhooks recover --all``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its sessions")
 
+    def active_sessions(self) -> list[str]:
+        """The uid of every session stored where this one is that has an instance scheduled
+        or running: what a sweeper recovers (:meth:`TriggerManager.recover`). A backend
+        keeps them indexed; this default lists every session."""
+        return self.session_uids()
+
     def reference(self) -> JsonDict:
         """A JSON description from which a worker rebuilds this storage (see ``open_reference``)."""
         return {"backend": self.name, "uid": self.uid}

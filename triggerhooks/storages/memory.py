@@ -14,6 +14,7 @@ from .base import StorageBackend
 __all__ = ["MemoryStorageBackend", "MemoryStore"]
 
 _EMPTY_STATE = TaskState()
+_WORK = ("scheduled", "running")
 
 
 class _Session(SessionView):
@@ -94,6 +95,11 @@ class _Session(SessionView):
         self.unresolved += changes.unresolved_delta
 
     @property
+    def has_work(self) -> bool:
+        return any(status in _WORK for state in self.states.values()
+                   for status in state.open.values())
+
+    @property
     def is_empty(self) -> bool:
         return not (self.configs or self.fired_kwargs or self.instance_data or self.metadata)
 
@@ -139,6 +145,12 @@ class MemoryStore:
             sessions = list(self._sessions.items())
         return [uid for uid, session in sessions if not session.is_empty]
 
+    def active(self) -> list[str]:
+        """The sessions with an instance scheduled or running."""
+        with self._lock:
+            sessions = list(self._sessions.items())
+        return [uid for uid, session in sessions if session.has_work]
+
 
 default_store = MemoryStore()
 
@@ -169,6 +181,9 @@ class MemoryStorageBackend(StorageBackend):
 
     def session_uids(self) -> list[str]:
         return self.store.uids()
+
+    def active_sessions(self) -> list[str]:
+        return self.store.active()
 
     def _load_tasks(self) -> dict[str, TaskConfig]:
         with self._session.lock:

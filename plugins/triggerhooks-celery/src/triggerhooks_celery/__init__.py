@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
 __all__ = ["BrokerUnavailableError", "CeleryTaskRunner", "EagerModeError", "app", "create_app",
-           "get_app", "install"]
+           "get_app", "install", "sweep"]
 
 
 def install(app: Celery) -> Celery:
@@ -30,6 +30,15 @@ def create_app(main: str = "triggerhooks", **settings: Any) -> Celery:
     from .apps import create_app as create
 
     return create(main, **settings)
+
+
+def sweep(urls: list[str] | None = None) -> dict[str, list[Any]]:
+    """Run one sweep now (what every worker's sweeper does periodically): recover each
+    session with open work in ``urls`` (default: the app's ``trigger_sweep_storages``,
+    else ``$TRIGGERHOOKS_STORAGE_URL``). Returns what was done, by session."""
+    from .apps import sweep_now
+
+    return sweep_now(get_app(), urls)
 
 
 def get_app() -> Celery:

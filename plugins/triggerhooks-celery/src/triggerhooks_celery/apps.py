@@ -10,17 +10,29 @@ configured by Celery's own variables (``CELERY_BROKER_URL``,
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
 from typing import Any
 
 from celery import Celery
 from celery.app import defaults as celery_defaults
+from celery.signals import worker_ready, worker_shutdown
 
 from triggerhooks import StorageUnavailableError
+from triggerhooks.ext import Recovery
 
 from . import worker
-from .settings import CONFIG_ENV, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, EXECUTE_TASK, RECEIVER_TASK
+from .settings import (
+    CONFIG_ENV,
+    DEFAULT_CLAIM_GRACE,
+    DEFAULT_LEASE,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_SWEEP_INTERVAL,
+    EXECUTE_TASK,
+    RECEIVER_TASK,
+)
+from .sweeper import Sweeper, sweep, sweep_storages
 
 __all__ = [
     "CONFIG_ENV",
@@ -45,6 +57,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 """Defaults of the apps :func:`create_app` makes (its configuration module, its keyword
 settings and Celery's environment variables override them, in that order)."""
+
+log = logging.getLogger(__name__)
 
 _installed: Celery | None = None
 _lock = threading.RLock()
@@ -71,7 +85,45 @@ def install(app: Celery) -> Celery:
         )(function)
     with _lock:
         _installed = app
+    worker_ready.connect(_start_sweeper, weak=False, dispatch_uid="triggerhooks-sweeper-start")
+    worker_shutdown.connect(_stop_sweeper, weak=False, dispatch_uid="triggerhooks-sweeper-stop")
     return app
+
+
+_sweepers: list[Sweeper] = []
+
+
+def _sweep_settings(conf: Any) -> tuple[float, str, float]:
+    """The app's interval, manager key and claim grace for sweeps."""
+    return (float(conf.get("trigger_sweep_interval") or DEFAULT_SWEEP_INTERVAL),
+            str(conf.get("trigger_sweep_manager") or "default"),
+            float(conf.get("trigger_claim_grace") or DEFAULT_CLAIM_GRACE))
+
+
+def sweep_now(app: Celery, urls: list[str] | None = None) -> dict[str, list[Recovery]]:
+    """One sweep with ``app``'s settings over ``urls`` (default: the app's storages)."""
+    _, manager, grace = _sweep_settings(app.conf)
+    return sweep(sweep_storages(app.conf) if urls is None else urls, manager=manager,
+                 claim_grace=grace)
+
+
+def _start_sweeper(sender: Any = None, **kwargs: Any) -> None:
+    """A worker is ready: start its sweeper (see :mod:`.sweeper`), unless its app has no
+    triggerhooks tasks, ``trigger_sweep`` is false, or no storage is configured."""
+    app = getattr(sender, "app", None)
+    if app is None or EXECUTE_TASK not in app.tasks or not app.conf.get("trigger_sweep", True):
+        return
+    urls = sweep_storages(app.conf)
+    if not urls:
+        log.warning("triggerhooks sweeper: no storage to sweep (set trigger_sweep_storages or "
+                    "$TRIGGERHOOKS_STORAGE_URL); stuck instances wait for a recovery")
+        return
+    _sweepers.append(Sweeper(urls, *_sweep_settings(app.conf)).start())
+
+
+def _stop_sweeper(**kwargs: Any) -> None:
+    while _sweepers:
+        _sweepers.pop().stop()
 
 
 def create_app(main: str = "triggerhooks", **settings: Any) -> Celery:
