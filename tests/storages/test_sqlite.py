@@ -90,7 +90,7 @@ def test_file_is_in_wal_mode_with_the_schema(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         assert conn.execute("SELECT trigger, kwargs FROM th_fired").fetchall() == [
             ("a", b'{"x":1}')]
     finally:

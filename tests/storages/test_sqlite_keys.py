@@ -317,6 +317,7 @@ def _v2_file(path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("DROP TABLE th_keys")
+        conn.execute("DROP TABLE th_active")
         conn.execute("PRAGMA user_version = 2")
         reference = sqlite3.connect(":memory:")
         reference.executescript(V2_SCHEMA)
@@ -332,7 +333,7 @@ def test_a_file_of_schema_2_is_upgraded_and_its_sessions_go_on(tmp_path: Path) -
     _v2_file(path)
     storage = SqliteStorageBackend("s", path)  # this process has not opened the file yet
     assert storage.latest_kwargs == {"a": {"x": 1}, "start": {}, "page": {"n": 0}, "pages": {}}
-    assert _rows(path, "PRAGMA user_version") == [(3,)]
+    assert _rows(path, "PRAGMA user_version") == [(4,)]
     assert _rows(path, "SELECT name FROM sqlite_master WHERE name = 'th_keys'") == [("th_keys",)]
     assert [(i.name, i.status) for i in storage] == [("pages#0", "finished")]
     assert "createdAt" in storage.metadata
@@ -352,11 +353,38 @@ def test_a_file_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "th.db"
     conn = sqlite3.connect(path)
     try:
-        conn.execute("PRAGMA user_version = 4")
+        conn.execute("PRAGMA user_version = 5")
     finally:
         conn.close()
     with pytest.raises(StorageUnavailableError,
-                       match=r"schema version 4 is newer than this triggerhooks understands \(3\)"):
+                       match=r"schema version 5 is newer than this triggerhooks understands \(4\)"):
         SqliteStorageBackend("s", path).latest_kwargs  # noqa: B018
-    assert _rows(path, "PRAGMA user_version") == [(4,)]
+    assert _rows(path, "PRAGMA user_version") == [(5,)]
     assert _rows(path, "SELECT name FROM sqlite_master") == []  # left as it was
+
+
+def test_a_file_of_schema_3_gets_its_active_sessions_indexed(tmp_path: Path) -> None:
+    """Schema 4 indexes the sessions with work scheduled or running; a file written before
+    it is indexed from its task states when first opened."""
+    path = tmp_path / "th.db"
+    code = ("from triggerhooks import SqliteStorageBackend, TriggerManager\n"
+            "from triggerhooks.testing.runners import holding_runner\n"
+            "with holding_runner() as held:\n"
+            f"    for uid in ('busy', 'idle'):\n"
+            f"        manager = TriggerManager(SqliteStorageBackend(uid, {str(path)!r}))\n"
+            "        manager.update_configuration({'t': {'after': ['a'], 'run': 'tests.echo',\n"
+            "                                            'using': held.name}})\n"
+            "        if uid == 'busy':\n"
+            "            manager.fire('a')\n"
+            "print('{}')\n")
+    _in_a_new_process(code)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert conn.execute("SELECT uid, work FROM th_active").fetchall() == [("busy", 1)]
+        conn.execute("DROP TABLE th_active")
+        conn.execute("PRAGMA user_version = 3")
+    finally:
+        conn.close()
+    storage = SqliteStorageBackend("idle", path)
+    assert storage.active_sessions() == ["busy"]
+    assert _rows(path, "PRAGMA user_version") == [(4,)]

@@ -17,6 +17,7 @@ from ..models import PENDING, TaskConfig, TaskInstance, TaskStatus
 from ..serialization import JsonDict
 
 _UNSTARTED = TaskStatus.UNSTARTED.value
+_WORK = (TaskStatus.SCHEDULED.value, TaskStatus.RUNNING.value)
 
 __all__ = ["Changes", "Commit", "Compute", "Notice", "Plan", "SessionView", "TaskState", "build_index"]
 
@@ -48,6 +49,12 @@ class TaskState:
     def pending(self) -> list[str]:
         """Names of instances not started yet, oldest first."""
         return [name for name, status in self.open.items() if status in PENDING]
+
+    @property
+    def work(self) -> int:
+        """How many of its instances are scheduled or running: work a runner owes, which a
+        store indexes so that a sweeper finds the sessions to recover."""
+        return sum(status in _WORK for status in self.open.values())
 
     @property
     def may_schedule(self) -> bool:

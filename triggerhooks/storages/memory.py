@@ -14,7 +14,6 @@ from .base import StorageBackend
 __all__ = ["MemoryStorageBackend", "MemoryStore"]
 
 _EMPTY_STATE = TaskState()
-_WORK = ("scheduled", "running")
 
 
 class _Session(SessionView):
@@ -96,8 +95,7 @@ class _Session(SessionView):
 
     @property
     def has_work(self) -> bool:
-        return any(status in _WORK for state in self.states.values()
-                   for status in state.open.values())
+        return any(state.work for state in self.states.values())
 
     @property
     def is_empty(self) -> bool:

@@ -32,7 +32,7 @@ __all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlit
 
 SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
 DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first tables; 2: ``th_waiting`` (counts of missing triggers); 3: ``th_keys`` (fire
 keys). Every change so far only added tables, so ``_SCHEMA`` (``CREATE TABLE IF NOT
 EXISTS``) upgrades an older file in place; a newer file is refused."""
@@ -95,14 +95,27 @@ CREATE TABLE IF NOT EXISTS th_keys (
     uid TEXT NOT NULL, key TEXT NOT NULL, record BLOB NOT NULL,
     PRIMARY KEY (uid, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_active (
+    uid TEXT PRIMARY KEY, work INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
 _TABLES = ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states", "th_waiting",
-           "th_instances", "th_keys")
+           "th_instances", "th_keys", "th_active")
 """Every table, each keyed by the session's uid."""
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _CHUNK = 500  # names per "IN (...)" query, well under SQLite's variable limit
+
+
+def _index_active(conn: sqlite3.Connection) -> None:
+    """Fill ``th_active`` (schema 4) from the task states of a file written before it."""
+    work: dict[str, int] = {}
+    for uid, raw in conn.execute("SELECT uid, state FROM th_states"):
+        count = TaskState.from_json(loads(raw)).work
+        if count:
+            work[uid] = work.get(uid, 0) + count
+    conn.executemany("INSERT OR REPLACE INTO th_active (uid, work) VALUES (?, ?)", work.items())
 
 
 class _View(SessionView):
@@ -285,6 +298,8 @@ class _Pool:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                if version < 4:
+                    _index_active(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -423,8 +438,9 @@ class SqliteStorageBackend(StorageBackend):
         try:
             with self._connection(write=True) as conn:
                 conn.execute("BEGIN IMMEDIATE")
-                found = compute(_View(conn, self.uid))
-                counted, unresolved, finalized = self._write(conn, found)
+                view = _View(conn, self.uid)
+                found = compute(view)
+                counted, unresolved, finalized = self._write(conn, view, found)
                 conn.execute("COMMIT")
                 changes = found
         except StorageUnavailableError as exc:
@@ -438,12 +454,14 @@ class SqliteStorageBackend(StorageBackend):
             raise
         return Commit(changes, unresolved, counted, finalized)
 
-    def _write(self, conn: sqlite3.Connection, changes: Changes) -> tuple[int, int, bool]:
+    def _write(self, conn: sqlite3.Connection, view: _View,
+               changes: Changes) -> tuple[int, int, bool]:
         """Write ``changes`` (encoded first, so a value that cannot be stored writes nothing)
         and return the session's counters after them."""
         uid = self.uid
         instances = [(uid, name, dumps(inst.to_json(), f"instance {name}"))
                      for name, inst in changes.instances.items()]
+        work = sum(state.work - view.state(task).work for task, state in changes.states.items())
         states = [(uid, task, orjson.dumps(state.to_json()))
                   for task, state in changes.states.items()]
         if changes.fired:
@@ -470,7 +488,17 @@ class SqliteStorageBackend(StorageBackend):
             # lock, and a record that appeared meanwhile would fail the whole commit.
             conn.execute("INSERT INTO th_keys (uid, key, record) VALUES (?, ?, ?)",
                          (uid, *changes.fire_key))
+        if work:
+            self._index_work(conn, work)
         return self._count(conn, changes)
+
+    def _index_work(self, conn: sqlite3.Connection, delta: int) -> None:
+        """Keep the session's count of scheduled and running instances in ``th_active``,
+        the index of the sessions a sweeper recovers."""
+        conn.execute("INSERT INTO th_active (uid, work) VALUES (?1, ?2) "
+                     "ON CONFLICT (uid) DO UPDATE SET work = work + ?2", (self.uid, delta))
+        if delta < 0:
+            conn.execute("DELETE FROM th_active WHERE uid = ? AND work <= 0", (self.uid,))
 
     def _count(self, conn: sqlite3.Connection, changes: Changes) -> tuple[int, int, bool]:
         """Write the session's counters and metadata that ``changes`` set, and return the
@@ -578,6 +606,10 @@ class SqliteStorageBackend(StorageBackend):
                     "WHERE seen.uid IS NOT NULL) SELECT uid FROM seen WHERE uid IS NOT NULL"))
             conn.execute("COMMIT")
         return sorted(found)
+
+    def active_sessions(self) -> list[str]:
+        """The sessions with an instance scheduled or running, from their index."""
+        return [uid for (uid,) in self._rows("SELECT uid FROM th_active WHERE work > 0", ())]
 
     def clear(self) -> None:
         """Delete the whole session, its fire keys too."""

@@ -476,3 +476,25 @@ class StorageContract:
         assert storage["t#0"].status == "finished"
         assert storage["t#0"].metadata["recovered"]["count"] == 1
         assert manager.recover() == [] and storage.is_finalized
+
+    def test_active_sessions_are_those_with_work_scheduled_or_running(
+            self, make_storage: StorageFactory, held: type[HoldingRunner]) -> None:
+        storage, idle = make_storage(), make_storage()
+        try:
+            storage.active_sessions()
+        except NotImplementedError:
+            pytest.skip(f"{type(storage).__name__} cannot list its sessions")
+        manager = TriggerManager(storage)
+        manager.update_configuration({
+            "t": {"after": ["a"], "run": NOOP, "using": held.name},
+            "u": {"after": ["b"], "run": NOOP, "using": held.name}})
+        TriggerManager(idle).fire("a")
+        manager.fire("a")
+        manager.fire("b")
+        assert storage.uid in storage.active_sessions()
+        first = held.held.pop(0)
+        assert first.manager.execute(first.name) is not None  # t#0 finished, u#0 scheduled
+        assert storage.uid in storage.active_sessions()
+        held.release()
+        assert storage.uid not in storage.active_sessions()
+        assert idle.uid not in storage.active_sessions()
