@@ -414,7 +414,8 @@ class StorageContract:
 
     def test_a_keyed_firing_is_stored_once_and_repeats_answer_the_first(
             self, make_storage: StorageFactory) -> None:
-        storage = make_storage()
+        uid = f"keys-{uuid.uuid4().hex[:12]}"
+        storage = make_storage(uid)
         if not storage.supports_fire_keys:
             pytest.skip(f"{type(storage).__name__} does not keep fire keys")
         manager = TriggerManager(storage)
@@ -422,7 +423,7 @@ class StorageContract:
         first = manager.fire("page", {"n": 1, "m": 2}, key="page-1")
         assert (first.repeated, first.scheduled) == (False, ("t#0",))
         # Another process, the same key, the kwargs in another order: a repeat.
-        again = TriggerManager(make_storage(storage.uid)).fire("page", {"m": 2, "n": 1},
+        again = TriggerManager(make_storage(uid)).fire("page", {"m": 2, "n": 1},
                                                                 key="page-1")
         assert again.repeated and (again.fired_at, again.scheduled) == (first.fired_at,
                                                                          first.scheduled)
