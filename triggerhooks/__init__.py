@@ -11,6 +11,7 @@ from __future__ import annotations
 from .events import ReceiverModuleError, filter_events, on, send_event
 from .events.background import hand_off as _hand_off
 from .events.dispatch import use_background_hand_off as _use_background_hand_off
+from .events.receivers import use_manager_class as _use_manager_class
 from .exceptions import (
     ConfigurationError,
     ConflictError,
@@ -52,6 +53,7 @@ from .testing.signals import capture_signals, connected
 
 _connect_plugins()
 _use_background_hand_off(_hand_off)
+_use_manager_class(TriggerManager)
 
 __version__ = "0.1.0"
 
