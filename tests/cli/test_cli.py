@@ -104,6 +104,22 @@ def test_load_fire_show_replay_across_processes(url: str, workflow_file: Path) -
     assert data["finalized"] is True
 
 
+def test_replay_with_merge_keeps_the_other_triggers(url: str, tmp_path: Path) -> None:
+    imports = ("--import", "tests.cli.tasks")
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"t": {"after": ["order", "a"], "run": "tests.cli.needs_the_order"}}))
+    ok(run(*imports, "load", "s", str(path), url=url))
+    ok(run(*imports, "fire", "s", "order", "--kwargs", '{"id": 7}', url=url))
+    ok(run(*imports, "fire", "s", "a", url=url))
+    out = ok(run(*imports, "replay", "s", "t#0", "--kwargs", '{"a": {"ok": true}}', "--merge",
+                 url=url))
+    assert "replayed t#0 as t#1 (finished)" in out
+    copy = next(i for i in show_json("s", url)["instances"] if i["name"] == "t#1")
+    assert copy["kwargs"] == {"order": {"id": 7}, "a": {"ok": True}}
+    assert copy["metadata"]["result"] == {"order": 7}
+    assert "--merge" in user_error(run(*imports, "replay", "s", "t#0", "--merge", url=url), code=2)
+
+
 def test_skip_with_cascade(url: str, workflow_file: Path) -> None:
     imports = ("--import", "tests.cli.tasks")
     ok(run(*imports, "load", "s2", str(workflow_file), url=url))

@@ -351,14 +351,20 @@ def fire(session: str, trigger: str, kwargs_text: str | None, key: str | None) -
 @click.argument("session")
 @click.argument("instance")
 @click.option("--kwargs", "kwargs_text", metavar="JSON",
-              help="Replacement trigger kwargs for the copy: a JSON object, or @file.json.")
-def replay(session: str, instance: str, kwargs_text: str | None) -> None:
+              help="Replacement trigger kwargs for the copy (trigger name -> kwargs): a JSON "
+                   "object, or @file.json.")
+@click.option("--merge", is_flag=True,
+              help="With --kwargs: replace only the triggers it names; the copy keeps the "
+                   "failed instance's kwargs of the others.")
+def replay(session: str, instance: str, kwargs_text: str | None, merge: bool) -> None:
     """Replay a failed INSTANCE of SESSION: mark it replayed, run a copy."""
     settings = _settings()
     kwargs = _json_option(kwargs_text, "--kwargs")
+    if merge and kwargs is None:
+        raise click.BadParameter("only makes sense with --kwargs", param_hint="--merge")
     manager = settings.manager(session)
     with settings.reporting():
-        copy = manager.replay_failed_instance(instance, kwargs)
+        copy = manager.replay_failed_instance(instance, kwargs, merge=merge)
     status = manager.storage[copy.name].status.value
     settings.console.print(f"[green]✓[/] replayed {instance} as [bold]{copy.name}[/] ({status})",
                            highlight=False)
