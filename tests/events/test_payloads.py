@@ -155,3 +155,38 @@ def test_the_docs_table_lists_each_payload_and_its_arguments() -> None:
         payload, arguments = rows[name]
         assert payload == signal.payload.__name__, name  # type: ignore[attr-defined]
         assert arguments == [f for f in signal.fields if f not in COMMON], name  # type: ignore[attr-defined]
+
+
+TYPED_RECEIVER = '''
+from typing import Unpack
+
+from triggerhooks import TriggerTask, on
+from triggerhooks.signals import TaskCompleted, task_completed
+
+
+@on(task_completed)
+def receiver(sender: type[TriggerTask], **kwargs: Unpack[TaskCompleted]) -> None:
+    reveal_type(kwargs["task_instance"])
+    reveal_type(kwargs["result"])
+    kwargs["task_instanse"]
+'''
+
+
+@pytest.mark.slow  # a type checker's cold start
+def test_a_type_checker_knows_a_receivers_arguments_from_its_payload(tmp_path: Any) -> None:
+    """What an editor completes: the payload's keys, each with its type; a typo is an error."""
+    import subprocess
+    import sys
+
+    (tmp_path / "receiver.py").write_text(TYPED_RECEIVER)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+         "--no-error-summary", str(tmp_path / "receiver.py")],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    lines = [line.split(": ", 1)[1] for line in done.stdout.splitlines()]
+    assert lines == [
+        'note: Revealed type is "triggerhooks.models.TaskInstance"',
+        'note: Revealed type is "dict[str, Any]"',
+        'error: TypedDict "TaskCompleted" has no key "task_instanse"  [typeddict-item]',
+        'note: Did you mean "task_instance"?',
+    ], done.stdout + done.stderr
