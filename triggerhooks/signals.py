@@ -227,6 +227,11 @@ class OrderedSignal(NamedSignal):
         """``"manager"`` or ``"task"`` for triggerhooks' signals (``None``: any sender)."""
         self._rank: dict[Hashable, tuple[int, int]] = {}
         self._sequence = itertools.count()
+        self._generations = itertools.count(1)
+        self._generation = 0  # a new value at every change of the connections (count: atomic)
+        self._ordered: dict[Hashable, tuple[int, tuple[Hashable, ...]]] = {}
+        """Sender id -> (generation, the receiver ids in order): the order is computed once
+        per change of the connections, not at every send."""
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -253,27 +258,52 @@ class OrderedSignal(NamedSignal):
             if receiver_id not in self.receivers:
                 self._rank.pop(receiver_id, None)
             raise
+        finally:
+            self._generation = next(self._generations)
 
     def _disconnect(self, receiver_id: Hashable, sender_id: Hashable) -> None:
         super()._disconnect(receiver_id, sender_id)
         if receiver_id not in self.receivers:
             self._rank.pop(receiver_id, None)
+        self._generation = next(self._generations)
+
+    def _make_cleanup_sender(self, sender_id: Hashable) -> Callable[[weakref.ref[Any]], None]:
+        cleanup = super()._make_cleanup_sender(sender_id)
+
+        def cleanup_and_reorder(ref: weakref.ref[Any]) -> None:
+            cleanup(ref)
+            self._generation = next(self._generations)
+
+        return cleanup_and_reorder
+
+    def _clear_state(self) -> None:
+        super()._clear_state()
+        self._rank.clear()
+        self._generation = next(self._generations)
+
+    def _order(self, sender_id: Hashable) -> tuple[Hashable, ...]:
+        """The ids of the receivers for ``sender_id`` (and for any sender), in order."""
+        ids = {*self._by_sender.get(_ANY_ID, ())}
+        if sender_id != _ANY_ID:
+            ids.update(self._by_sender.get(sender_id, ()))
+        rank = self._rank
+        return tuple(sorted(ids, key=lambda each: rank.get(each, (0, -1))))
 
     def receivers_for(self, sender: Any) -> Generator[Callable[..., Any], None, None]:
         """Each receiver for ``sender`` (and for any sender), in order: priority, then
         connection. Weakly referenced receivers that are gone are disconnected and skipped."""
         if not self.receivers:
             return
-        by_sender = self._by_sender
-        ids: Iterable[Hashable] = by_sender[_ANY_ID]
         sender_id = make_id(sender)
-        if sender_id != _ANY_ID and sender_id in by_sender:
-            ids = {*ids, *by_sender[sender_id]}
-        if len(ids) > 1:  # type: ignore[arg-type]
-            rank = self._rank
-            ids = sorted(ids, key=lambda each: rank.get(each, (0, -1)))
+        if sender_id not in self._by_sender:
+            sender_id = _ANY_ID
+        cached = self._ordered.get(sender_id)
+        if cached is not None and cached[0] == self._generation:
+            ids = cached[1]
         else:
-            ids = list(ids)
+            generation = self._generation
+            ids = self._order(sender_id)
+            self._ordered[sender_id] = (generation, ids)
         for receiver_id in ids:
             receiver = self.receivers.get(receiver_id)
             if receiver is None:
