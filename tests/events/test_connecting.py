@@ -3,6 +3,7 @@ of ``sender`` (a ``@trigger_task`` function wherever a task class is accepted)."
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import blinker
@@ -303,3 +304,16 @@ def test_predicates_can_ask_for_the_senders_name() -> None:
     assert [each for each in names if each[0] == "session"] == [("session", "default"),
                                                                  ("session", None)]
     assert ("all", "default") in names
+
+
+def test_other_mistakes_seen_when_connecting() -> None:
+    class Ping(typing.TypedDict):
+        n: int
+
+    ping = OrderedSignal("tests.ping", payload=Ping)
+    with pytest.raises(ValueError, match=r"tests\.ping passes no manager, so a background receiver"):
+        on(ping, background=True)
+    with pytest.raises(TypeError, match="filter_events cannot read the parameters of"):
+        filter_events(bool)
+    with pytest.raises(TypeError, match="filter_events filters a receiver function, not 42"):
+        filter_events(lambda: True)(42)  # type: ignore[type-var]

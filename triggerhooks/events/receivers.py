@@ -222,6 +222,11 @@ def _check_background(signals: list[Signal], raise_exception: bool) -> None:
             raise ValueError(
                 f"{name} is sent before the change is stored (its receivers may veto it), so it "
                 "cannot have background receivers; listen to the matching post_ signal")
+        fields = getattr(each, "fields", ())
+        if fields and "manager" not in fields:
+            raise ValueError(
+                f"{name} passes no manager, so a background receiver has no runner to run on "
+                "(the manager's task runner runs it): connect it without background=True")
 
 
 def _check_priority(priority: int, signals: list[Signal]) -> None:
@@ -365,6 +370,8 @@ def disconnect(receiver: Callable[..., Any], signal: Signal | Iterable[Signal]) 
         connected = _connected_by_on.get(receiver_id)
         if connected is not None:
             connected.discard(each)
+            if not connected:
+                _connected_by_on.pop(receiver_id, None)
 
 
 # -- filter_events ----------------------------------------------------------------------------------
@@ -376,9 +383,14 @@ def _read_predicate(predicate: Callable[..., Any]) -> _Filter:
     if not callable(predicate) or isinstance(predicate, Signal):
         raise TypeError(f"filter_events takes a predicate function, not {predicate!r}: "
                         "@filter_events(lambda task_instance: task_instance.name.endswith('#0'))")
+    try:
+        parameters = inspect.signature(predicate).parameters
+    except (TypeError, ValueError):
+        raise TypeError(f"filter_events cannot read the parameters of {predicate!r}: give it a "
+                        "function whose parameters name the arguments it needs") from None
     wants_all = False
     wanted: list[tuple[str, bool]] = []
-    for name, parameter in inspect.signature(predicate).parameters.items():
+    for name, parameter in parameters.items():
         if parameter.kind is parameter.VAR_KEYWORD:
             wants_all = True
         elif parameter.kind is parameter.POSITIONAL_ONLY:
