@@ -241,7 +241,8 @@ def test_an_applications_ordered_signal_with_a_payload_is_checked_too() -> None:
     (pre_fire, ChargeCard, "session-level signals are sent by the manager class, not by a task"),
     (post_fire, TriggerManager(MemoryStorageBackend(uid="connecting-sender")),
      "pass the manager class, sender=TriggerManager, not a manager"),
-    (post_fire, None, "sender=None selects nothing triggerhooks sends: leave sender out"),
+    (post_fire, None, "sender=None is not 'any sender' (it would select only the signals of "
+                      "tasks not registered in this process): leave sender out"),
     ([post_fire, task_completed], TriggerManager, r"@on\(task_completed, sender=...\)"),
 ])
 def test_a_sender_of_the_wrong_kind_raises_at_connection(signal: Any, sender: Any,

@@ -138,8 +138,9 @@ def _check_sender(given: Any, sender: Any, signals: list[Signal]) -> None:
     if sender is ANY:
         return
     if given is None:
-        raise TypeError("sender=None selects nothing triggerhooks sends: leave sender out to "
-                        "receive the signal from every sender")
+        raise TypeError("sender=None is not 'any sender' (it would select only the signals of "
+                        "tasks not registered in this process): leave sender out to receive "
+                        "the signal from every sender")
     for each in signals:
         kind = getattr(each, "sender_kind", None)
         problem = (_task_sender_problem(given, sender) if kind == "task"
