@@ -8,9 +8,12 @@ system that fills the registries, the hand-off of background receivers).
 
 from __future__ import annotations
 
+import logging as _logging
+
 from .events import ReceiverModuleError, filter_events, on, send_event
 from .events.background import hand_off as _hand_off
 from .events.dispatch import use_background_hand_off as _use_background_hand_off
+from .events.receivers import use_manager_class as _use_manager_class
 from .exceptions import (
     ConfigurationError,
     ConflictError,
@@ -50,8 +53,12 @@ from .storages import (
 from .task import Retry, StatusChange, TaskContext, TriggerTask, trigger_task
 from .testing.signals import capture_signals, connected
 
+# A library logs through its own loggers and prints nothing unless the application
+# configures logging (without any handler, Python's last resort would print WARNING and up).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 _connect_plugins()
 _use_background_hand_off(_hand_off)
+_use_manager_class(TriggerManager)
 
 __version__ = "0.1.0"
 

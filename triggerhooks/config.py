@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import difflib
+import inspect
+import json
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
@@ -101,6 +103,61 @@ def _extras_problems(name: str, extras: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def _q(value: Any) -> str:
+    """A value as it is written in a workflow (JSON, and Python alike)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _registered_name(value: Any) -> tuple[str, str] | None:
+    """A task or runner given where its registered name belongs: (what it is, the name)."""
+    task = getattr(value, "__trigger_task__", None)
+    if isinstance(getattr(task, "name", None), str):
+        return "the function", task.name  # type: ignore[union-attr]
+    if inspect.isclass(value):
+        key = getattr(value, "name", None)
+        return ("the class", key) if isinstance(key, str) else None
+    key = getattr(type(value), "name", None)
+    if isinstance(key, str) and type(value).__module__ != "builtins":
+        return f"an instance of {type(value).__name__}", key
+    return None
+
+
+def _slip(field: str, value: Any) -> str | None:
+    """What to write instead, for the common slips in a task's directives."""
+    given = _registered_name(value)
+    if given is not None and field in ("run", "using"):
+        kind = "trigger task" if field == "run" else "task runner"
+        return (f"{_q(field)} takes the name a {kind} is registered under, not {given[0]}: "
+                f"write {_q(field)}: {_q(given[1])}")
+    if field == "run" and inspect.isfunction(value):
+        default = f"{value.__module__}.{value.__qualname__}"
+        return (f'"run" takes the name of a registered trigger task, not a function: declare '
+                f"{value.__name__} with @trigger_task (it is then registered as {_q(default)}, "
+                'or under name=...) and write "run": that name')
+    return None
+
+
+def _hint(field: str, value: Any, message: str) -> str:
+    """A pydantic message, with what to write instead for the usual shapes."""
+    if field in ("after", "unless") and isinstance(value, str):
+        return f"{message}; write a list: {_q(field)}: [{_q(value)}]"
+    if field in ("andEvery", "and_every") and isinstance(value, (list, tuple)) and value:
+        others = ' (and list the others in "after")' if len(value) > 1 else ""
+        return f"{message}; it takes one trigger: {_q(field)}: {_q(value[0])}{others}"
+    if field == "run" and message == "Field required":
+        return (f"{message}; name the registered trigger task to run: "
+                '"run": "app.tasks.ImportSubject"')
+    return message
+
+
+def _explain(loc: tuple[int | str, ...], message: str, raw: Any) -> str:
+    field = loc[0] if loc else None
+    if not isinstance(field, str) or not isinstance(raw, Mapping):
+        return message
+    value = raw.get(field)
+    return _slip(field, value) or _hint(field, value, message)
+
+
 def _never_runs(name: str) -> Problem:
     return Problem(name, "needs 'after' or 'andEvery': it could never run")
 
@@ -139,7 +196,8 @@ def _parse_task(name: object, raw: Any, known_tasks: Collection[str] | None,
         problems: list[Problem] = []
         failed: set[int | str] = set()
         for error in exc.errors():
-            problems.append(Problem(_location((name, *error["loc"])), error["msg"]))
+            problems.append(Problem(_location((name, *error["loc"])),
+                                    _explain(error["loc"], error["msg"], raw)))
             failed.add(error["loc"][0] if error["loc"] else "")
         if isinstance(raw, Mapping):  # still check what is well-formed: every problem at once
             problems += _invalid_task_problems(name, raw, failed, known_tasks, known_runners)

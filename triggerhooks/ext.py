@@ -12,7 +12,8 @@ test holds the bundled plugins to that). Grouped by what the plugin does:
 * a task runner: ``TaskRunner``; for other processes ``session_reference`` /
   ``open_session``, ``open_reference``, ``BackgroundCall`` and the leases
   (``Lease``, ``Claim``, ``claim_of``, ``Heartbeat``);
-* receivers: the signals (``task_completed``, ...);
+* receivers: the signals (``task_completed``, ...), their payload types
+  (``TaskCompleted``, ...) and ``OrderedSignal`` for a plugin's own events;
 * tests: ``wait_for``, ``capture_signals``, ``connected``.
 """
 
@@ -39,6 +40,22 @@ from .runners import TaskRunner
 from .serialization import JsonDict, dotted_name, dumps, loads
 from .sessions import SessionReferenceError, open_session, session_reference
 from .signals import (
+    ConfigurationUpdated,
+    InstanceAbandoned,
+    OrderedSignal,
+    PostFire,
+    PostReplay,
+    PostSkip,
+    PreFire,
+    PreReplay,
+    PreSkip,
+    SessionFinalized,
+    SessionPayload,
+    TaskCompleted,
+    TaskFailed,
+    TaskPayload,
+    TaskScheduled,
+    TaskStarted,
     configuration_updated,
     instance_abandoned,
     post_fire,
@@ -75,23 +92,39 @@ __all__ = [
     "Claim",
     "Commit",
     "Compute",
+    "ConfigurationUpdated",
     "Heartbeat",
     "HeldInstance",
     "HoldingRunner",
+    "InstanceAbandoned",
     "JsonDict",
     "Lease",
     "MemoryStore",
     "Notice",
+    "OrderedSignal",
     "Plan",
     "PluginInfo",
+    "PostFire",
+    "PostReplay",
+    "PostSkip",
+    "PreFire",
+    "PreReplay",
+    "PreSkip",
     "Recovery",
     "Registry",
+    "SessionFinalized",
+    "SessionPayload",
     "SessionReferenceError",
     "SessionView",
     "StorageBackend",
     "Stuck",
+    "TaskCompleted",
     "TaskContext",
+    "TaskFailed",
+    "TaskPayload",
     "TaskRunner",
+    "TaskScheduled",
+    "TaskStarted",
     "TaskState",
     "Transition",
     "TriggerManager",

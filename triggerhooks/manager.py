@@ -240,12 +240,15 @@ class TriggerManager:
     # -- instances -------------------------------------------------------------------------------
 
     def replay_failed_instance(self, instance: InstanceRef,
-                               replacement_kwargs: Mapping[str, Any] | None = None) -> TaskInstance:
+                               replacement_kwargs: Mapping[str, Any] | None = None, *,
+                               merge: bool = False) -> TaskInstance:
         """Mark a failed instance ``replayed`` and schedule a copy (``metadata["parent"]``).
 
-        ``replacement_kwargs`` replaces the copy's trigger kwargs. Returns the copy.
+        ``replacement_kwargs`` (trigger name -> kwargs) replaces the copy's trigger
+        kwargs; with ``merge=True`` it replaces those of the triggers it names only, and
+        the copy keeps the failed instance's kwargs of the others. Returns the copy.
         """
-        return updates.replay_failed(self, _instance_name(instance), replacement_kwargs)
+        return updates.replay_failed(self, _instance_name(instance), replacement_kwargs, merge)
 
     def skip_failed_instance(self, instance: InstanceRef, cascade: bool = False,
                              result: Mapping[str, Any] | None = None) -> TaskInstance:

@@ -28,3 +28,16 @@ class Warns(TriggerTask):
         with context.get_logger_context() as logger:
             logger.warning("something to look at")
         return {}
+
+
+class NeedsTheOrder(TriggerTask):
+    """Needs the ``order`` trigger's ``id`` and fails unless the ``a`` trigger says ``ok``:
+    a replay that replaces only ``a`` (``--merge``) fixes it, one that replaces all does not."""
+
+    name = "tests.cli.needs_the_order"
+
+    def _run(self, context: TaskContext) -> dict[str, Any]:
+        order = context.trigger_kwargs["order"]["id"]
+        if not context.trigger_kwargs["a"].get("ok"):
+            raise ValueError("not ok yet")
+        return {"order": order}

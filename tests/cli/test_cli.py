@@ -104,6 +104,22 @@ def test_load_fire_show_replay_across_processes(url: str, workflow_file: Path) -
     assert data["finalized"] is True
 
 
+def test_replay_with_merge_keeps_the_other_triggers(url: str, tmp_path: Path) -> None:
+    imports = ("--import", "tests.cli.tasks")
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"t": {"after": ["order", "a"], "run": "tests.cli.needs_the_order"}}))
+    ok(run(*imports, "load", "s", str(path), url=url))
+    ok(run(*imports, "fire", "s", "order", "--kwargs", '{"id": 7}', url=url))
+    ok(run(*imports, "fire", "s", "a", url=url))
+    out = ok(run(*imports, "replay", "s", "t#0", "--kwargs", '{"a": {"ok": true}}', "--merge",
+                 url=url))
+    assert "replayed t#0 as t#1 (finished)" in out
+    copy = next(i for i in show_json("s", url)["instances"] if i["name"] == "t#1")
+    assert copy["kwargs"] == {"order": {"id": 7}, "a": {"ok": True}}
+    assert copy["metadata"]["result"] == {"order": 7}
+    assert "--merge" in user_error(run(*imports, "replay", "s", "t#0", "--merge", url=url), code=2)
+
+
 def test_skip_with_cascade(url: str, workflow_file: Path) -> None:
     imports = ("--import", "tests.cli.tasks")
     ok(run(*imports, "load", "s2", str(workflow_file), url=url))
@@ -380,6 +396,52 @@ def test_traceback_option_shows_the_traceback() -> None:
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert "UnknownKeyError: unknown storage URL scheme 'nosuch'" in result.stderr
+
+
+SHOP = """
+from triggerhooks import TriggerManager, on, trigger_task, trigger_managers
+from triggerhooks.signals import post_fire
+
+
+@trigger_task(name="shop.ship")
+def ship(context):
+    with context.get_logger_context() as logger:
+        raise ValueError("no address")
+
+
+@on(post_fire)
+def broken(sender, **kwargs):
+    raise RuntimeError("receiver broke")
+
+
+@trigger_managers.register("shop-hooked")
+class HookedManager(TriggerManager):
+    def _post_fire(self, trigger_name, tasks_scheduled):
+        raise KeyError("a bug in a hook")
+"""
+
+
+def test_tracebacks_only_with_the_traceback_option(url: str, tmp_path: Path) -> None:
+    (tmp_path / "shop.py").write_text(SHOP)
+    (tmp_path / "w.json").write_text('{"t": {"after": ["paid"], "run": "shop.ship"}}')
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    ok(run("-q", "--import", "shop", "load", "s", str(tmp_path / "w.json"), url=url, env=env))
+    quiet = run("-q", "--import", "shop", "fire", "s", "paid", url=url, env=env)
+    ok(quiet)
+    assert "Traceback" not in quiet.stderr
+    assert "receiver shop.broken of signal post_fire failed: RuntimeError: receiver" in quiet.stderr
+    assert "ValueError: no address" in quiet.stderr  # the task's own log, on one line
+    loud = run("-q", "--traceback", "--import", "shop", "fire", "s", "again", url=url, env=env)
+    ok(loud)
+    assert loud.stderr.count("Traceback (most recent call last)") == 1  # the receiver's
+
+    # an error that is no user mistake: one line, unless --traceback
+    args = ("-q", "--import", "shop", "--manager", "shop-hooked", "fire", "s", "more")
+    stderr = user_error(run(*args, url=url, env=env))
+    assert stderr.strip().splitlines()[-1] == (
+        "error: unexpected KeyError: a bug in a hook (--traceback shows where)")
+    loud = run("--traceback", *args, url=url, env=env)
+    assert loud.returncode == 1 and "Traceback (most recent call last)" in loud.stderr
 
 
 def test_python_dash_m_and_version() -> None:

@@ -16,13 +16,17 @@ import triggerhooks
 from triggerhooks import (
     ConfigurationError,
     InvalidStatusError,
+    MemoryStorageBackend,
     Retry,
     StatusChange,
+    ThreadingTaskRunner,
     TriggerhooksError,
     TriggerManager,
+    TriggerTask,
     UnknownKeyError,
     UnstorableKwargsError,
     open_storage,
+    trigger_task,
 )
 from triggerhooks.exceptions import InvalidTriggerError, Problem
 
@@ -134,6 +138,56 @@ def test_a_task_that_fails_validation_still_has_every_other_problem_listed(
         ("t_snake.and_every", "Input should be a valid string"),
         ("t_twice.run", "Input should be a valid string"),
         ("t_twice.and_every", "given twice, as 'and_every' and 'andEvery'"),
+    ]
+    assert manager.storage.tasks == {}
+
+
+@trigger_task(name="tests.errors.ship_order")
+def ship_order(context: Any) -> dict[str, Any]:
+    return {}
+
+
+def charge_card(context: Any) -> dict[str, Any]:  # not declared as a task
+    return {}
+
+
+class ImportSubject(TriggerTask):
+    name = "tests.errors.ImportSubject"
+
+    def _run(self, context: Any) -> dict[str, Any]:
+        return {}
+
+
+def test_the_common_slips_say_what_to_write_instead() -> None:
+    manager = TriggerManager(MemoryStorageBackend(uid="errors-slips"))  # no storage involved
+    with pytest.raises(ConfigurationError) as caught:
+        manager.update_configuration({
+            "t_function": {"after": ["paid"], "run": ship_order},
+            "t_class": {"after": ["paid"], "run": ImportSubject, "using": ThreadingTaskRunner},
+            "t_object": {"after": ["paid"], "run": ImportSubject()},
+            "t_plain": {"after": ["paid"], "run": charge_card},
+            "t_string": {"after": "paid", "unless": "cancelled", "run": "tests.echo"},
+            "t_every": {"andEvery": ["page", "section"], "run": "tests.echo"},
+            "t_no_run": {"after": ["paid"]},
+        })
+    assert [str(problem) for problem in caught.value.problems] == [
+        't_function.run: "run" takes the name a trigger task is registered under, not the '
+        'function: write "run": "tests.errors.ship_order"',
+        't_class.run: "run" takes the name a trigger task is registered under, not the class: '
+        'write "run": "tests.errors.ImportSubject"',
+        't_class.using: "using" takes the name a task runner is registered under, not the '
+        'class: write "using": "threading"',
+        't_object.run: "run" takes the name a trigger task is registered under, not an '
+        'instance of ImportSubject: write "run": "tests.errors.ImportSubject"',
+        't_plain.run: "run" takes the name of a registered trigger task, not a function: '
+        'declare charge_card with @trigger_task (it is then registered as '
+        '"tests.core.test_errors.charge_card", or under name=...) and write "run": that name',
+        't_string.after: Input should be a valid list; write a list: "after": ["paid"]',
+        't_string.unless: Input should be a valid list; write a list: "unless": ["cancelled"]',
+        't_every.andEvery: Input should be a valid string; it takes one trigger: '
+        '"andEvery": "page" (and list the others in "after")',
+        't_no_run.run: Field required; name the registered trigger task to run: '
+        '"run": "app.tasks.ImportSubject"',
     ]
     assert manager.storage.tasks == {}
 

@@ -176,3 +176,73 @@ def test_logs_resolved_on_a_plain_instance() -> None:
     assert TaskInstance("t#0", TaskStatus.FAILED, log_level=logging.WARNING,
                         logs_marked_resolved=True).logs_resolved
     assert TaskInstance("t#0", TaskStatus.REPLAYED, log_level=logging.ERROR).logs_resolved
+
+
+# -- the library's own logging -------------------------------------------------------------------
+
+QUIET_APP = """
+import logging, sys
+{setup}
+from triggerhooks import MemoryStorageBackend, TriggerManager, on, trigger_task
+from triggerhooks.signals import post_fire
+
+
+@trigger_task(name="app.fails")
+def fails(context):
+    raise ValueError("a task failed")
+
+
+@on(post_fire)
+def broken(sender, **kwargs):
+    raise RuntimeError("a receiver failed")
+
+
+manager = TriggerManager(MemoryStorageBackend(uid="quiet"))
+manager.update_configuration({{"t": {{"after": ["go"], "run": "app.fails"}}}})
+manager.fire("go")
+assert manager.storage["t#0"].status == "failed"
+"""
+
+
+@pytest.mark.slow  # two interpreters
+def test_the_library_prints_nothing_unless_the_application_configures_logging() -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    def run(setup: str) -> str:
+        done = subprocess.run([sys.executable, "-c", QUIET_APP.format(setup=setup)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == ""
+        return done.stderr
+
+    assert run("") == ""  # no "No handlers could be found", no last-resort printing
+    configured = run("logging.basicConfig(format='%(levelname)s %(name)s: %(message)s')")
+    assert "WARNING triggerhooks.manager: quiet: task instance t#0 failed: ValueError: " in configured
+    assert "ERROR triggerhooks.events: receiver __main__.broken of signal post_fire failed" in configured
+
+
+def test_the_library_logs_through_its_own_loggers() -> None:
+    """Every ``logging.getLogger(...)`` of the package names a ``triggerhooks`` logger (the
+    task logger excepted: it is the task's module's, the application's own)."""
+    import ast
+
+    import triggerhooks
+    from tests.helpers import ROOT
+
+    assert any(isinstance(handler, logging.NullHandler)
+               for handler in logging.getLogger("triggerhooks").handlers)
+    package = ROOT / "triggerhooks"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "getLogger" and node.args):
+                found.append((path.relative_to(ROOT).as_posix(), ast.unparse(node.args[0])))
+    allowed = {"__name__", "'triggerhooks.events'", "'triggerhooks.manager'",
+               "'triggerhooks.plugins'"}
+    others = [(path, arg) for path, arg in found if arg not in allowed]
+    assert others == [("triggerhooks/task.py", "type(self.task).__module__")], others
+    assert triggerhooks.__name__ == "triggerhooks"

@@ -76,6 +76,51 @@ def test_replay_with_empty_replacement_kwargs_runs_with_none(failed: TriggerMana
     assert failed.storage["t#1"].kwargs == {"p": {"k": 1}}
 
 
+@trigger_task(name="test_replay_skip.import_subject")
+def import_subject(context: TaskContext) -> dict[str, Any]:
+    return {"subjectId": 42}
+
+
+@trigger_task(name="test_replay_skip.needs_the_subject")
+def needs_the_subject(context: TaskContext) -> dict[str, Any]:
+    """Needs the subject of its cascade, and a first page that is ok."""
+    subject = context.trigger_kwargs["t_importSubject"]["subjectId"]
+    if not context.trigger_kwargs["firstPageReceived"].get("ok"):
+        raise ValueError("the first page is broken")
+    return {"subject": subject}
+
+
+def test_replay_with_merge_replaces_only_the_triggers_it_names(any_manager: TriggerManager) -> None:
+    any_manager.update_configuration({
+        "t_importSubject": {"after": ["go"], "run": "test_replay_skip.import_subject"},
+        "t_page": {"after": ["t_importSubject", "firstPageReceived"],
+                   "run": "test_replay_skip.needs_the_subject", "withParams": {"p": {"k": 1}}},
+    })
+    any_manager.fire("firstPageReceived", {"page": 1, "ok": False})
+    any_manager.fire("go")
+    settle()
+    failed = any_manager.storage["t_page#0"]
+    assert failed.status == "failed"
+    assert set(failed.kwargs) == {"t_importSubject", "firstPageReceived", "p"}
+
+    copy = any_manager.replay_failed_instance("t_page#0", {"firstPageReceived": {"ok": True}},
+                                              merge=True)
+    settle()
+    merged = any_manager.storage[copy.name]
+    assert merged.status == "finished"
+    assert merged.kwargs == {**failed.kwargs, "firstPageReceived": {"ok": True}}
+    assert merged.metadata["result"] == {"subject": 42}
+
+    # without merge, the replacement is all the copy gets (withParams merged under it)
+    any_manager.fire("firstPageReceived", {"ok": False})  # no new instance: t_page is one-shot
+    any_manager.update_instance_status(copy.name, "failed")
+    replaced = any_manager.replay_failed_instance(copy.name, {"firstPageReceived": {"ok": True}})
+    settle()
+    alone = any_manager.storage[replaced.name]
+    assert alone.kwargs == {"firstPageReceived": {"ok": True}, "p": {"k": 1}}
+    assert alone.status == "failed" and alone.metadata["exceptionType"] == "KeyError"
+
+
 def test_a_replay_that_fails_again_can_be_replayed_again(failed: TriggerManager) -> None:
     failed.replay_failed_instance(failed.storage["t#0"])
     settle()

@@ -73,7 +73,7 @@ def test_inline_runs_it_after_the_change_is_stored_with_json_arguments(
         manager.fire("go", {"page": 1})
 
     [call] = background.calls
-    assert seen_by_blocking == [0]  # blocking receivers first, the background one after them
+    assert seen_by_blocking == [1]  # handed off (and run: inline) in its place, before it
     assert call["sender"] is work.__trigger_task__  # type: ignore[attr-defined]
     assert call["manager"] is manager
     instance = call["task_instance"]

@@ -1,8 +1,8 @@
 """The ``triggerhooks`` command (also ``python -m triggerhooks``).
 
 Storage is chosen by one URL (``--storage`` or ``$TRIGGERHOOKS_STORAGE_URL``);
-a user mistake prints one clear line and exits non-zero, never a traceback
-(``--traceback`` shows it anyway).
+an error prints one clear line and exits non-zero, and logs and warnings print
+one line each: tracebacks only with ``--traceback``.
 """
 
 from __future__ import annotations
@@ -172,23 +172,28 @@ class TriggerhooksGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.exceptions.ClickException:
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
             raise
-        except WorkflowFileError as exc:
+        except Exception as exc:
             if _wants_traceback(ctx):
                 raise
-            _fail_workflow(exc)
-        except ConfigurationError as exc:
-            if _wants_traceback(ctx):
-                raise
-            for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
-            _hint_imports(exc)
-            raise UserError(str(exc).splitlines()[0].rstrip(":")) from None
-        except USER_ERRORS as exc:
-            if _wants_traceback(ctx):
-                raise
-            raise UserError(_one_line(exc)) from None
+            _fail(exc)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """An error as one line (a workflow's or configuration's problems, one line each)."""
+    if isinstance(exc, WorkflowFileError):
+        _fail_workflow(exc)
+    if isinstance(exc, ConfigurationError):
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        _hint_imports(exc)
+        raise UserError(str(exc).splitlines()[0].rstrip(":")) from None
+    if isinstance(exc, USER_ERRORS):
+        raise UserError(_one_line(exc)) from None
+    # not the user's to fix, but still no traceback unless asked
+    raise UserError(f"unexpected {type(exc).__name__}: {_one_line(exc)} "
+                    "(--traceback shows where)") from None
 
 
 def _wants_traceback(ctx: click.Context) -> bool:
@@ -212,11 +217,48 @@ def _split_modules(values: tuple[str, ...]) -> list[str]:
     return names
 
 
-def _configure_logging(level: str) -> None:
-    """Print task logs on standard error, unless the host program configured logging."""
+class _LogFormatter(logging.Formatter):
+    """A record's message; its traceback only with ``--traceback`` (else the exception's
+    one line, when the message does not say it already)."""
+
+    def __init__(self, tracebacks: bool) -> None:
+        super().__init__("%(message)s")
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks or not record.exc_info:
+            return super().format(record)
+        message = record.getMessage()
+        exc = record.exc_info[1]
+        if exc is not None and f"{type(exc).__name__}: {exc}" not in message:
+            message += f" ({type(exc).__name__}: {exc})"
+        return message
+
+
+def _configure_logging(level: str, tracebacks: bool) -> None:
+    """Print task logs on standard error, unless the host program configured logging;
+    tracebacks (and where a plugin broke, logged at DEBUG) only with ``--traceback``."""
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
                           rich_tracebacks=False)
-    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler])
+    handler.setFormatter(_LogFormatter(tracebacks))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    if tracebacks:
+        logging.getLogger("triggerhooks.plugins").setLevel(logging.DEBUG)
+
+
+@contextmanager
+def _warnings_on_one_line() -> Iterator[None]:
+    """A warning (a plugin that failed to load, ...) as ``warning: message`` on stderr."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    original = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
 
 
 @click.group(cls=TriggerhooksGroup,
@@ -237,7 +279,9 @@ def _configure_logging(level: str) -> None:
               help="Show task logs at this level and above.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print signals as they happen.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every signal, pre_* ones included.")
-@click.option("--traceback", is_flag=True, help="Show the traceback of an error.")
+@click.option("--traceback", is_flag=True,
+              help="Show tracebacks: of an error, of logged failures, of plugins that failed "
+                   "to load.")
 @click.version_option(__version__, "-V", "--version", prog_name="triggerhooks")
 @click.pass_context
 def cli(ctx: click.Context, storage_url: str, imports: tuple[str, ...], manager_key: str,
@@ -246,7 +290,8 @@ def cli(ctx: click.Context, storage_url: str, imports: tuple[str, ...], manager_
 
     Start with `triggerhooks demo`.
     """
-    _configure_logging(log_level)
+    _configure_logging(log_level, traceback)
+    ctx.with_resource(_warnings_on_one_line())
     ctx.obj = Settings(storage_url, manager_key, _split_modules(imports), quiet, verbose,
                        traceback)
 
@@ -351,14 +396,20 @@ def fire(session: str, trigger: str, kwargs_text: str | None, key: str | None) -
 @click.argument("session")
 @click.argument("instance")
 @click.option("--kwargs", "kwargs_text", metavar="JSON",
-              help="Replacement trigger kwargs for the copy: a JSON object, or @file.json.")
-def replay(session: str, instance: str, kwargs_text: str | None) -> None:
+              help="Replacement trigger kwargs for the copy (trigger name -> kwargs): a JSON "
+                   "object, or @file.json.")
+@click.option("--merge", is_flag=True,
+              help="With --kwargs: replace only the triggers it names; the copy keeps the "
+                   "failed instance's kwargs of the others.")
+def replay(session: str, instance: str, kwargs_text: str | None, merge: bool) -> None:
     """Replay a failed INSTANCE of SESSION: mark it replayed, run a copy."""
     settings = _settings()
     kwargs = _json_option(kwargs_text, "--kwargs")
+    if merge and kwargs is None:
+        raise click.BadParameter("only makes sense with --kwargs", param_hint="--merge")
     manager = settings.manager(session)
     with settings.reporting():
-        copy = manager.replay_failed_instance(instance, kwargs)
+        copy = manager.replay_failed_instance(instance, kwargs, merge=merge)
     status = manager.storage[copy.name].status.value
     settings.console.print(f"[green]✓[/] replayed {instance} as [bold]{copy.name}[/] ({status})",
                            highlight=False)

@@ -93,14 +93,18 @@ def _announce_replay(manager: TriggerManager, commit: Commit, copy: TaskInstance
 
 def replay(manager: TriggerManager, name: str, replacement: JsonDict | None,
            countdown: float = 0.0, metadata: JsonDict | None = None,
-           failure: tuple[JsonDict, int, BaseException | None, str | None] | None = None
-           ) -> tuple[Commit, TaskInstance | None]:
+           failure: tuple[JsonDict, int, BaseException | None, str | None] | None = None,
+           *, merge: bool = False) -> tuple[Commit, TaskInstance | None]:
     """Mark ``name`` replayed and schedule a copy; ``failure`` (metadata, log level,
-    exception, claim token) first fails the running instance, as a task's retry does."""
+    exception, claim token) first fails the running instance, as a task's retry does.
+    With ``merge``, ``replacement`` replaces the kwargs of the triggers it names only."""
     def compute(step: Transition) -> TaskInstance | None:
         if failure is not None and step.fail(name, *failure) is None:
             return None
-        return step.replay(name, replacement, countdown, metadata)
+        kwargs = replacement
+        if merge and replacement is not None:  # read in the transaction: the stored kwargs
+            kwargs = {**step.instance(name).kwargs, **replacement}
+        return step.replay(name, kwargs, countdown, metadata)
 
     grace = manager.claim_grace_seconds if failure is None else None  # by hand, not a retry
     commit = manager.storage.transact(Plan(instances=(name,)), transition(compute, grace))
@@ -111,7 +115,7 @@ def replay(manager: TriggerManager, name: str, replacement: JsonDict | None,
 
 
 def replay_failed(manager: TriggerManager, name: str,
-                  replacement_kwargs: Mapping[str, Any] | None) -> TaskInstance:
+                  replacement_kwargs: Mapping[str, Any] | None, merge: bool = False) -> TaskInstance:
     """``pre_replay``, then :func:`replay` of a failed instance; returns the copy."""
     replacement = None
     if replacement_kwargs is not None:
@@ -119,7 +123,7 @@ def replay_failed(manager: TriggerManager, name: str,
     if signals.pre_replay.receivers:
         current, sender = _peek_sender(manager, name)
         emit(manager, signals.pre_replay, sender, task_instance=current)
-    copy = replay(manager, name, replacement)[1]
+    copy = replay(manager, name, replacement, merge=merge)[1]
     assert copy is not None
     return copy
 

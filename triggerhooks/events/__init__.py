@@ -17,15 +17,17 @@ from __future__ import annotations
 
 from .dispatch import send_event
 from .modules import RECEIVER_MODULES_ENV, ReceiverModuleError, load_receiver_modules
-from .receivers import ANY, BEFORE_CHANGE_SIGNALS, filter_events, on
+from .receivers import ANY, BEFORE_CHANGE_SIGNALS, PREDICATE_EXTRAS, filter_events, on, sender_name
 
 __all__ = [
     "ANY",
     "BEFORE_CHANGE_SIGNALS",
+    "PREDICATE_EXTRAS",
     "RECEIVER_MODULES_ENV",
     "ReceiverModuleError",
     "filter_events",
     "load_receiver_modules",
     "on",
     "send_event",
+    "sender_name",
 ]

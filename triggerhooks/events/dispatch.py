@@ -4,8 +4,8 @@ Modelled on Caluma's events. A receiver's failure is logged with its dotted
 name and never changes stored state; failures of receivers connected with
 ``raise_exception=True`` are collected and raised together, after every
 receiver ran, as :class:`~triggerhooks.exceptions.SignalHandlingError`.
-Receivers connected with ``background=True`` are not called here: each call
-goes to the hand-off that :func:`use_background_hand_off` installed
+Receivers connected with ``background=True`` are not called here: in its place
+in the order, each call goes to the hand-off that :func:`use_background_hand_off` installed
 (:func:`triggerhooks.events.background.hand_off`, wired when ``triggerhooks``
 is imported), which passes it to the task runner of the session's manager.
 """
@@ -21,7 +21,7 @@ from blinker._utilities import make_id
 
 from ..exceptions import SignalHandlingError
 from ..serialization import dotted_name
-from .receivers import background_receivers, raising_receivers
+from .receivers import as_sender, background_receivers, raising_receivers
 
 __all__ = ["HandOff", "send_event", "use_background_hand_off"]
 
@@ -48,7 +48,13 @@ def use_background_hand_off(hand_off: HandOff) -> None:
 
 def send_event(signal: Signal, sender: Any = None, /,
                **kwargs: Any) -> list[tuple[Callable[..., Any], Any]]:
-    """Call every receiver of ``signal`` for ``sender``; a failure never stops the others.
+    """Call every receiver of ``signal`` for ``sender``, in order; a failure never stops the others.
+
+    ``sender`` may be passed by keyword too (``sender=CompleteWorkItem``), and a
+    ``@trigger_task`` function stands for its task class, as in ``@on``.
+    Receivers are called in the signal's order (for triggerhooks' signals:
+    priority, then connection); a background receiver's call is handed to its
+    runner in its place in that order.
 
     Returns ``(receiver, return value)`` pairs, with the exception as the value
     of a receiver that failed. Each failure is logged (ERROR, with traceback)
@@ -56,16 +62,21 @@ def send_event(signal: Signal, sender: Any = None, /,
     ``raise_exception=True`` failed, their exceptions are raised together as
     :class:`~triggerhooks.exceptions.SignalHandlingError` after every receiver ran.
     """
+    if "sender" in kwargs:
+        if sender is not None:
+            raise TypeError("send_event() got the sender twice (by position and by keyword)")
+        sender = kwargs.pop("sender")
     if not signal.receivers or signal.is_muted:
         return []
+    sender = as_sender(sender)
     results: list[tuple[Callable[..., Any], Any]] = []
     caught: list[Exception] = []
-    deferred: list[Callable[..., Any]] = []
     for receiver in signal.receivers_for(sender):
-        if background_receivers and (signal, make_id(receiver)) in background_receivers:
-            deferred.append(receiver)
-            continue
         try:
+            if background_receivers and (signal, make_id(receiver)) in background_receivers:
+                _hand_off(signal, receiver, sender, kwargs)
+                results.append((receiver, None))
+                continue
             results.append((receiver, receiver(sender, **kwargs)))
         except Exception as exc:
             results.append((receiver, exc))
@@ -73,13 +84,6 @@ def send_event(signal: Signal, sender: Any = None, /,
             if raising:
                 caught.append(exc)
             _log_failure(signal, receiver, exc, raising)
-    for receiver in deferred:
-        try:
-            _hand_off(signal, receiver, sender, kwargs)
-            results.append((receiver, None))
-        except Exception as exc:
-            results.append((receiver, exc))
-            _log_failure(signal, receiver, exc, False)
     if caught:
         raise SignalHandlingError(caught)
     return results

@@ -7,8 +7,9 @@ them: nothing is loaded at import time, the first registry lookup loads every
 plugin once.
 
 An installed plugin that cannot be loaded (import error, unknown hook, a hook
-that raises) is left out: logged at ERROR, announced by a
-:class:`~triggerhooks.exceptions.PluginLoadWarning`, listed by
+that raises) is left out: reported once, by a
+:class:`~triggerhooks.exceptions.PluginLoadWarning` (its traceback is logged at
+DEBUG), listed by
 :func:`failed_plugins` and named when a registry lookup misses. Two plugins
 registering one key is not one plugin's fault: every lookup raises
 :class:`~triggerhooks.exceptions.DuplicateKeyError` naming both until one goes.

@@ -7,8 +7,9 @@ plugins, the plugin manager is built once (under a lock, so concurrent first
 uses wait for one load): the built-ins and every installed entry point of the
 ``triggerhooks`` group are registered, then each plugin's registration hooks
 fill the registries, recording the plugin as the source of every key it adds.
-An installed plugin that fails is recorded (:func:`failed_plugins`) and left
-out; the others still load.
+An installed plugin that fails is recorded (:func:`failed_plugins`), reported
+once (a :class:`~triggerhooks.exceptions.PluginLoadWarning`; its traceback is
+logged at DEBUG) and left out; the others still load.
 """
 
 from __future__ import annotations
@@ -183,11 +184,14 @@ def _add(manager: pluggy.PluginManager, plugin: object, name: str | None) -> str
 
 
 def _fail(name: str, origin: _Origin, exc: BaseException) -> None:
-    """Record an installed plugin that is left out, for logs, warnings and lookups."""
+    """Record an installed plugin that is left out, for lookups and listings, and report it
+    once: a :class:`PluginLoadWarning`. Its traceback is logged at DEBUG, for whoever
+    needs to know where it broke (the command line shows it with ``--traceback``)."""
     why = f"{origin}: {type(exc).__name__}: {exc}"
     key = name if name not in _state.failed else f"{name} ({origin.distribution})"
     _state.failed[key] = why
-    log.error("triggerhooks plugin %r failed to load and is ignored: %s", name, why, exc_info=exc)
+    log.debug("triggerhooks plugin %r failed to load (reported by a PluginLoadWarning)", name,
+              exc_info=exc)
     _state.warnings.append(f"triggerhooks plugin {name!r} failed to load and is ignored: {why}")
 
 

@@ -55,6 +55,7 @@ class TaskRunner(ABC):
         ``call.run(manager)`` makes the call; ``call.to_json()`` is what another
         process needs (with ``triggerhooks.sessions.session_reference(manager)``).
         The default runs it at once, in the calling thread: the signal is sent
-        after the change is stored, and after the blocking receivers ran.
+        after the change is stored, and the call is handed off at the receiver's
+        turn in the order of the signal's receivers.
         """
         call.run(manager)

@@ -20,13 +20,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @contextmanager
 def connected(receiver: F, signal: Signal | Iterable[Signal], sender: Any = ANY,
-              raise_exception: bool = False, background: bool = False) -> Iterator[F]:
+              raise_exception: bool = False, background: bool = False,
+              priority: int = 0) -> Iterator[F]:
     """Connect ``receiver`` like ``@on`` for the duration of a ``with`` block (handy in tests).
 
     On exit the receiver is disconnected from the signals (for every sender).
     """
     signals = as_signals(signal)
-    on(signals, sender=sender, raise_exception=raise_exception, background=background)(receiver)
+    on(signals, sender=sender, raise_exception=raise_exception, background=background,
+       priority=priority)(receiver)
     try:
         yield receiver
     finally:
@@ -52,10 +54,13 @@ class CapturedSignals(list[SentSignal]):
     def names(self) -> list[str]:
         return [sent.name for sent in self]
 
-    def of(self, signal: Signal | str) -> list[SentSignal]:
-        """The captured sends of one signal (or signal name)."""
+    def of(self, signal: Signal | str, sender: Any = ANY) -> list[SentSignal]:
+        """The captured sends of one signal (or signal name); with ``sender``, only those it
+        sent (a task class or its ``@trigger_task`` function, a manager class)."""
         name = signal if isinstance(signal, str) else getattr(signal, "name", None)
-        return [sent for sent in self if sent.name == name]
+        wanted = as_sender(sender)
+        return [sent for sent in self
+                if sent.name == name and (wanted is ANY or sent.sender is wanted)]
 
 
 @contextmanager
