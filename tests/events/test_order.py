@@ -4,6 +4,8 @@ background receivers are handed off at their turn."""
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -123,3 +125,35 @@ def test_priority_needs_an_ordered_signal_and_an_int() -> None:
         on(post_fire, priority="high")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="priority is an int"):
         on(post_fire, priority=True)
+
+
+MODULE = """
+from triggerhooks import on
+from triggerhooks.signals import post_fire
+ORDER = __import__("builtins").__dict__.setdefault("th_order", [])
+
+@on(post_fire, priority={high})
+def {name}_high(sender, **kwargs):
+    ORDER.append("{name} {high}")
+
+@on(post_fire, priority={low}, background={background})
+def {name}_low(sender, **kwargs):
+    ORDER.append("{name} {low}")
+"""
+
+
+@pytest.mark.parametrize("imports", [("order_a", "order_b"), ("order_b", "order_a")])
+def test_priorities_order_receivers_of_modules_imported_in_any_order(
+        imports: tuple[str, str], tmp_path: Any) -> None:
+    (tmp_path / "order_a.py").write_text(MODULE.format(name="a", high=50, low=-50,
+                                                       background=True))
+    (tmp_path / "order_b.py").write_text(MODULE.format(name="b", high=10, low=-10,
+                                                       background=False))
+    code = (f"import {imports[0]}, {imports[1]}, builtins\n"
+            "from triggerhooks import MemoryStorageBackend, TriggerManager\n"
+            "TriggerManager(MemoryStorageBackend('order')).fire('go')\n"
+            "print(builtins.th_order)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(["a 50", "b 10", "b -10", "a -50"])
