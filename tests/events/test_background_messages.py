@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from triggerhooks import RunnerError, TriggerManager, UnknownReceiverError
+from triggerhooks import RunnerError, TriggerhooksError, TriggerManager, UnknownReceiverError
 from triggerhooks.events.background import BackgroundCall
 from triggerhooks.events.modules import RECEIVER_MODULES_ENV, _reset_receiver_modules
+from triggerhooks.sessions import open_session
 from triggerhooks.storages import StorageBackend
 
 # A module whose import has an effect anyone can see: it writes a file.
@@ -139,3 +140,19 @@ def test_a_blocking_receiver_is_not_a_background_one(
 def test_a_malformed_message_is_refused(document: Any) -> None:
     with pytest.raises(RunnerError, match="malformed background receiver call"):
         BackgroundCall.from_json(document)
+
+
+@pytest.mark.parametrize("reference", [
+    None, {}, {"manager": "default"}, {"manager": "default", "storage": {}},
+    {"manager": "default", "storage": {"backend": "sqlite"}},
+    {"manager": "default", "storage": {"backend": "sqlite", "uid": "s", "path": 5}},
+    {"manager": "default", "storage": {"backend": "memory", "uid": "s"}, "finalizeLogLevel": "x"},
+    {"manager": "nope", "storage": {"backend": "memory", "uid": "s"}},
+    {"manager": "default", "storage": {"backend": "redis", "uid": "s", "url": "redis://h/0",
+                                       "ttl": "nan"}},
+    {"manager": "default", "storage": {"backend": "memory", "uid": "s\udc80"}},
+])
+def test_a_malformed_session_reference_is_refused_as_ours(reference: Any) -> None:
+    """The session a message names (the first thing a worker rebuilds)."""
+    with pytest.raises(TriggerhooksError):
+        open_session(reference)
