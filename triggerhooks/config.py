@@ -12,16 +12,24 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, RootModel, ValidationError
 
 from .core.rules import cycle_problems
 from .exceptions import ConfigurationError, Problem, UnstorableKwargsError
-from .models import TaskConfig
-from .serialization import dumps
+from .models import RESERVED_TASK_NAMES, TaskConfig, name_problem
+from .serialization import dumps_value, safe_text
 
 __all__ = ["TaskSpec", "Workflow", "parse_configuration", "workflow_json_schema"]
 
-Name = Annotated[str, Field(min_length=1)]
+
+def _storable_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+Name = Annotated[str, Field(min_length=1), AfterValidator(_storable_name)]
 
 DIRECTIVES = ("after", "andEvery", "unless", "withParams", "using", "run")
 _SNAKE = {"and_every": "andEvery", "with_params": "withParams"}
@@ -60,6 +68,10 @@ def workflow_json_schema() -> dict[str, Any]:
     return schema
 
 
+_LOCATION_CHARS = 120
+"""A location longer than this (a value nested very deeply) is shortened in the middle."""
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -67,6 +79,9 @@ def _location(loc: tuple[int | str, ...]) -> str:
             text += f"[{part}]"
         else:
             text += f".{part}" if text else str(part)
+    text = safe_text(text)
+    if len(text) > _LOCATION_CHARS:
+        text = f"{text[:60]}...{text[-(_LOCATION_CHARS - 63):]}"
     return text
 
 
@@ -97,7 +112,7 @@ def _extras_problems(name: str, extras: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(f"{name}.{key}", f"unknown directive (did you mean {guess!r}?)"))
             continue
         try:
-            dumps(value, "the value")
+            dumps_value(value, "the value")
         except UnstorableKwargsError as exc:
             problems.append(Problem(f"{name}.{key}", str(exc)))
     return problems
@@ -158,6 +173,35 @@ def _explain(loc: tuple[int | str, ...], message: str, raw: Any) -> str:
     return _slip(field, value) or _hint(field, value, message)
 
 
+def _params_problems(name: str, with_params: Mapping[Any, Any]) -> list[Problem]:
+    """``withParams`` entries that cannot be stored as kwargs (NaN, infinities, too deep)."""
+    problems = []
+    for trigger, params in with_params.items():
+        if not isinstance(trigger, str):
+            continue  # pydantic reports it
+        problem = name_problem(trigger)
+        if problem:
+            problems.append(Problem(safe_text(f"{name}.withParams.{trigger}"), problem))
+            continue
+        try:
+            dumps_value(params, "the value")
+        except UnstorableKwargsError as exc:
+            problems.append(Problem(f"{name}.withParams.{trigger}", str(exc)))
+    return problems
+
+
+def _task_name_problem(name: object) -> Problem | None:
+    if not isinstance(name, str) or not name:
+        return Problem(safe_text(repr(name)), "a task name must be a non-empty string")
+    problem = name_problem(name)
+    if problem:
+        return Problem(safe_text(name), problem)
+    if name in RESERVED_TASK_NAMES:
+        return Problem(name, f"{name!r} is reserved by triggerhooks: it cannot name a task "
+                             "(tasks may wait for it in 'after')")
+    return None
+
+
 def _never_runs(name: str) -> Problem:
     return Problem(name, "needs 'after' or 'andEvery': it could never run")
 
@@ -166,11 +210,15 @@ def _invalid_task_problems(name: str, raw: Mapping[Any, Any], failed: set[int | 
                            known_tasks: Collection[str] | None,
                            known_runners: Collection[str] | None) -> list[Problem]:
     """What can still be checked on a task that failed validation: its unknown
-    directives, whether it names any trigger, and the names it runs and uses."""
+    directives, its ``withParams``, whether it names any trigger, and the names it runs
+    and uses."""
     extras = {key: value for key, value in raw.items()
               if isinstance(key, str) and key not in DIRECTIVES
               and (key not in _SNAKE or _SNAKE[key] in raw)}
     problems = _extras_problems(name, extras)
+    params = raw.get("withParams", raw.get("with_params"))
+    if not failed & {"withParams", "with_params"} and isinstance(params, Mapping):
+        problems += _params_problems(name, params)
     triggers = {"after", "andEvery", "and_every"}
     if not failed & triggers and not raw.get("after") and all(
             raw.get(key) is None for key in ("andEvery", "and_every")):
@@ -183,30 +231,62 @@ def _invalid_task_problems(name: str, raw: Mapping[Any, Any], failed: set[int | 
     return problems
 
 
+def _validation_problems(name: str, exc: ValidationError,
+                         raw: Any) -> tuple[list[Problem], set[int | str]]:
+    """The problems pydantic found (with what to write instead for the usual slips), and
+    the directives they are in."""
+    problems: list[Problem] = []
+    failed: set[int | str] = set()
+    for error in exc.errors():
+        message = error["msg"]
+        if error["type"] == "string_unicode":  # a lone surrogate: say so
+            if not error["loc"]:
+                continue  # in a key: _unstorable_keys reports it
+            message = name_problem(str(error["input"])) or message
+        else:
+            message = _explain(error["loc"], message, raw)
+        problems.append(Problem(_location((name, *error["loc"])), message))
+        failed.add(error["loc"][0] if error["loc"] else "")
+    return problems, failed
+
+
+def _unstorable_keys(name: str, raw: Any) -> tuple[Any, list[Problem]]:
+    """``raw`` without the keys UTF-8 cannot hold (a lone surrogate), and a problem for each:
+    the rest is still checked, so every problem is reported at once."""
+    if not isinstance(raw, Mapping):
+        return raw, []
+    bad = {key: problem for key in raw
+           if isinstance(key, str) and (problem := name_problem(key))}
+    if not bad:
+        return raw, []
+    return ({key: value for key, value in raw.items() if key not in bad},
+            [Problem(safe_text(f"{name}.{key}"), problem) for key, problem in bad.items()])
+
+
 def _parse_task(name: object, raw: Any, known_tasks: Collection[str] | None,
                 known_runners: Collection[str] | None) -> tuple[TaskConfig | None, list[Problem]]:
     """One task of a configuration, and every problem with it (no config if it is invalid)."""
-    if not isinstance(name, str) or not name:
-        return None, [Problem(repr(name), "a task name must be a non-empty string")]
+    problem = _task_name_problem(name)
+    if problem is not None:
+        return None, [problem]
+    assert isinstance(name, str)
     if isinstance(raw, TaskConfig):
         raw = raw.to_json()
+    raw, key_problems = _unstorable_keys(name, raw)
     try:
         spec = TaskSpec.model_validate(raw)
     except ValidationError as exc:
-        problems: list[Problem] = []
-        failed: set[int | str] = set()
-        for error in exc.errors():
-            problems.append(Problem(_location((name, *error["loc"])),
-                                    _explain(error["loc"], error["msg"], raw)))
-            failed.add(error["loc"][0] if error["loc"] else "")
+        problems, failed = _validation_problems(name, exc, raw)
         if isinstance(raw, Mapping):  # still check what is well-formed: every problem at once
             problems += _invalid_task_problems(name, raw, failed, known_tasks, known_runners)
-        return None, problems
+        return None, key_problems + problems
     extras = dict(spec.model_extra or {})
-    problems = _extras_problems(name, extras)
+    problems = _extras_problems(name, extras) + _params_problems(name, spec.with_params)
     if not spec.after and spec.and_every is None:
         problems.append(_never_runs(name))
     problems += _registry_problems(name, spec.run, spec.using, known_tasks, known_runners)
+    if key_problems:
+        return None, key_problems + problems
     return TaskConfig(
         name=name,
         run=spec.run,

@@ -14,9 +14,12 @@ __all__ = [
     "ConflictError",
     "DuplicateKeyError",
     "FireKeyReusedError",
+    "ForeignDatabaseError",
     "InstanceNotFoundError",
     "InvalidKwargsError",
     "InvalidPluginError",
+    "InvalidSessionError",
+    "InvalidSettingError",
     "InvalidStatusError",
     "InvalidTaskResultError",
     "InvalidTriggerError",
@@ -28,6 +31,7 @@ __all__ = [
     "StorageUnavailableError",
     "TriggerhooksError",
     "UnknownKeyError",
+    "UnknownReceiverError",
     "UnstorableKwargsError",
     "WorkerLostError",
     "mark_committed",
@@ -116,6 +120,23 @@ class StorageUnavailableError(TriggerhooksError):
     """
 
 
+class ForeignDatabaseError(StorageUnavailableError):
+    """A SQLite file holds tables (or a schema) of another application: triggerhooks refuses
+    it and leaves it exactly as it was; the message names the file and what it found."""
+
+
+class InvalidSettingError(TriggerhooksError, ValueError):
+    """A setting is unusable: a storage URL or one of its options (``?ttl=``,
+    ``?timeout=``), an environment variable, a limit. The message names the setting (a URL
+    without its password) and what is wrong with it. Raised before anything is stored."""
+
+
+class InvalidSessionError(TriggerhooksError, ValueError):
+    """A session uid is not a non-empty string that UTF-8 can hold (a lone surrogate cannot
+    be stored by SQLite or Redis). Raised when the storage is built, before anything is
+    stored."""
+
+
 class ConflictError(StorageUnavailableError):
     """Concurrent writers kept a transition from committing: SQLite's write lock stayed taken
     for the storage's ``timeout``, or a Redis storage given ``max_attempts`` lost that often
@@ -144,7 +165,14 @@ class InstanceNotFoundError(TriggerhooksError, KeyError):
 
 
 class InvalidTriggerError(TriggerhooksError, ValueError):
-    """A trigger name is not a non-empty string."""
+    """A trigger name (or a fire key) is not a non-empty string that UTF-8 can hold."""
+
+
+class UnknownReceiverError(TriggerhooksError, LookupError):
+    """A background receiver call (a message from a broker) names a function that this
+    process has not registered as a background receiver. Its module is never imported for
+    it: only receivers connected with ``@on(..., background=True)`` in modules already
+    imported, or in configured receiver modules, can be called by name."""
 
 
 class InvalidStatusError(TriggerhooksError, ValueError):

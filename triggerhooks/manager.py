@@ -23,10 +23,17 @@ from .core.rules import transition
 from .core.types import Plan
 from .events import load_receiver_modules, send_event
 from .exceptions import InvalidTriggerError, UnknownKeyError
-from .models import SESSION_FINALIZED, Firing, TaskConfig, TaskInstance, split_instance_name
+from .models import (
+    SESSION_FINALIZED,
+    Firing,
+    TaskConfig,
+    TaskInstance,
+    name_problem,
+    split_instance_name,
+)
 from .registries import trigger_managers, trigger_tasks
 from .runners import TaskRunner, task_runners
-from .serialization import JsonDict, dotted_name, dumps_mapping, loads
+from .serialization import JsonDict, dotted_name, dumps_mapping, loads, safe_text
 from .storages.base import StorageBackend
 
 __all__ = ["CLAIM_GRACE_ENV", "LEASE_ENV", "TASK_RUNNER_ENV", "TriggerManager", "trigger_managers"]
@@ -140,6 +147,9 @@ class TriggerManager:
         if not isinstance(trigger_name, str) or not trigger_name:
             raise InvalidTriggerError(
                 f"a trigger name must be a non-empty string, not {trigger_name!r}")
+        problem = name_problem(trigger_name)
+        if problem:
+            raise InvalidTriggerError(f"trigger name {safe_text(trigger_name)!r} {problem}")
         if key is not None:
             self._check_key(key)
         raw = dumps_mapping(trigger_kwargs, f"kwargs of trigger {trigger_name!r}")
@@ -172,6 +182,9 @@ class TriggerManager:
     def _check_key(self, key: object) -> None:
         if not isinstance(key, str) or not key:
             raise InvalidTriggerError(f"a fire key must be a non-empty string, not {key!r}")
+        problem = name_problem(key)
+        if problem:
+            raise InvalidTriggerError(f"fire key {safe_text(key)!r} {problem}")
         if not self.storage.supports_fire_keys:
             raise NotImplementedError(
                 f"{type(self.storage).__name__} does not keep fire keys; fire without key=")

@@ -12,18 +12,35 @@ from .exceptions import InstanceNotFoundError, InvalidStatusError
 from .serialization import JsonDict
 
 __all__ = [
+    "RESERVED_TASK_NAMES",
     "SESSION_FINALIZED",
     "Firing",
     "TaskConfig",
     "TaskInstance",
     "TaskStatus",
     "instance_name",
+    "name_problem",
     "split_instance_name",
     "utcnow",
 ]
 
 SESSION_FINALIZED = "sessionFinalized"
 """The trigger fired once when every task of a session is resolved."""
+RESERVED_TASK_NAMES = frozenset({SESSION_FINALIZED})
+"""Names the engine fires itself, which no task may take: a task's name is fired when one of
+its instances finishes, and the engine reads these triggers with their own meaning."""
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` (a uid, trigger, task or key) cannot be stored, or ``None``: SQLite and
+    Redis store text as UTF-8, which cannot hold a lone surrogate (``"\\udc80"``)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = name[exc.start].encode("unicode_escape").decode("ascii")
+        return (f"contains a lone surrogate ({bad} at position {exc.start}), "
+                "which UTF-8 cannot hold")
+    return None
 
 
 class TaskStatus(StrEnum):
@@ -61,9 +78,10 @@ def instance_name(task: str, index: int) -> str:
 def split_instance_name(name: str) -> tuple[str, int]:
     """``"t_x#3"`` -> ``("t_x", 3)``; raises :class:`InstanceNotFoundError` for anything else."""
     task, sep, index = name.rpartition("#") if isinstance(name, str) else ("", "", "")
-    if not sep or not task or not index.isdigit():
+    if not sep or not task or not index.isdigit() or not index.isascii() or name_problem(name):
+        shown = name.encode("utf-8", "backslashreplace").decode() if isinstance(name, str) else name
         raise InstanceNotFoundError(
-            f"{name!r} is not a task instance name (expected '<task>#<number>')")
+            f"{shown!r} is not a task instance name (expected '<task>#<number>')")
     return task, int(index)
 
 

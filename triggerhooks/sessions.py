@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import TriggerhooksError
 from .registries import trigger_managers
-from .serialization import JsonDict, dotted_name
+from .serialization import JsonDict, dotted_name, safe_text
 from .storages import open_reference
 
 if TYPE_CHECKING:
@@ -52,9 +52,25 @@ def session_reference(manager: TriggerManager) -> JsonDict:
 
 
 def open_session(reference: JsonDict) -> TriggerManager:
-    """Rebuild the manager that :func:`session_reference` described."""
-    storage = open_reference(reference["storage"])
-    options: dict[str, Any] = {"task_runner": reference.get("taskRunner")}
-    if "finalizeLogLevel" in reference:
-        options["finalize_log_level"] = reference["finalizeLogLevel"]
-    return trigger_managers.get(reference["manager"], storage, **options)
+    """Rebuild the manager that :func:`session_reference` described.
+
+    A reference comes from a message (a broker's): one that is not shaped as
+    :func:`session_reference` makes it raises :class:`SessionReferenceError`, one that
+    names what this process does not know an error of its own (an unknown key, an
+    unusable setting)."""
+    if not (isinstance(reference, dict) and isinstance(reference.get("manager"), str)
+            and isinstance(reference.get("storage"), dict)
+            and isinstance(reference["storage"].get("backend"), str)):
+        raise SessionReferenceError(f"malformed session reference: {safe_text(repr(reference))[:200]}")
+    try:
+        storage = open_reference(reference["storage"])
+        options: dict[str, Any] = {"task_runner": reference.get("taskRunner")}
+        if "finalizeLogLevel" in reference:
+            options["finalize_log_level"] = reference["finalizeLogLevel"]
+        return trigger_managers.get(reference["manager"], storage, **options)
+    except TriggerhooksError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SessionReferenceError(
+            f"malformed session reference: {type(exc).__name__}: {safe_text(str(exc))[:200]}"
+        ) from None

@@ -22,7 +22,7 @@ from triggerhooks import (
     storage_backends,
 )
 from triggerhooks.signals import session_finalized
-from triggerhooks.storages import Changes, Commit, Plan, SessionView, open_reference
+from triggerhooks.storages import STORAGE_URL_ENV, Changes, Commit, Plan, SessionView, open_reference
 from triggerhooks.storages.redis import REDIS_PREFIX_ENV, REDIS_URL_ENV
 from triggerhooks.testing import HoldingRunner, wait_for
 from triggerhooks.testing.signals import connected
@@ -563,10 +563,16 @@ def test_urls_and_clients(redis_prefix: str) -> None:
 
 def test_a_reference_carries_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(REDIS_URL_ENV, "redis://:envpw@127.0.0.1:6379/0")
+    monkeypatch.delenv(STORAGE_URL_ENV, raising=False)
     storage = RedisStorageBackend("s", "redis://:argpw@127.0.0.1:6379/5")
     reference = storage.reference()
     assert "argpw" not in str(reference)
-    assert open_reference(reference).url == "redis://127.0.0.1:6379/5"  # type: ignore[attr-defined]
+    assert (reference["url"], reference["secretWithheld"]) == ("redis://127.0.0.1:6379/5", True)
+    # A worker without a password for that address says so, rather than connect without one.
+    with pytest.raises(StorageUnavailableError, match="leaves its password out"):
+        open_reference(reference)
+    monkeypatch.setenv(STORAGE_URL_ENV, "redis://:argpw@127.0.0.1:6379/5?prefix=p")
+    assert open_reference(reference).url == "redis://:argpw@127.0.0.1:6379/5"  # type: ignore[attr-defined]
     default = RedisStorageBackend("s")
     assert default.url == "redis://:envpw@127.0.0.1:6379/0"
     assert open_reference(default.reference()).url == default.url  # type: ignore[attr-defined]

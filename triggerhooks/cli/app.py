@@ -30,6 +30,7 @@ from ..graph import WorkflowGraph, render_image, to_dot, to_mermaid
 from ..manager import TriggerManager, trigger_managers
 from ..plugins import list_plugins
 from ..runners import ThreadingTaskRunner, task_runners
+from ..serialization import safe_text
 from ..storages import (
     DEFAULT_STORAGE_URL,
     SQLITE_PATH_ENV,
@@ -37,9 +38,18 @@ from ..storages import (
     StorageBackend,
     open_storage,
 )
-from ..storages.urls import shown_url, storage_location
+from ..storages.urls import redact_text, shown_url, storage_location
 from ..task import trigger_tasks
-from ..workflow import FORMATS, FileProblem, WorkflowFile, WorkflowFileError, load_workflow, validate_workflow
+from ..workflow import (
+    FORMATS,
+    LIMIT_ENVS,
+    FileProblem,
+    WorkflowFile,
+    WorkflowFileError,
+    WorkflowLimits,
+    load_workflow,
+    validate_workflow,
+)
 from .render import SignalPrinter, format_plugins, recovery_table, session_json, session_tables
 
 __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
@@ -136,16 +146,27 @@ def _settings() -> Settings:
 def _json_option(text: str | None, what: str) -> dict[str, Any] | None:
     if text is None:
         return None
+    limit = WorkflowLimits.from_env().max_bytes
     if text.startswith("@"):
         try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
+            with open(text[1:], "rb") as stream:
+                raw = stream.read(limit + 1)
         except OSError as exc:
             raise click.BadParameter(f"cannot read {text[1:]}: {exc.strerror}",
                                      param_hint=what) from None
+        if len(raw) > limit:
+            raise click.BadParameter(f"{text[1:]} is larger than {limit:,} bytes (the limit; "
+                                     f"raise it with ${LIMIT_ENVS['max_bytes']})",
+                                     param_hint=what)
+        text = raw.decode("utf-8", "replace")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})", param_hint=what) from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply", param_hint=what) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise click.BadParameter(f"not usable JSON ({exc})", param_hint=what) from None
     if not isinstance(value, dict):
         raise click.BadParameter(f"must be a JSON object, not {type(value).__name__}",
                                  param_hint=what)
@@ -177,10 +198,10 @@ class TriggerhooksGroup(click.Group):
         except Exception as exc:
             if _wants_traceback(ctx):
                 raise
-            _fail(exc)
+            _fail(exc, ctx)
 
 
-def _fail(exc: Exception) -> NoReturn:
+def _fail(exc: Exception, ctx: click.Context) -> NoReturn:
     """An error as one line (a workflow's or configuration's problems, one line each)."""
     if isinstance(exc, WorkflowFileError):
         _fail_workflow(exc)
@@ -189,10 +210,12 @@ def _fail(exc: Exception) -> NoReturn:
             click.echo(f"  {problem}", err=True)
         _hint_imports(exc)
         raise UserError(str(exc).splitlines()[0].rstrip(":")) from None
+    if isinstance(exc, RecursionError):  # what Python cannot walk: a value nested too deeply
+        raise UserError("the input is nested too deeply to handle") from None
     if isinstance(exc, USER_ERRORS):
-        raise UserError(_one_line(exc)) from None
+        raise UserError(_one_line(exc, ctx)) from None
     # not the user's to fix, but still no traceback unless asked
-    raise UserError(f"unexpected {type(exc).__name__}: {_one_line(exc)} "
+    raise UserError(f"unexpected {type(exc).__name__}: {_one_line(exc, ctx)} "
                     "(--traceback shows where)") from None
 
 
@@ -201,13 +224,18 @@ def _wants_traceback(ctx: click.Context) -> bool:
     return bool(settings and settings.traceback)
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, ctx: click.Context | None = None) -> str:
+    """The error as one line, without any secret of the storage URL (whatever a library
+    put in its message)."""
     text = str(exc).strip()
     if isinstance(exc, KeyError) and not isinstance(exc, TriggerhooksError) and exc.args:
         text = str(exc.args[0])
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return text.replace("\n", " ") or type(exc).__name__
+    settings = ctx.find_object(Settings) if ctx is not None else None
+    if settings is not None:
+        text = redact_text(text, settings.storage_url)
+    return safe_text(text.replace("\n", " ")) or type(exc).__name__
 
 
 def _split_modules(values: tuple[str, ...]) -> list[str]:

@@ -8,24 +8,28 @@ dotted name and the sender through the registries.
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from blinker import Signal
 
+from ..exceptions import RunnerError, UnknownReceiverError
 from ..models import TaskConfig, TaskInstance
 from ..registries import trigger_managers, trigger_tasks
-from ..serialization import JsonDict, dotted_name, dumps, loads
+from ..serialization import JsonDict, dotted_name, dumps, loads, safe_text
 from ..task import TriggerTask
+from .modules import RECEIVER_MODULES_ENV, load_receiver_modules
 from .receivers import background_receivers
 
 if TYPE_CHECKING:
     from ..manager import TriggerManager
 
 __all__ = ["BackgroundCall", "hand_off"]
+
+log = logging.getLogger(__name__)
 
 
 def hand_off(signal: Signal, receiver: Callable[..., Any], sender: Any,
@@ -54,6 +58,9 @@ def _encode(name: str, value: Any) -> tuple[Any, str | None]:
     if isinstance(value, BaseException):
         return None, "exception"
     return value, None
+
+
+_KINDS = frozenset({"instance", "instances", "tasks", "exception"})
 
 
 def _decode(value: Any, kind: str | None) -> Any:
@@ -87,16 +94,53 @@ def _decode_sender(data: JsonDict | None) -> Any:
     return trigger_managers.get_class(data["manager"])
 
 
-def _find_receiver(module: str, qualname: str) -> Callable[..., Any]:
-    """Import a background receiver by name; only functions connected as background count."""
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part, None)
-    if target is None or not any(found is target for found in background_receivers.values()):
-        raise LookupError(f"{module}.{qualname} is not a background receiver (connected with "
-                          "@on(..., background=True) when its module is imported)")
-    unfiltered: Callable[..., Any] = getattr(target, "__th_unfiltered__", target)
-    return unfiltered
+def _find_receiver(signal: str, module: str, qualname: str) -> Callable[..., Any]:
+    """The background receiver of ``signal`` named ``module.qualname``, among those this
+    process registered: connected with ``@on(..., background=True)`` in a module it imported,
+    or in a configured receiver module (imported first, once per process). Nothing is
+    imported for a name a call gives: a call naming anything else is refused and logged."""
+    load_receiver_modules()
+    for (each, _), receiver in list(background_receivers.items()):
+        target = inspect.unwrap(receiver)
+        if (getattr(target, "__module__", None) == module
+                and getattr(target, "__qualname__", None) == qualname
+                and getattr(each, "name", repr(each)) == signal):
+            unfiltered: Callable[..., Any] = getattr(receiver, "__th_unfiltered__", receiver)
+            return unfiltered
+    name = safe_text(f"{module}.{qualname}")[:300]
+    log.warning("refused a call of %s for %s: not a background receiver of this process "
+                "(nothing was imported for it)", name, safe_text(signal)[:100])
+    raise UnknownReceiverError(
+        f"{name} is not a background receiver of signal {safe_text(signal)[:100]!r} in this "
+        "process: only functions connected with @on(..., background=True) in a module already "
+        f"imported, or in a receiver module (${RECEIVER_MODULES_ENV}, plugins), can be called "
+        "by name; nothing was imported for it")
+
+
+def _malformed(why: str) -> RunnerError:
+    return RunnerError(f"malformed background receiver call: {why}")
+
+
+def _check_document(data: Any) -> None:
+    """Refuse a call document (from a broker) that is not shaped as :meth:`to_json` makes."""
+    if not isinstance(data, dict):
+        raise _malformed(f"a JSON object expected, not {type(data).__name__}")
+    receiver = data.get("receiver")
+    if not (isinstance(receiver, list) and len(receiver) == 2
+            and all(isinstance(part, str) and part for part in receiver)):
+        raise _malformed("'receiver' must be [module, qualified name]")
+    if not isinstance(data.get("signal"), str):
+        raise _malformed("'signal' must be a string")
+    sender = data.get("sender")
+    if sender is not None and not (isinstance(sender, dict) and len(sender) == 1
+                                   and isinstance(sender.get("task", sender.get("manager")), str)):
+        raise _malformed("'sender' must be null, {\"task\": name} or {\"manager\": key}")
+    kinds = data.get("kinds")
+    if not isinstance(data.get("kwargs"), dict) or not isinstance(kinds, dict) or not all(
+            isinstance(kind, str) and kind in _KINDS for kind in kinds.values()):
+        raise _malformed("'kwargs' must be an object, 'kinds' an object of argument kinds")
+    if "manager" in data["kwargs"] or "sender" in data["kwargs"]:
+        raise _malformed("'kwargs' cannot hold 'manager' or 'sender' (the worker passes them)")
 
 
 @dataclass(frozen=True)
@@ -149,6 +193,9 @@ class BackgroundCall:
 
     @classmethod
     def from_json(cls, data: JsonDict) -> BackgroundCall:
+        """The call a :meth:`to_json` document describes (a message from a broker: checked
+        here, its receiver when it runs; :class:`RunnerError` for a malformed one)."""
+        _check_document(data)
         module, qualname = data["receiver"]
         return cls(data["signal"], module, qualname, data["sender"], data["kwargs"],
                    data["kinds"])
@@ -158,7 +205,12 @@ class BackgroundCall:
         if self.live is not None:
             receiver, sender = self.live
         else:
-            receiver = _find_receiver(self.module, self.qualname)
+            receiver = _find_receiver(self.signal, self.module, self.qualname)
             sender = _decode_sender(self.sender)
-        kwargs = {key: _decode(value, self.kinds.get(key)) for key, value in self.kwargs.items()}
+        try:
+            kwargs = {key: _decode(value, self.kinds.get(key))
+                      for key, value in self.kwargs.items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _malformed(f"an argument cannot be rebuilt: {type(exc).__name__}: "
+                             f"{safe_text(str(exc))[:200]}") from None
         return receiver(sender, manager=manager, **kwargs)

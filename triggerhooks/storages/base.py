@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from ..core.types import Commit, Compute, Plan, TaskState
-from ..exceptions import InstanceNotFoundError
-from ..models import TaskConfig, TaskInstance, instance_name
-from ..serialization import JsonDict
+from ..exceptions import InstanceNotFoundError, InvalidSessionError
+from ..models import TaskConfig, TaskInstance, instance_name, name_problem
+from ..serialization import JsonDict, safe_text
 
 __all__ = ["StorageBackend"]
 
@@ -40,7 +40,10 @@ class StorageBackend(ABC):
 
     def __init__(self, uid: str) -> None:
         if not isinstance(uid, str) or not uid:
-            raise ValueError(f"a session uid must be a non-empty string, not {uid!r}")
+            raise InvalidSessionError(f"a session uid must be a non-empty string, not {uid!r}")
+        problem = name_problem(uid)
+        if problem:
+            raise InvalidSessionError(f"session uid {safe_text(uid)!r} {problem}")
         self.uid = uid
 
     # -- what each backend provides ------------------------------------------------
@@ -123,6 +126,8 @@ class StorageBackend(ABC):
     def get(self, instance: str | TaskInstance) -> TaskInstance | None:
         """The stored instance of that name (a name or a ``TaskInstance``), or ``None``."""
         name = instance.name if isinstance(instance, TaskInstance) else instance
+        if not isinstance(name, str) or name_problem(name):
+            return None  # never stored: no store holds such a name
         return self._load_instances([name]).get(name)
 
     def __getitem__(self, instance: str | TaskInstance) -> TaskInstance:

@@ -12,6 +12,7 @@ Nothing but the standard library.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sqlite3
 import threading
@@ -23,9 +24,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState, build_index
-from ..exceptions import ConflictError, StorageUnavailableError, mark_committed
-from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
-from ..serialization import JsonDict, dumps, loads
+from ..exceptions import (
+    ConflictError,
+    ForeignDatabaseError,
+    InvalidSettingError,
+    StorageUnavailableError,
+    mark_committed,
+)
+from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance, name_problem
+from ..serialization import JsonDict, dumps, loads, safe_text
 from .base import StorageBackend
 
 __all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlite_file"]
@@ -46,9 +53,28 @@ def sqlite_file(path: str | os.PathLike[str] | None = None) -> str:
     raw = os.fspath(path) if path is not None else (
         os.environ.get(SQLITE_PATH_ENV) or DEFAULT_SQLITE_PATH)
     if raw in ("", ":memory:") or raw.startswith("file:"):
-        raise ValueError(f"SqliteStorageBackend needs a file path, not {raw!r} "
-                         "(use MemoryStorageBackend for in-process sessions)")
+        raise InvalidSettingError(f"SqliteStorageBackend needs a file path, not {raw!r} "
+                                  "(use MemoryStorageBackend for in-process sessions)")
+    problem = "contains a NUL character" if "\0" in raw else name_problem(raw)
+    if problem:
+        raise InvalidSettingError(f"SQLite path {safe_text(raw)!r} {problem}")
     return os.path.abspath(os.path.expanduser(raw))
+
+
+MAX_TIMEOUT = 86400.0
+"""The longest a writer may be told to wait for its turn, in seconds (a day)."""
+
+
+def _timeout(value: Any, where: str = "") -> float:
+    """``value`` as a writer's timeout: a number of seconds, 0 up to :data:`MAX_TIMEOUT`."""
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_TIMEOUT:
+        raise InvalidSettingError(f"timeout must be a number of seconds from 0 to "
+                                  f"{MAX_TIMEOUT:g}, not {value!r}{where}")
+    return seconds
 
 
 def split_sqlite_url(url: str) -> tuple[str | None, str]:
@@ -56,7 +82,7 @@ def split_sqlite_url(url: str) -> tuple[str | None, str]:
     ``sqlite:///relative/path``, ``sqlite:////absolute/path``."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "sqlite" or parts.netloc:
-        raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
+        raise InvalidSettingError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
     return unquote(parts.path[1:]) or None, parts.query
 
 
@@ -116,6 +142,25 @@ def _index_active(conn: sqlite3.Connection) -> None:
         if count:
             work[uid] = work.get(uid, 0) + count
     conn.executemany("INSERT OR REPLACE INTO th_active (uid, work) VALUES (?, ?)", work.items())
+
+
+def _check_ours(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse (:class:`ForeignDatabaseError`, before anything is written) a file that holds
+    anything but triggerhooks's tables (tables, indexes, views, triggers of its own) or
+    carries an ``application_id``: another application's database is never changed (no
+    table added, no switch to WAL, no ``user_version`` set)."""
+    foreign = sorted(f"{kind} {name}" for kind, name in conn.execute(
+        "SELECT type, name FROM sqlite_master WHERE substr(name, 1, 7) != 'sqlite_'")
+        if not (kind == "table" and name in _TABLES))
+    application = conn.execute("PRAGMA application_id").fetchone()[0]
+    if application:
+        foreign.insert(0, f"application_id {application}")
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ForeignDatabaseError(
+            f"SQLite database {path} belongs to another application (it holds {shown}, which "
+            "are not triggerhooks's): triggerhooks left it unchanged; give it a file of its own "
+            f"(a path of its own, or ${SQLITE_PATH_ENV})")
 
 
 class _View(SessionView):
@@ -281,10 +326,12 @@ class _Pool:
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        """Switch the file to WAL and create the tables, once per process."""
+        """Check that the file is triggerhooks's (or empty), switch it to WAL and create the
+        tables, once per process."""
         with self._lock:
             if self._ready:
                 return
+            _check_ours(conn, self.path)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode!r})")
@@ -366,11 +413,11 @@ class SqliteStorageBackend(StorageBackend):
                  timeout: float = 30.0, synchronous: str = "NORMAL") -> None:
         super().__init__(uid)
         self.path = sqlite_file(path)
-        sync = synchronous.upper()
+        sync = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if sync not in _SYNCHRONOUS:
-            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, "
-                             f"not {synchronous!r}")
-        self.timeout = float(timeout)
+            raise InvalidSettingError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, "
+                                      f"not {synchronous!r}")
+        self.timeout = _timeout(timeout)
         self.synchronous = sync
 
     # -- construction ------------------------------------------------------------------
@@ -380,14 +427,19 @@ class SqliteStorageBackend(StorageBackend):
         """``sqlite:///relative/path``, ``sqlite:////absolute/path``; ``sqlite://`` alone
         uses the default path. Query options: ``timeout``, ``synchronous``."""
         path, query = split_sqlite_url(url)
-        for key, value in parse_qsl(query, strict_parsing=bool(query)):
+        try:
+            pairs = parse_qsl(query, strict_parsing=bool(query))
+        except ValueError:
+            raise InvalidSettingError(f"SQLite URL {url!r}: its query is not "
+                                      "name=value pairs joined by '&'") from None
+        for key, value in pairs:
             if key == "timeout":
-                options.setdefault("timeout", float(value))
+                options.setdefault("timeout", _timeout(value, f" (?timeout= in URL {url!r})"))
             elif key == "synchronous":
                 options.setdefault("synchronous", value)
             else:
-                raise ValueError(f"unknown option {key!r} in SQLite URL {url!r}; "
-                                 "known: timeout, synchronous")
+                raise InvalidSettingError(f"unknown option {key!r} in SQLite URL {url!r}; "
+                                          "known: timeout, synchronous")
         return cls(uid, path, **options)
 
     def reference(self) -> JsonDict:

@@ -10,9 +10,10 @@ scheme, such as ``redis://host/0``, ``sqlite:///path/to/file.sqlite3`` or
 from __future__ import annotations
 
 import os
+import re
 from contextlib import suppress
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus
 
 from ..exceptions import UnknownKeyError
 from ..registries import storage_backends
@@ -20,8 +21,9 @@ from ..serialization import JsonDict
 from .base import StorageBackend
 from .sqlite import split_sqlite_url, sqlite_file
 
-__all__ = ["DEFAULT_STORAGE_URL", "STORAGE_URL_ENV", "open_reference", "open_storage", "redact_url",
-           "shown_url", "storage_backends", "storage_location", "strip_password", "url_scheme"]
+__all__ = ["DEFAULT_STORAGE_URL", "SECRET_OPTION_WORDS", "STORAGE_URL_ENV", "open_reference",
+           "open_storage", "redact_text", "redact_url", "shown_url", "storage_backends",
+           "storage_location", "strip_password", "url_problem", "url_scheme", "url_secrets"]
 
 STORAGE_URL_ENV = "TRIGGERHOOKS_STORAGE_URL"
 DEFAULT_STORAGE_URL = "sqlite://"
@@ -35,25 +37,135 @@ def url_scheme(url: str) -> str:
     return url.partition("://")[0].lower() if "://" in url else ""
 
 
-def _replace_password(url: str, replacement: str | None) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    if replacement is not None:
-        user = f"{user}:{replacement}"
-    return parts._replace(netloc=f"{user}@{host}" if user else host).geturl()
+SECRET_OPTION_WORDS = ("password", "passwd", "pwd", "secret", "token", "credential")
+"""A URL query option whose name contains one of these is a secret (``?password=``,
+``?ssl_password=``): redacted in messages, left out of references."""
+_MASK = "***"
+
+
+def _is_secret_option(piece: str) -> bool:
+    name = unquote_plus(piece.partition("=")[0]).lower()
+    return any(word in name for word in SECRET_OPTION_WORDS)
+
+
+def _clean_query(query: str, mask: str | None) -> str:
+    """``query`` with the values of secret options masked (or the options left out)."""
+    pieces = []
+    for piece in query.split("&"):
+        if not _is_secret_option(piece):
+            pieces.append(piece)
+        elif mask is not None:
+            pieces.append(f"{piece.partition('=')[0]}={mask}")
+    return "&".join(pieces)
+
+
+def _clean_host(host: str, mask: str | None) -> str:
+    """``host[:port]`` with a port that is not a number masked: what a password with an
+    unescaped ``#``, ``/`` or ``?`` leaves there (``redis://:pa#ss@host``)."""
+    name, colon, port = host.rpartition(":")
+    if not colon or not port or port.isdigit() or port.endswith("]"):
+        return host
+    return f"{name}:{mask or ''}"
+
+
+_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
+
+
+def _split(url: str) -> tuple[str, str, str]:
+    """``url`` as its head (``scheme://``, or ``scheme:`` for a URL without an authority),
+    its authority (``user:password@host:port``) and the rest (path, query, fragment)."""
+    match = _HEAD.match(url)
+    head = match.group() if match else ""
+    rest = url[len(head):]
+    end = _authority_end(rest) if head.endswith("//") else 0
+    return head, rest[:end], rest[end:]
+
+
+def _authority_end(rest: str) -> int:
+    """Where the authority (``user:password@host:port``) of a URL after ``://`` ends."""
+    return min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+
+
+def _clean_tail(tail: str, mask: str | None) -> str:
+    """A URL's path, query and fragment with secret options and the fragment masked (or
+    left out)."""
+    path, hash_, _ = tail.partition("#")
+    path, question, query = path.partition("?")
+    query = _clean_query(query, mask) if question else ""
+    return path + (f"?{query}" if query else "") + (f"#{mask}" if hash_ and mask else "")
+
+
+def _clean(url: str, mask: str | None) -> str:
+    """``url`` with every secret it may hold masked (``mask``) or left out (``None``): the
+    password of its user-info, secret query options, a fragment; when an ``@`` follows the
+    host (a password with an unescaped ``/``, ``?`` or ``#``), all before the last ``@``."""
+    head, netloc, tail = _split(url)
+    if "@" in tail:
+        cleaned = _clean(head + tail[tail.rfind("@") + 1:], mask)
+        return head + (f"{mask}@" if mask else "") + cleaned[len(head):]
+    userinfo, has_userinfo, host = netloc.rpartition("@")
+    if has_userinfo:
+        user, colon, _ = userinfo.partition(":")
+        userinfo = (f"{user}:{mask}" if mask else user) if colon else user
+    netloc = (f"{userinfo}@" if userinfo else "") + _clean_host(host, mask)
+    return head + netloc + _clean_tail(tail, mask)
+
+
+def url_problem(url: str) -> str | None:
+    """Why the secrets of ``url`` cannot be told from the rest of it, or ``None``: an ``@``
+    after the host means a password holds an unescaped ``/``, ``?`` or ``#`` (or an option
+    an ``@``), and what a library would take for the password is not what was meant."""
+    if "@" in _split(url)[2]:
+        return ("an '@' follows the host: percent-encode '@', '/', '?' and '#' in a password "
+                "or an option (%40, %2F, %3F, %23)")
+    return None
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and logs."""
-    return _replace_password(url, "***")
+    """``url`` with every secret replaced by ``***``, for messages and logs: the password of
+    its user-info (``redis://user:***@host``), query options such as ``?password=***``, a
+    fragment; for a URL whose password holds an unescaped ``/``, ``?`` or ``#``, everything
+    up to its last ``@``. Never raises, whatever the text."""
+    return _clean(url, _MASK)
 
 
 def strip_password(url: str) -> str:
-    """``url`` without any password (its user stays), for references sent to other processes."""
-    return _replace_password(url, None)
+    """``url`` without any secret (its user stays), for references sent to other processes:
+    what :func:`redact_url` masks is left out."""
+    return _clean(url, None)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets ``url`` may hold (raw and percent-decoded), longest first, for
+    :func:`redact_text`; empty for a URL without any."""
+    head, netloc, tail = _split(url)
+    rest = netloc + tail
+    found: set[str] = set()
+    at = rest.rfind("@")
+    if at >= 0:
+        userinfo = rest[:at]
+        # Without "//" there is no user-info: all before the "@" may be a password.
+        found.add(userinfo.partition(":")[2] if head.endswith("//") else userinfo)
+        if any(char in userinfo for char in "/?#"):
+            found.add(userinfo)
+    host = netloc.rpartition("@")[2]
+    if _clean_host(host, None) != host:
+        found.add(host.rpartition(":")[2])
+    for piece in rest.partition("?")[2].partition("#")[0].split("&"):
+        if _is_secret_option(piece):
+            found.add(piece.partition("=")[2])
+    found.add(rest.partition("#")[2])
+    found |= {unquote(secret) for secret in found} | {unquote_plus(secret) for secret in found}
+    return sorted((secret for secret in found if secret), key=len, reverse=True)
+
+
+def redact_text(text: str, *urls: str) -> str:
+    """``text`` (an error message, a library's) with every secret of ``urls`` replaced by
+    ``***``."""
+    for url in urls:
+        for secret in url_secrets(url):
+            text = text.replace(secret, _MASK)
+    return text
 
 
 def shown_url(url: str) -> str:

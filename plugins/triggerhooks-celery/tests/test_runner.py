@@ -25,6 +25,7 @@ from triggerhooks_celery import (
 
 from triggerhooks import (
     MemoryStorageBackend,
+    RedisStorageBackend,
     SessionReferenceError,
     StorageBackend,
     TaskStatus,
@@ -86,6 +87,24 @@ def test_the_message_is_one_json_reference_with_the_countdown_as_eta(
 
     assert datetime.fromisoformat(eta).timestamp() == pytest.approx(before + 30, abs=5)
     assert storage["t#0"].status is TaskStatus.SCHEDULED  # nothing ran it
+    redis_client.delete(f"{PREFIX}{queue}")
+
+
+def test_the_message_carries_no_password_of_the_storage(app_in_use: Celery,
+                                                       redis_client: redis.Redis) -> None:
+    """Whoever reads the broker reads no password: the reference leaves it out (and says so);
+    workers complete it from their own settings (TRIGGERHOOKS_REDIS_URL)."""
+    queue = f"unconsumed-{uuid.uuid4().hex[:8]}"
+    install(create_app(task_default_queue=queue))
+    for url in ("redis://:s3cret-pw@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0?password=s3cret-pw",
+                "unix://:s3cret-pw@/run/redis.sock?db=0"):
+        storage = RedisStorageBackend(f"celery-{uuid.uuid4().hex}", url, prefix=f"{PREFIX}pw")
+        CeleryTaskRunner().schedule(TriggerManager(storage, task_runner="celery"), "t#0")
+    raw = redis_client.lrange(f"{PREFIX}{queue}", 0, -1)
+    assert len(raw) == 3 and not any(b"s3cret" in message for message in raw)
+    for message in raw:
+        [payload], _, _ = orjson.loads(base64.b64decode(orjson.loads(message)["body"]))
+        assert payload["session"]["storage"]["secretWithheld"] is True
     redis_client.delete(f"{PREFIX}{queue}")
 
 

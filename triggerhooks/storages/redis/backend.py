@@ -11,16 +11,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
 from ...core.types import Changes, Commit, Compute, Plan, TaskState
-from ...exceptions import ConflictError, StorageUnavailableError
+from ...exceptions import ConflictError, InvalidSettingError, StorageUnavailableError
 from ...models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ...serialization import JsonDict, dumps, loads
 from ..base import StorageBackend
-from ..urls import redact_url, strip_password
+from ..urls import STORAGE_URL_ENV, redact_url, strip_password, url_scheme
 from .cache import SessionCache
 from .client import Client, client_for_url, clients, url_of
 from .facts import bumps_version, index_entries, read_facts
@@ -40,6 +39,14 @@ from .protocol import (
     plan_args,
     read_reply,
     record_reply,
+)
+from .settings import (
+    check_prefix,
+    check_url,
+    complete_url,
+    parse_ttl,
+    split_options,
+    withholds_secret,
 )
 from .view import RedisView, load_configs
 
@@ -95,60 +102,61 @@ class RedisStorageBackend(StorageBackend):
                  max_attempts: int | None = None) -> None:
         super().__init__(uid)
         if url is not None and client is not None:
-            raise ValueError("pass either url or client, not both")
-        prefix = prefix if prefix is not None else os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX)
-        if "{" in prefix or "}" in prefix:
-            raise ValueError(f"a Redis key prefix cannot contain braces: {prefix!r}")
-        if ttl is not None and ttl <= 0:
-            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+            raise InvalidSettingError("pass either url or client, not both")
+        prefix = check_prefix(
+            prefix if prefix is not None else os.environ.get(REDIS_PREFIX_ENV, DEFAULT_PREFIX))
+        ttl = parse_ttl(ttl)
         self.prefix = prefix
         self.ttl = ttl
         self._ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
         if max_attempts is not None:
             if max_attempts < 1:
-                raise ValueError(f"max_attempts must be at least 1, not {max_attempts!r}")
+                raise InvalidSettingError(f"max_attempts must be at least 1, not {max_attempts!r}")
             self.max_attempts = max_attempts
         self.keys = SessionKeys.of(prefix, uid)
         self._conn: Client | None = None
         self._cache: SessionCache | None = None
         if client is not None:
             if client.get_encoder().decode_responses:
-                raise ValueError("RedisStorageBackend needs a client with decode_responses=False")
+                raise InvalidSettingError(
+                    "RedisStorageBackend needs a client with decode_responses=False")
             self._conn = Client(client, url_of(client))
             self.url = self._conn.url
         else:
-            self.url = url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+            self.url = check_url(url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL)
 
     # -- construction --------------------------------------------------------------------
 
     @classmethod
     def from_url(cls, url: str, uid: str, **options: Any) -> RedisStorageBackend:
         """A storage at ``url``; its query may also carry ``prefix`` and ``ttl`` (seconds)."""
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        for key, value in query:
-            if key == "prefix":
-                options.setdefault("prefix", value)
-            elif key == "ttl":
-                options.setdefault("ttl", float(value))
-        rest = urlencode([(k, v) for k, v in query if k not in _OUR_QUERY])
-        return cls(uid, urlunsplit(parts._replace(query=rest)), **options)
+        rest, ours = split_options(url, _OUR_QUERY)
+        if "prefix" in ours:
+            options.setdefault("prefix", ours["prefix"])
+        if "ttl" in ours:
+            options.setdefault("ttl", parse_ttl(ours["ttl"], f" (?ttl= in URL {redact_url(url)!r})"))
+        return cls(uid, rest, **options)
 
     def reference(self) -> JsonDict:
-        """The session's address without any password: a worker takes the password from a
-        client of its own process with the same address, or from ``$TRIGGERHOOKS_REDIS_URL``."""
-        return {"backend": self.name, "uid": self.uid, "url": strip_password(self.url),
-                "prefix": self.prefix, "ttl": self.ttl}
+        """The session's address without any secret (``secretWithheld`` says one was left
+        out): a worker completes it with a URL of its own (see :mod:`.settings`)."""
+        reference: JsonDict = {"backend": self.name, "uid": self.uid,
+                               "url": strip_password(self.url), "prefix": self.prefix,
+                               "ttl": self.ttl}
+        kwargs = self._conn.redis.connection_pool.connection_kwargs if self._conn else {}
+        if withholds_secret(self.url, kwargs.get("password")):
+            reference["secretWithheld"] = True
+        return reference
 
     @classmethod
     def from_reference(cls, reference: JsonDict) -> RedisStorageBackend:
-        url: str = reference["url"]
         candidates = [known for _, known in list(clients)]
         candidates.append(os.environ.get(REDIS_URL_ENV) or "")
-        for known in candidates:
-            if known and known != url and strip_password(known) == url:
-                url = known
-                break
+        with contextlib.suppress(InvalidSettingError):
+            storage_url = os.environ.get(STORAGE_URL_ENV) or ""
+            if url_scheme(storage_url) in cls.url_schemes:
+                candidates.append(cls.from_url(storage_url, reference["uid"]).url)
+        url = complete_url(reference["url"], bool(reference.get("secretWithheld")), candidates)
         return cls(reference["uid"], url, prefix=reference.get("prefix"),
                    ttl=reference.get("ttl"))
 

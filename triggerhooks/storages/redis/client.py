@@ -18,8 +18,8 @@ from redis.connection import BlockingConnectionPool, SSLConnection
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
-from ...exceptions import StorageUnavailableError
-from ..urls import redact_url
+from ...exceptions import InvalidSettingError, StorageUnavailableError
+from ..urls import redact_text, redact_url
 from .cache import SessionCache
 from .protocol import SCRIPT, SCRIPT_SHA
 
@@ -56,8 +56,8 @@ class Client:
             return fn()
         except RedisError as exc:
             raise StorageUnavailableError(
-                f"Redis at {redact_url(self.url)} is unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+                f"Redis at {redact_url(self.url)} is unavailable: {type(exc).__name__}: "
+                f"{redact_text(str(exc), self.url)}") from exc
 
     def run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run the script, loading it once per server when the server answers NOSCRIPT."""
@@ -124,7 +124,8 @@ def _connect(url: str) -> redis_py.Redis:
         pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS,
                                                timeout=options["socket_timeout"], **options)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
+        raise InvalidSettingError(
+            f"invalid Redis URL {redact_url(url)!r}: {redact_text(str(exc), url)}") from None
     client = redis_py.Redis(connection_pool=pool)
     client.auto_close_connection_pool = True
     return client
