@@ -398,6 +398,32 @@ def test_a_task_vetoed_by_a_lost_follow_up_before_it_had_an_instance_is_abandone
     assert manager.recover() == []
 
 
+def test_each_task_a_lost_follow_up_left_behind_is_recovered_under_its_own_name(
+        storage: StorageBackend, runs: Path) -> None:
+    """How it went wrong before the fix: the rules of one firing move every task it concerns
+    on, and each recovery was reported as the first task's (\"every trigger of t fired\" for
+    u#0 too)."""
+    manager = TriggerManager(storage)
+    manager.update_configuration({
+        name: {"after": ["go"], "run": RECORD, "withParams": with_record(runs)}
+        for name in ("t", "u")})
+    manager.update_configuration({
+        name: {"after": ["gate"], "andEvery": "tick", "unless": ["stop"], "run": RECORD,
+               "withParams": with_record(runs)} for name in ("p", "q")})
+    manager.fire("tick")  # p#0 and q#0 wait for the gate
+    record_only(storage, "go")
+    record_only(storage, "stop")
+
+    done = manager.recover()
+
+    assert sorted(done, key=lambda r: r.instance or "") == [
+        Recovery("abandoned", "p#0", "p was vetoed"), Recovery("abandoned", "q#0", "q was vetoed"),
+        Recovery("scheduled", "t#0", "every trigger of t fired"),
+        Recovery("scheduled", "u#0", "every trigger of u fired")]
+    assert started(runs) == Counter({"t#0": 1, "u#0": 1})
+    assert open_work(storage) == {} and storage.is_finalized
+
+
 def test_a_session_left_unfinalized_is_finalized_once(storage: StorageBackend,
                                                       held: type[HoldingRunner]) -> None:
     manager = TriggerManager(storage, task_runner="held")
