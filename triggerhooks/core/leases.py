@@ -42,7 +42,7 @@ from types import TracebackType
 
 from ..exceptions import WorkerLostError
 from ..models import TaskInstance
-from ..serialization import JsonDict
+from ..serialization import JsonDict, safe_text
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "DEFAULT_MAX_ATTEMPTS", "Claim", "Heartbeat", "Lease",
            "after", "claim_of", "default_worker"]
@@ -83,6 +83,8 @@ class Lease:
             raise ValueError(f"max_attempts must be a positive integer or None, not {limit!r}")
         if not self.token:
             object.__setattr__(self, "token", uuid.uuid4().hex)
+        if self.worker is not None:  # a host or thread name UTF-8 cannot hold must not
+            object.__setattr__(self, "worker", safe_text(self.worker))  # keep it unclaimed
 
 
 @dataclass(frozen=True, slots=True)
