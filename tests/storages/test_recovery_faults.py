@@ -115,12 +115,14 @@ def reaper() -> Iterator[list[Any]]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         if not isinstance(process, int):
-            process.join(10)
+            wait_for(lambda p=process: p.exitcode is not None, 10, "a killed process to end")
 
 
 def kill(process: Any) -> None:
+    """SIGKILL ``process`` and reap it (its exit status, not the end of its pipes: a child it
+    forked may hold those)."""
     os.kill(process.pid, signal.SIGKILL)
-    process.join(10)
+    wait_for(lambda: process.exitcode is not None, 10, f"process {process.pid} to end")
     assert process.exitcode == -signal.SIGKILL
 
 
