@@ -177,9 +177,17 @@ class _Beats:
 
     One thread however many tasks run (a thread per task would cost more than the
     task). Started on first use, and again in a forked child (which has no threads).
+    A forked child starts afresh: the leases it inherited are its parent's (renewing
+    them would keep a dead parent's instances from being recovered), and the lock it
+    inherited may have been held by the parent's heartbeat thread.
     """
 
     def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._cond = threading.Condition()
         self._beats: dict[int, Heartbeat] = {}
         self._pid = 0
