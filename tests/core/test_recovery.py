@@ -11,6 +11,7 @@ with real processes killed by SIGKILL is in ``tests/storages/test_recovery_fault
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -45,7 +46,7 @@ from triggerhooks.core.recovery import Recovery, Stuck
 from triggerhooks.core.rules import Transition, transition
 from triggerhooks.models import utcnow
 from triggerhooks.runners import task_runners
-from triggerhooks.signals import post_fire, pre_fire, session_finalized, task_failed
+from triggerhooks.signals import post_fire, pre_fire, session_finalized, task_completed, task_failed
 from triggerhooks.storages import Plan, StorageBackend
 from triggerhooks.task import StatusChange, TaskContext
 from triggerhooks.testing import (
@@ -270,6 +271,27 @@ def test_a_live_lease_is_never_taken_over(storage: StorageBackend, held: type[Ho
     assert TriggerManager(storage).execute("t#0") is None  # a copy of its message: nothing
     assert storage["t#0"] == before and held.names() == ["t#0"]
     assert started(runs) == Counter()
+
+
+def test_a_lease_renewed_while_its_ended_instance_is_announced_is_not_called_lost(
+        storage: StorageBackend, caplog: pytest.LogCaptureFixture, isolated_signals: None) -> None:
+    """A task ends, and its ``task_completed`` receivers take longer than a renewal interval:
+    the heartbeat finds the instance no longer running under its claim.
+
+    How it went wrong before the fix: it warned that the claim was lost (\"taken over after
+    its lease expired; this run's outcome will not be stored\") though nobody took it over
+    and the outcome was stored."""
+    manager = TriggerManager(storage, lease_seconds=0.3)  # a renewal every 0.1s
+    manager.update_configuration({"t": {"after": ["go"], "run": "tests.noop"}})
+    announced = threading.Event()
+
+    def slow(sender: Any, **kwargs: Any) -> None:
+        announced.wait(0.6)  # a slow receiver: three renewals fall due meanwhile
+
+    with caplog.at_level(logging.INFO, "triggerhooks"), connected(slow, task_completed):
+        manager.fire("go")
+    assert storage["t#0"].status is TaskStatus.FINISHED
+    assert [r.getMessage() for r in caplog.records if "claim was lost" in r.getMessage()] == []
 
 
 def test_an_instance_that_lost_its_worker_on_its_last_attempt_fails_with_worker_lost_error(

@@ -267,7 +267,12 @@ def test_a_redis_server_killed_and_restarted_while_writers_fire_loses_and_double
         wait_for(lambda: len(storage) >= 20, 60, "writers to fire")
 
         server.kill()  # SIGKILL, mid-run
-        wait_for(failures.exists, 30, "a writer to see the server gone")
+
+        def every_writer_failed() -> bool:
+            seen = {line.split()[0] for line in failures.read_text().splitlines()} \
+                if failures.exists() else set()
+            return len(seen) == WRITERS
+        wait_for(every_writer_failed, 30, "every writer to see the server gone")
         server.start()  # the same port and data directory: the AOF comes back
         before = len(storage)
         wait_for(lambda: len(storage) >= before + 20, 60, "writers to fire after the restart")
