@@ -23,7 +23,7 @@ from ..registries import trigger_tasks
 from ..serialization import JsonDict, dotted_name, dumps, dumps_mapping, loads, safe_text, storable
 from ..task import Retry, StatusChange, TaskContext
 from .effects import after_commit, send_pre_fire
-from .leases import Heartbeat, Lease
+from .leases import Heartbeat, Lease, claim_of
 from .rules import Transition, transition
 from .types import Commit, Plan
 from .updates import commit_status, decode_mapping, prepare_status, replay
@@ -227,10 +227,17 @@ def _claim(manager: TriggerManager, name: str, held: Lease) -> Commit:
 
 
 def _renew(manager: TriggerManager, name: str, lease: Lease) -> bool:
+    """Renew the lease; False once the claim was lost (another worker holds the instance).
+    An instance ended under this claim (its outcome stored, its signals still being sent)
+    has nothing to renew, and lost nothing."""
     commit = manager.storage.transact(
         Plan(instances=(name,)),
         transition(lambda step: step.renew(name, lease.token, lease.seconds)))
-    return bool(commit.changes.result)
+    if commit.changes.result:
+        return True
+    current = manager.storage.get(name)
+    held = None if current is None else claim_of(current)
+    return held is not None and held.token == lease.token
 
 
 def _not_claimed(manager: TriggerManager, name: str, commit: Commit) -> TaskInstance | None:
