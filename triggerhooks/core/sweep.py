@@ -41,15 +41,18 @@ def find_stuck(storage: StorageBackend, grace: float) -> list[Stuck]:
 
 
 class _Errors:
-    """Errors of the hand-offs of one recovery: logged, and the first raised at the end."""
+    """Errors of the hand-offs of one recovery: each logged, the first raised at the end
+    (with its traceback, so it is logged without)."""
 
     def __init__(self) -> None:
         self.first: Exception | None = None
 
     def keep(self, what: str, exc: Exception) -> None:
-        log.error("recovery: %s: %s", what, exc, exc_info=exc)
         if self.first is None:
             self.first = exc
+            log.error("recovery: %s: %s", what, exc)
+        else:
+            log.error("recovery: %s: %s", what, exc, exc_info=exc)
 
 
 def _recover_instances(manager: TriggerManager, errors: _Errors) -> list[Recovery]:
