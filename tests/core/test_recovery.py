@@ -46,7 +46,17 @@ from triggerhooks.core.recovery import Recovery, Stuck
 from triggerhooks.core.rules import Transition, transition
 from triggerhooks.models import utcnow
 from triggerhooks.runners import task_runners
-from triggerhooks.signals import post_fire, pre_fire, session_finalized, task_completed, task_failed
+from triggerhooks.signals import (
+    configuration_updated,
+    post_fire,
+    post_replay,
+    post_skip,
+    pre_fire,
+    session_finalized,
+    task_completed,
+    task_failed,
+    task_scheduled,
+)
 from triggerhooks.storages import Plan, StorageBackend
 from triggerhooks.task import StatusChange, TaskContext
 from triggerhooks.testing import (
@@ -506,8 +516,11 @@ def test_threads_recovering_one_session_at_once_run_nothing_twice(
     lost.update_configuration({
         f"t{n}": {"after": ["go"], "run": RECORD, "withParams": with_record(runs)} for n in range(6)})
     lost.update_configuration({"join": {"after": [f"t{n}" for n in range(6)], "run": RECORD,
+                                        "withParams": with_record(runs)},
+                               "late": {"after": ["lateGo"], "run": RECORD,
                                         "withParams": with_record(runs)}})
     lost.fire("go")
+    record_only(storage, "lateGo")  # and a follow-up lost: "late" is ready without an instance
     for n in range(3):  # half were claimed by a worker that died, half never handed off
         die_while_running(storage, f"t{n}#0")
     wait_for(lambda: len(lost.stuck()) == 6, 10, "every instance to count as stuck")
@@ -532,7 +545,9 @@ def test_threads_recovering_one_session_at_once_run_nothing_twice(
     assert errors == []
     handed = Counter(r.instance for found in done for r in found if r.action == "handed off")
     assert handed == Counter({f"t{n}#0": 1 for n in range(6)})
-    assert started(runs) == Counter({**{f"t{n}#0": 1 for n in range(6)}, "join#0": 1})
+    assert [r.instance for found in done for r in found if r.action == "scheduled"] == ["late#0"]
+    assert started(runs) == Counter({**{f"t{n}#0": 1 for n in range(6)}, "join#0": 1,
+                                     "late#0": 1})
     assert open_work(storage) == {}
     assert set(statuses(storage).values()) == {"finished"}
     assert len(finalized) == 1 and storage.is_finalized
@@ -792,6 +807,46 @@ def test_an_error_after_a_fire_was_stored_says_it_was_committed_and_what_it_sche
     assert storage.latest_kwargs["go"] == {"n": 1}
     assert statuses(storage) == {"t#0": "finished", "u#0": "finished"}  # handed off all the same
     assert storage.is_finalized
+
+
+def test_errors_after_other_calls_were_stored_say_so_too(
+        storage: StorageBackend, held: type[HoldingRunner], isolated_signals: None) -> None:
+    """A configuration, a replay, a skip and a status change: each raises its receivers'
+    errors after its change was stored, marked committed with what it scheduled."""
+    manager = TriggerManager(storage, task_runner="held")
+
+    def refuse(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the audit log is full")
+
+    with connected(refuse, configuration_updated, raise_exception=True), \
+            pytest.raises(SignalHandlingError) as configured:
+        manager.update_configuration({"t": {"after": ["go"], "run": "tests.boom"},
+                                      "ready": {"after": [], "andEvery": "tick",
+                                                "run": "tests.noop"}})
+    assert (configured.value.committed, configured.value.scheduled) == (True, ())
+    assert set(storage.tasks) == {"t", "ready"}
+    manager.fire("go")
+    assert held.release()[0].status is TaskStatus.FAILED  # type: ignore[union-attr]
+
+    with connected(refuse, post_replay, raise_exception=True), \
+            pytest.raises(SignalHandlingError) as replayed:
+        manager.replay_failed_instance("t#0")
+    assert (replayed.value.committed, replayed.value.scheduled) == (True, ("t#1",))
+    assert storage["t#1"].status is TaskStatus.SCHEDULED and held.names() == ["t#1"]
+
+    step(storage, "t#1", lambda t: t.claim("t#1"))
+    step(storage, "t#1", lambda t: t.fail("t#1", {}, 0))
+    with connected(refuse, post_skip, raise_exception=True), \
+            pytest.raises(SignalHandlingError) as skipped:
+        manager.skip_failed_instance("t#1", cascade=True)
+    assert skipped.value.committed is True and storage["t#1"].status is TaskStatus.SKIPPED
+    assert "t" in storage.latest_kwargs
+
+    with connected(refuse, task_scheduled, raise_exception=True), \
+            pytest.raises(SignalHandlingError) as rescheduled:
+        manager.update_instance_status("t#0", "scheduled")
+    assert (rescheduled.value.committed, rescheduled.value.scheduled) == (True, ("t#0",))
+    assert held.names() == ["t#1", "t#0"]  # handed off all the same
 
 
 def test_an_error_before_a_fire_was_stored_says_nothing_was(
