@@ -638,3 +638,44 @@ def test_the_heartbeat_outlives_a_redis_server_briefly_down(
         assert done.status is TaskStatus.FINISHED and claim is not None
         assert (claim.token, claim.attempt) == (first.token, 1)
         assert started(record) == Counter({"t#0": 1})
+
+
+ONE_HEARTBEAT_THREAD = (
+    "leases._Beats renews every lease of a process from one thread, one renewal after the "
+    "other: a renewal that hangs on one storage (a Redis server that stopped answering, a "
+    "SQLite file locked by another process: up to the socket or lock timeout, 30s by default) "
+    "stops the renewals of every other lease of the process, on healthy storages too; they "
+    "expire while their tasks run, and a recovery takes them over (their tasks run twice). "
+    "A fix: renew each due lease on a thread of its own (skipping a lease whose last renewal "
+    "is still in flight), or one renewing thread per storage.")
+
+
+@REDIS
+@pytest.mark.xfail(strict=True, reason=ONE_HEARTBEAT_THREAD)
+def test_a_storage_that_hangs_does_not_stop_the_heartbeat_of_leases_on_other_storages(
+        storage: StorageBackend, record: Path, tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    hold.touch()
+    with redis_server(tmp_path) as server:
+        hanging = TriggerManager(RedisStorageBackend("hangs", server.url, prefix="faults"),
+                                 task_runner="threading", lease_seconds=LEASE)
+        healthy = TriggerManager(storage, task_runner="threading", lease_seconds=LEASE)
+        for manager in (hanging, healthy):
+            manager.update_configuration({"t": {"after": ["go"], "run": RECORD, "withParams":
+                                                with_record(record, hold=str(hold))}})
+            manager.fire("go")
+        wait_for(lambda: started(record)["t#0"] == 2, 30, "both tasks to start")
+        watcher = TriggerManager(storage, claim_grace_seconds=GRACE)
+        server.pause()  # SIGSTOP: its next renewal waits for an answer
+        try:
+            until = time.monotonic() + 3 * LEASE
+            found: list[Any] = []
+            while time.monotonic() < until and not found:
+                found = watcher.stuck()
+                time.sleep(0.02)
+        finally:
+            server.resume()
+            hold.unlink()
+            settle(60)
+        assert found == []  # the healthy storage's lease was renewed all along
+        assert claim_of(storage["t#0"]).attempt == 1  # type: ignore[union-attr]
