@@ -715,6 +715,18 @@ def retry_too_deep_to_store(context: TaskContext) -> Any:
     raise context.retry(exc=ContextError("retry \udc80", nested(253)))
 
 
+class BadlyNamed(Exception):
+    """Its qualified name has a lone surrogate (as a class made from a file's name may)."""
+
+
+BadlyNamed.__qualname__ = "Caf\udc80Error"
+
+
+@trigger_task(name="tests.recovery.badly_named")
+def badly_named(context: TaskContext) -> Any:
+    raise BadlyNamed("its type's name has a lone surrogate")
+
+
 @trigger_task(name="tests.recovery.retry_replacement")
 def retry_replacement(context: TaskContext) -> Any:
     raise context.retry(exc=ValueError("again"), replacement_kwargs={"when": object()})
@@ -752,6 +764,9 @@ UNSTORABLE = {
     "retry whose failure is too deep to store": ("tests.recovery.retry_too_deep_to_store", {}, {
         "t#0": ("triggerhooks.exceptions.InvalidTaskResultError",
                 "the retry of t#0 cannot be stored")}),
+    "exception type named with a lone surrogate": ("tests.recovery.badly_named", {}, {
+        "t#0": ("tests.core.test_recovery.Caf\\udc80Error",
+                "Caf\\udc80Error: its type's name has a lone surrogate")}),
     "retry whose replacement kwargs cannot be stored": ("tests.recovery.retry_replacement", {}, {
         "t#0": ("triggerhooks.exceptions.UnstorableKwargsError",
                 "replacement kwargs of t#0 cannot be stored as JSON")}),
