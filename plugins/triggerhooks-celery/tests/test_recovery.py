@@ -18,7 +18,6 @@ from celery_testing import HERE, PREFIX, Fleet, Worker, runs, wait_for
 from triggerhooks_celery import create_app, get_app, install
 
 from triggerhooks import StorageBackend, TaskStatus, TriggerManager
-from triggerhooks.core.recovery import Recovery
 from triggerhooks.ext import claim_of
 
 pytestmark = pytest.mark.slow
@@ -77,6 +76,11 @@ def settle_broker(client: redis.Redis, fleet: Fleet) -> None:
              30, f"the broker to have nothing in flight\n{fleet.logs()}")
 
 
+def done(manager: TriggerManager) -> list[dict[str, object]]:
+    """What ``manager.recover()`` did, as JSON (the plugin sees only the public API)."""
+    return [entry.to_json() for entry in manager.recover()]
+
+
 def finished(storage: StorageBackend, *names: str) -> bool:
     found = [storage.get(name) for name in names]
     return all(instance is not None and instance.status is TaskStatus.FINISHED
@@ -108,7 +112,7 @@ def test_a_worker_killed_mid_task_is_recovered_and_another_finishes_it_exactly_o
 
     (found,) = wait_for(manager.stuck, 30, "the victim's lease to expire")
     assert (found.reason, found.worker, found.attempt) == ("lease expired", victim.hostname, 1)
-    assert manager.recover() == [Recovery("handed off", "victimSlow#0", "lease expired")]
+    assert done(manager) == [{"action": "handed off", "instance": "victimSlow#0", "reason": "lease expired"}]
 
     wait_for(lambda: finished(storage, "victimSlow#0", "victimThen#0"), 30,
              f"the fleet to finish what the victim started\n{fleet.logs()}")
@@ -119,7 +123,7 @@ def test_a_worker_killed_mid_task_is_recovered_and_another_finishes_it_exactly_o
     assert [run["attempt"] for run in runs(redis_client, "victimSlow#0")] == [1, 2]
     assert len(runs(redis_client, "victimThen#0")) == 1  # ended, and cascaded, exactly once
     assert slow.metadata["result"] == {"released": True}
-    assert manager.recover() == []
+    assert done(manager) == []
     assert redis_client.llen(f"{PREFIX}{queue}") <= 1  # its first message, never run again
 
 
@@ -135,11 +139,11 @@ def test_a_message_the_broker_lost_is_recovered_after_the_grace_time_and_runs_on
 
     (found,) = wait_for(manager.stuck, 10, "the grace time")
     assert (found.instance, found.reason) == ("lost#0", "unclaimed")
-    assert manager.recover() == [Recovery("handed off", "lost#0", "unclaimed")]
+    assert done(manager) == [{"action": "handed off", "instance": "lost#0", "reason": "unclaimed"}]
 
     wait_for(lambda: finished(storage, "lost#0", "lostThen#0"), 30, f"the fleet to run it\n{fleet.logs()}")
     assert len(runs(redis_client, "lost#0")) == 1 and len(runs(redis_client, "lostThen#0")) == 1
-    assert manager.recover() == [] and manager.stuck() == []
+    assert done(manager) == [] and manager.stuck() == []
 
 
 def test_a_recovery_racing_the_broker_s_redelivery_runs_nothing_twice(
@@ -160,7 +164,7 @@ def test_a_recovery_racing_the_broker_s_redelivery_runs_nothing_twice(
     victim.kill()
     redis_client.rpush(RELEASE, b"go")
     wait_for(manager.stuck, 30, "the victim's lease to expire")
-    assert manager.recover() in ([Recovery("handed off", "raced#0", "lease expired")], [])
+    assert done(manager) in ([{"action": "handed off", "instance": "raced#0", "reason": "lease expired"}], [])
 
     wait_for(lambda: finished(storage, "raced#0", "racedThen#0"), 40, f"the takeover\n{fleet.logs()}")
     assert [run["attempt"] for run in runs(redis_client, "raced#0")] == [1, 2]
