@@ -90,7 +90,6 @@ def test_dry_run_lists_then_recover_runs_once_then_there_is_nothing_to_recover(
     assert {pid for _, _, pid in runs(record)} != {os.getpid()}  # it ran in the command
     assert open_work(storage) == {} and storage.is_finalized
     assert "nothing to recover in 1 session" in ok(recover("s1", url=url))
-    assert "nothing stuck in 1 session" in ok(recover("s1", "--dry-run", url=url))
     assert started(record) == Counter({"t#0": 1, "next#0": 1})
 
 
