@@ -943,11 +943,32 @@ def test_a_repeated_fire_key_changes_nothing_and_answers_the_first_firing(
 
     assert again == dataclasses.replace(first, repeated=True)
     assert started(runs) == Counter({"page#0": 1}) and statuses(keyed) == {"page#0": "finished"}
-    with pytest.raises(FireKeyReusedError, match="first used with other kwargs"):
+    with pytest.raises(FireKeyReusedError, match="first used with other kwargs") as reused:
         manager.fire("tick", {"n": 2}, key="tick-1")
+    assert reused.value.committed is False
     with pytest.raises(FireKeyReusedError, match="first used for a firing of 'tick', not 'start'"):
         manager.fire("start", {"n": 1}, key="tick-1")
-    assert started(runs) == Counter({"page#0": 1})
+    assert started(runs) == Counter({"page#0": 1}) and keyed.latest_kwargs["tick"] == {"n": 1}
+
+
+def test_a_keyed_fire_whose_hand_off_failed_is_left_to_a_recovery_when_retried(
+        keyed: StorageBackend, runs: Path) -> None:
+    """A repeat changes nothing, the hand-off included: the instance waits for a recovery."""
+    with registered_class(task_runners, "failing", FailingRunner):
+        failing = TriggerManager(keyed, task_runner="failing")
+        failing.update_configuration(chain(runs))
+        with pytest.raises(ConnectionError) as caught:
+            failing.fire("go", key="go-1")
+        assert caught.value.committed is True  # type: ignore[attr-defined]
+    manager = TriggerManager(keyed, claim_grace_seconds=GRACE)  # inline, as it works again
+
+    again = manager.fire("go", key="go-1")
+
+    assert again.repeated and again.scheduled == ("t#0",)
+    assert statuses(keyed) == {"t#0": "scheduled"} and started(runs) == Counter()
+    wait_for(manager.stuck, 10, "the grace time")
+    assert manager.recover() == [Recovery("handed off", "t#0", "unclaimed")]
+    assert started(runs) == Counter({"t#0": 1, "next#0": 1})
 
 
 def test_a_keyed_fire_that_raised_after_its_commit_is_retried_safely(
