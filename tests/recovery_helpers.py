@@ -24,13 +24,13 @@ from typing import Any, ClassVar
 from triggerhooks import TaskStatus, TriggerManager
 from triggerhooks.core.leases import claim_of
 from triggerhooks.core.rules import Transition
-from triggerhooks.runners import InlineTaskRunner, TaskRunner
+from triggerhooks.runners import TaskRunner
 from triggerhooks.storages import Commit, Plan, StorageBackend
 from triggerhooks.task import TaskContext, TriggerTask
 from triggerhooks.testing import run_transition, wait_for
 
-__all__ = ["RECORD", "DroppingRunner", "KillingRunner", "RedisServer", "open_work", "record_only",
-           "runs", "with_record"]
+__all__ = ["RECORD", "DroppingRunner", "FailingRunner", "KillingRunner", "RedisServer", "append",
+           "open_work", "record_only", "redis_server", "runs", "started", "with_record"]
 
 RECORD = "recovery.record"
 
@@ -106,19 +106,6 @@ class DroppingRunner(TaskRunner):
 
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
         type(self).dropped.append(instance_name)
-
-
-class DropFirstRunner(InlineTaskRunner):
-    """Loses the first hand-off of each instance, then runs later ones inline (a recovery's)."""
-
-    name: ClassVar[str] = "drop-first"
-    seen: ClassVar[set[str]] = set()
-
-    def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
-        if instance_name not in type(self).seen:
-            type(self).seen.add(instance_name)
-            return
-        super().schedule(manager, instance_name, countdown)
 
 
 class KillingRunner(TaskRunner):
