@@ -124,11 +124,13 @@ class Settings:
         return storage
 
     @contextmanager
-    def reporting(self, verbose: bool | None = None) -> Iterator[SignalPrinter]:
-        """Print signals while the block runs, then wait for task threads."""
+    def reporting(self, verbose: bool | None = None,
+                  quiet: bool = False) -> Iterator[SignalPrinter]:
+        """Print signals while the block runs (unless ``quiet``: a command that prints
+        JSON), then wait for task threads."""
         printer = SignalPrinter(self.console, self.verbose if verbose is None else verbose)
         try:
-            if self.quiet:
+            if self.quiet or quiet:
                 yield printer
             else:
                 with printer.listening():
@@ -528,7 +530,7 @@ def _sweep(session: str | None, all_: bool, dry_run: bool, as_json: bool) -> Non
         settings.existing(session)
     uids = [session] if session else sweep_uids(settings)
     report: dict[str, list[dict[str, Any]]] = {}
-    with settings.reporting():
+    with settings.reporting(quiet=as_json):
         for uid in uids:
             manager = settings.manager(uid)
             found = manager.stuck() if dry_run else manager.recover()

@@ -11,6 +11,7 @@ the claim's holder may commit.
 from __future__ import annotations
 
 import logging
+import reprlib
 import traceback
 from collections.abc import Mapping
 from types import TracebackType
@@ -22,7 +23,7 @@ from ..registries import trigger_tasks
 from ..serialization import JsonDict, dotted_name, dumps, dumps_mapping, loads, safe_text, storable
 from ..task import Retry, StatusChange, TaskContext
 from .effects import after_commit, send_pre_fire
-from .leases import Heartbeat, Lease
+from .leases import Heartbeat, Lease, claim_of
 from .rules import Transition, transition
 from .types import Commit, Plan
 from .updates import commit_status, decode_mapping, prepare_status, replay
@@ -35,15 +36,30 @@ __all__ = ["execute", "failure_metadata"]
 log = logging.getLogger("triggerhooks.manager")
 
 
+def _described(value: object) -> str:
+    """``repr(value)``, or a short description when that raises (or recurses too deep)."""
+    try:
+        return safe_text(repr(value))
+    except Exception:
+        return safe_text(reprlib.repr(value))
+
+
+def _context(exc: BaseException) -> object:
+    """An exception's ``context`` as it can be stored: as it is, or its description."""
+    try:
+        context = getattr(exc, "context", None)
+        return None if context is None else loads(dumps(context))
+    except UnstorableKwargsError:
+        return {"repr": _described(context)}
+    except Exception as error:  # a context property that raises
+        return {"repr": f"<context not readable: {_described(error)}>"}
+
+
 def failure_metadata(exc: BaseException, where: TracebackType | None = None) -> JsonDict:
     """What a failed instance stores; ``where`` is the traceback to show for an exception
-    that was never raised (``retry(exc=ValueError(...))``)."""
-    context = getattr(exc, "context", None)
-    if context is not None:
-        try:
-            context = loads(dumps(context))
-        except UnstorableKwargsError:
-            context = {"repr": safe_text(repr(context))}
+    that was never raised (``retry(exc=ValueError(...))``). Never raises: what cannot be
+    described as it is is described as far as it can be."""
+    context = _context(exc)
     return {
         "exceptionType": dotted_name(type(exc)),
         "exceptionInfo": safe_text("".join(traceback.format_exception(
@@ -211,10 +227,17 @@ def _claim(manager: TriggerManager, name: str, held: Lease) -> Commit:
 
 
 def _renew(manager: TriggerManager, name: str, lease: Lease) -> bool:
+    """Renew the lease; False once the claim was lost (another worker holds the instance).
+    An instance ended under this claim (its outcome stored, its signals still being sent)
+    has nothing to renew, and lost nothing."""
     commit = manager.storage.transact(
         Plan(instances=(name,)),
         transition(lambda step: step.renew(name, lease.token, lease.seconds)))
-    return bool(commit.changes.result)
+    if commit.changes.result:
+        return True
+    current = manager.storage.get(name)
+    held = None if current is None else claim_of(current)
+    return held is not None and held.token == lease.token
 
 
 def _not_claimed(manager: TriggerManager, name: str, commit: Commit) -> TaskInstance | None:

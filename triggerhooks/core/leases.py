@@ -41,7 +41,7 @@ from types import TracebackType
 
 from ..exceptions import WorkerLostError
 from ..models import TaskInstance
-from ..serialization import JsonDict
+from ..serialization import JsonDict, safe_text
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "DEFAULT_MAX_ATTEMPTS", "Claim", "Heartbeat", "Lease",
            "after", "claim_of", "default_worker"]
@@ -91,6 +91,8 @@ class Lease:
             raise ValueError(f"max_attempts must be a positive integer or None, not {limit!r}")
         if not self.token:
             object.__setattr__(self, "token", os.urandom(16).hex())
+        if self.worker is not None:  # a host or thread name UTF-8 cannot hold must not
+            object.__setattr__(self, "worker", safe_text(self.worker))  # keep it unclaimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +184,20 @@ class _Beats:
     """The process's heartbeat thread: renews every registered lease when it falls due.
 
     One thread however many tasks run (a thread per task would cost more than the
-    task). Started on first use, and again in a forked child (which has no threads).
+    task); each renewal runs on a short-lived thread of its own, so a storage that hangs
+    delays only the leases held on it. Started on first use, and again in a forked child
+    (which has no threads).
+    A forked child starts afresh: the leases it inherited are its parent's (renewing
+    them would keep a dead parent's instances from being recovered), and the lock it
+    inherited may have been held by the parent's heartbeat thread.
     """
 
     def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._cond = threading.Condition()
         self._beats: dict[int, Heartbeat] = {}
         self._pid = 0
@@ -224,9 +236,22 @@ class _Beats:
     def _run(self) -> None:
         while True:
             for beat in self._due():
-                beat.beat()
-                if beat.lost:
-                    self.remove(beat)
+                beat.due = time.monotonic() + beat.interval
+                if beat.renewing:
+                    continue  # its storage has not answered the last renewal yet
+                # Each renewal on a thread of its own: a storage that hangs must not
+                # hold back the leases held on the others.
+                beat.renewing = True
+                threading.Thread(target=self._renew, args=(beat,), daemon=True,
+                                 name="triggerhooks heartbeat").start()
+
+    def _renew(self, beat: Heartbeat) -> None:
+        try:
+            beat.beat()
+        finally:
+            beat.renewing = False
+        if beat.lost:
+            self.remove(beat)
 
 
 _beats = _Beats()
@@ -246,6 +271,7 @@ class Heartbeat:
         self._what = what
         self.due = time.monotonic() + interval
         self.lost = False
+        self.renewing = False
         self.active = False
 
     def __enter__(self) -> Heartbeat:

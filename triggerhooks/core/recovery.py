@@ -77,16 +77,14 @@ def _later(stamp: str, seconds: float) -> datetime:
 
 def _handed_at(instance: TaskInstance) -> str | None:
     """When the instance was last due to a runner: scheduled (or due after a countdown),
-    or handed off again by a recovery."""
+    or handed off again by a recovery — whichever came last (an instance may be scheduled
+    again long after a recovery handed it off)."""
     meta = instance.metadata
     recovered = meta.get("recovered")
-    if isinstance(recovered, dict) and recovered.get("at"):
-        return str(recovered["at"])
-    due = meta.get("due")
-    if isinstance(due, str):
-        return due
-    stamp = meta.get("timestamps", {}).get("scheduled")
-    return stamp if isinstance(stamp, str) else None
+    stamps = [meta.get("timestamps", {}).get("scheduled"), meta.get("due"),
+              recovered.get("at") if isinstance(recovered, dict) else None]
+    known = [datetime.fromisoformat(stamp) for stamp in stamps if isinstance(stamp, str) and stamp]
+    return max(known).isoformat() if known else None
 
 
 def stuck(instance: TaskInstance, grace: float, now: str) -> Stuck | None:

@@ -41,15 +41,18 @@ def find_stuck(manager: TriggerManager) -> list[Stuck]:
 
 
 class _Errors:
-    """Errors of the hand-offs of one recovery: logged, and the first raised at the end."""
+    """Errors of the hand-offs of one recovery: each logged, the first raised at the end
+    (with its traceback, so it is logged without)."""
 
     def __init__(self) -> None:
         self.first: Exception | None = None
 
     def keep(self, what: str, exc: Exception) -> None:
-        log.error("recovery: %s: %s", what, exc, exc_info=exc)
         if self.first is None:
             self.first = exc
+            log.error("recovery: %s: %s", what, exc)
+        else:
+            log.error("recovery: %s: %s", what, exc, exc_info=exc)
 
 
 def _recover_instances(manager: TriggerManager, errors: _Errors) -> list[Recovery]:
@@ -77,12 +80,24 @@ def _recover_instances(manager: TriggerManager, errors: _Errors) -> list[Recover
 def _needs_rules(config: TaskConfig, state: TaskState, fired: set[str]) -> str | None:
     """A trigger to apply the rules with, when ``config``'s task should have moved on."""
     if config.unless and all(trigger in fired for trigger in config.unless):
-        return sorted(config.unless)[0] if state.pending() else None
+        # Vetoed: its waiting instances are abandoned, and a task vetoed before it had any
+        # gets an abandoned #0 (so that it counts as resolved).
+        return sorted(config.unless)[0] if state.next == 0 or state.pending() else None
     if not state.may_schedule or not all(trigger in fired for trigger in config.requires):
         return None
     if config.and_every is not None and state.next == 0:
         return None  # no andEvery firing yet: nothing to schedule
     return (config.requires or (config.and_every or "",))[0] or None
+
+
+def _reevaluate(step: Transition, trigger: str, task: str) -> None:
+    """The rules for ``trigger`` as if it had just fired; and ``task``, if vetoed before it
+    had any instance, gets the abandoned #0 a veto gives it."""
+    step.reevaluate(trigger)
+    config = step.view.task(task)
+    if (config is not None and config.unless and all(map(step.has_fired, config.unless))
+            and step.peek_state(task).next == 0):
+        step.abandon_pending(config)
 
 
 def _apply_rules(manager: TriggerManager, errors: _Errors) -> list[Recovery]:
@@ -95,14 +110,17 @@ def _apply_rules(manager: TriggerManager, errors: _Errors) -> list[Recovery]:
         trigger = _needs_rules(config, states.get(config.name) or TaskState(), fired)
         if trigger is None:
             continue
-        def body(step: Transition, trigger: str = trigger) -> None:
-            step.reevaluate(trigger)
+        def body(step: Transition, trigger: str = trigger, task: str = config.name) -> None:
+            _reevaluate(step, trigger, task)
 
         commit = storage.transact(Plan(trigger=trigger), transition(body))
         changes = commit.changes
-        done += [Recovery("scheduled", instance.name, f"every trigger of {config.name} fired")
+        # One firing's rules may move several tasks on: each instance is its own task's.
+        done += [Recovery("scheduled", instance.name,
+                          f"every trigger of {instance.task_name} fired")
                  for instance, _, _ in changes.schedule]
-        done += [Recovery("abandoned", notice.instance.name, f"{config.name} was vetoed")
+        done += [Recovery("abandoned", notice.instance.name,
+                          f"{notice.instance.task_name} was vetoed")
                  for notice in changes.notices if notice.kind == "abandoned"]
         try:
             after_commit(manager, commit)
