@@ -47,7 +47,7 @@ class Writer:
     __slots__ = ("id", "number", "settled")
 
     def __init__(self) -> None:
-        self.id = secrets.token_hex(6)
+        self.id = secrets.token_hex(8)  # 64 bits: two writers of a session never share one
         self.number = 0
         self.settled = True
         """Every call of this writer was answered, or found applied or not; a writer with
