@@ -144,7 +144,7 @@ class Client:
         client = client or self.redis
         # Encoded here, in one pass: redis-py takes about twice as long over each argument
         # that is not bytes yet, and a commit has dozens.
-        packed = [arg if type(arg) is bytes else str(arg).encode() for arg in (*keys, *args)]
+        packed = [*keys, *[arg if type(arg) is bytes else str(arg).encode() for arg in args]]
         try:
             return client.evalsha(SCRIPT_SHA, len(keys), *packed)
         except NoScriptError:

@@ -59,10 +59,10 @@ end
 -- and the counters, when the caller read them already.)
 local function snapshot(recorded, head)
   head = head or redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
-  local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
   local record = false
   if key ~= '' then record = redis.call('HGET', fk, key) end
   if full == '1' then
+    local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
     return {head, finalized, record, redis.call('HGETALL', cfg), redis.call('HGETALL', ts),
             redis.call('HGETALL', tv), redis.call('HKEYS', kw), redis.call('HGET', meta, 'order'),
             redis.call('HGETALL', mc)}
@@ -117,12 +117,15 @@ local function snapshot(recorded, head)
     end
   end
   if trigger ~= '' then want(trigger) end
-  if #triggers > 0 then
-    local values = hmget(kw, triggers)
-    for i = 1, #triggers do
-      local value = values[i]
-      if value and #value > limit then fired[i] = #value else fired[i] = value end
-    end
+  -- Whether the session is finalized comes with the kwargs: one call less.
+  local wanted = #triggers
+  triggers[wanted + 1] = 'sessionFinalized'
+  local values = hmget(kw, triggers)
+  triggers[wanted + 1] = nil
+  local finalized = values[wanted + 1] and 1 or 0
+  for i = 1, wanted do
+    local value = values[i]
+    if value and #value > limit then fired[i] = #value else fired[i] = value end
   end
   if n > 0 then
     local names = {}

@@ -136,11 +136,17 @@ class IndexEntry(NamedTuple):
     """The tasks it is the ``andEvery`` trigger of: each firing brings them an instance."""
 
 
+_LIMIT = str(INLINE_LIMIT).encode()
+
+
 def plan_args(mode: str, plan: Plan, turn: Turn) -> list[Any]:
     """The start of ``ARGV``: the mode, the part of the session the plan names, the turn."""
     names = plan.instances
-    return [mode, INLINE_LIMIT, int(plan.full), plan.trigger or "", plan.key or "", len(names),
-            *names, *(split_instance_name(name)[0] for name in names), *turn]
+    if not names:  # (a fire's plan: the common case, built without a loop)
+        return [mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
+                b"0", *turn]
+    return [mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
+            len(names), *names, *[split_instance_name(name)[0] for name in names], *turn]
 
 
 class Stamp(NamedTuple):
