@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,6 +89,12 @@ class _suppressed:
         return True
 
 
+def repeated(firing: Firing) -> Firing:
+    """What a repeat of ``firing`` answers: the same, ``repeated``."""
+    return Firing(firing.trigger_name, firing.key, firing.fired_at, firing.scheduled, True,
+                  firing.ignored)
+
+
 def measured(action: Callable[[], Firing]) -> tuple[int, Firing]:
     """How many round trips ``action`` took, and what it returned."""
     before = CountingConnection.sends
@@ -129,9 +134,9 @@ def test_a_keyed_fire_is_applied_once_cold_and_warm(
         """The first answer, and a cold and a warm repeat: one round trip each."""
         assert not first.repeated and first.key == key and first.fired_at
         assert measured(lambda: process().fire(first.trigger_name, kwargs[key], key=key)) == (
-            1, replace(first, repeated=True))
+            1, repeated(first))
         assert measured(lambda: warm.fire(first.trigger_name, kwargs[key], key=key)) == (
-            1, replace(first, repeated=True))
+            1, repeated(first))
         record = _record(client, setup, key)
         assert (record["firedAt"], tuple(record["scheduled"])) == (first.fired_at, first.scheduled)
         assert trips == expected[key]
@@ -177,7 +182,7 @@ def test_a_keyed_finalization_is_applied_once(make: Callable[..., RedisStorageBa
     first = manager.fire("sessionFinalized", key="end")
     assert not first.repeated and not first.ignored and storage.is_finalized
     again = TriggerManager(make(storage.uid)).fire("sessionFinalized", key="end")
-    assert again == replace(first, repeated=True)
+    assert again == repeated(first)
     assert TriggerManager(make(storage.uid)).fire("sessionFinalized", key="other").ignored
 
 
@@ -276,7 +281,7 @@ def test_keys_survive_a_reconnect_and_go_with_clear(
     first = manager.fire("tick", {"n": 1}, key="k")
     assert 55_000 < client.pttl(storage.keys.fk) <= 60_000  # the session's time to live
     storage._client().redis.connection_pool.disconnect()  # the connection is gone ...
-    assert manager.fire("tick", {"n": 1}, key="k") == replace(first, repeated=True)  # ... not the key
+    assert manager.fire("tick", {"n": 1}, key="k") == repeated(first)  # ... not the key
     assert TriggerManager(make(storage.uid)).fire("tick", {"n": 1}, key="k").repeated
     assert len(storage) == 1
     storage.clear()
@@ -356,8 +361,7 @@ def test_a_first_round_trip_sent_twice_is_applied_once(
     assert [call[0] for call, _ in storage.calls] == ["f", "c"]
     assert storage.calls[0][1][0] == b"recorded"
     assert not firing.repeated and firing.scheduled == ("t#0",) and held.names() == ["t#0"]
-    assert TriggerManager(make(setup.uid)).fire("b", {"k": 1}, key="b") == replace(
-        firing, repeated=True)
+    assert TriggerManager(make(setup.uid)).fire("b", {"k": 1}, key="b") == repeated(firing)
 
 
 # -- a real connection that loses what passes -----------------------------------------------------
@@ -533,7 +537,7 @@ def test_a_resent_commit_names_the_instances_as_its_first_application_numbered_t
     assert _record(client, storage, "ours")["scheduled"] == ["w#2"]
     assert [i.kwargs["tick"] for i in storage.instances_of_task("w")] == [
         {"n": 0}, {"n": "theirs"}, {"n": "ours"}]
-    assert manager.fire("tick", {"n": "ours"}, key="ours") == replace(firing, repeated=True)
+    assert manager.fire("tick", {"n": "ours"}, key="ours") == repeated(firing)
 
 
 def test_a_first_round_trip_whose_reply_was_lost_is_resent_and_applied_once(

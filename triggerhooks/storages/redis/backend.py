@@ -535,7 +535,7 @@ def _keep_provisional(changes: Changes, provisional: bytes) -> None:
         return
     fired_at = ours.get("firedAt")
     if isinstance(changes.result, Firing):
-        changes.result = replace(changes.result, fired_at=fired_at)
+        changes.result = _firing(changes.result, fired_at=fired_at)
     if engine.get("scheduled"):
         changes.fire_key = (key, dumps({**engine, "firedAt": fired_at}))
     else:
@@ -600,8 +600,17 @@ def _rename_firing(changes: Changes, names: Mapping[str, str]) -> None:
         record["scheduled"] = [names.get(name, name) for name in record.get("scheduled", ())]
         changes.fire_key = (key, dumps(record))
     if isinstance(changes.result, Firing):
-        changes.result = replace(changes.result, scheduled=tuple(
+        changes.result = _firing(changes.result, scheduled=tuple(
             names.get(name, name) for name in changes.result.scheduled))
+
+
+def _firing(firing: Firing, *, fired_at: str | None = None,
+            scheduled: tuple[str, ...] | None = None) -> Firing:
+    """``firing`` with another time or other scheduled instances."""
+    return Firing(firing.trigger_name, firing.key,
+                  firing.fired_at if fired_at is None else fired_at,
+                  firing.scheduled if scheduled is None else scheduled,
+                  firing.repeated, firing.ignored)
 
 
 def _state_delta(view: RedisView, changes: Changes, task: str, state: TaskState) -> JsonDict:
