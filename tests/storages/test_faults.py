@@ -85,6 +85,7 @@ def test_a_killed_server_leaves_every_fire_whole_or_raised(server: Server) -> No
     })
     stored: list[int] = []
     failed: list[int] = []
+    committed: dict[int, bool | None] = {}  # what each failed fire said of its change
     restarted = threading.Event()
 
     def kill_and_restart() -> None:
@@ -105,6 +106,7 @@ def test_a_killed_server_leaves_every_fire_whole_or_raised(server: Server) -> No
             except StorageUnavailableError as exc:
                 assert "redis://:***@127.0.0.1" in str(exc) and PASSWORD not in str(exc)
                 failed.append(number)
+                committed[number] = exc.committed
             else:
                 stored.append(number)
                 after_restart += restarted.is_set()
@@ -120,6 +122,8 @@ def test_a_killed_server_leaves_every_fire_whole_or_raised(server: Server) -> No
     numbers = [i.kwargs["tick"]["n"] for i in instances]
     assert len(numbers) == len(set(numbers))  # none stored twice
     assert set(stored) <= set(numbers) <= set(stored) | set(failed)
+    assert {n for n, c in committed.items() if c is True} <= set(numbers)  # stored, as said
+    assert not {n for n, c in committed.items() if c is False} & set(numbers)  # nor the others
     assert numbers == sorted(numbers)
     assert states["ticks"].open == {i.name: "unstarted" for i in instances}
     assert fresh.latest_kwargs["tick"] == {"n": numbers[-1]}

@@ -103,7 +103,7 @@ def test_a_session_lives_under_one_hash_tag(make: Callable[..., RedisStorageBack
     storage = make("a:b{c}d")
     manager = TriggerManager(storage)
     manager.update_configuration({"t": {"after": ["x"], "run": "tests.noop"}})
-    manager.fire("x", {"k": 1})
+    manager.fire("x", {"k": 1}, key="x-1")  # a keyed fire: the fire keys' hash is written too
     assert all(key.startswith(f"{redis_prefix}:{{a%3Ab%7Bc%7Dd}}:") for key in storage.keys)
     assert len({key_slot(key.encode()) for key in storage.keys}) == 1
     written = {key.decode() for key in client.scan_iter(match=f"{redis_prefix}:{{a%3Ab*")}

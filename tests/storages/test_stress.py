@@ -9,8 +9,7 @@ session finalized exactly once.
 
 The tests after them pin the interleavings these stress tests ran into, one
 transition at a time (as ``test_redis.py`` does), so that each fails every time
-rather than now and then; each says how things went wrong before the fix. The one
-that is still broken is marked ``xfail(strict=True)`` with its diagnosis.
+rather than now and then; each says how things went wrong before the fix.
 """
 
 from __future__ import annotations
@@ -679,14 +678,13 @@ class Resending(RedisStorageBackend):
         return reply
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Left for the work on idempotent fires (a resend check with no window). "
-    "Redis: the script remembers the ids of the last 8 commits only (meta 'tx'). A commit "
-    "re-sent after a lost reply once other writers made 8 commits is checked and applied "
-    "again: this andEvery firing gets a second instance, and the first one, scheduled by the "
-    "first application, is never handed off."))
 def test_a_commit_resent_after_other_writers_commits_is_applied_once(
         on_redis: Callable[..., RedisStorageBackend]) -> None:
+    """How it went wrong before the fix: the script remembered the ids of the last 8
+    commits only (meta 'tx'). A commit re-sent after a lost reply once other writers made 8
+    commits was checked and applied again: this andEvery firing got a second instance, and
+    the first one, scheduled by the first application, was never handed off. Now each
+    writer's last call number is kept for as long as the session."""
     ours = on_redis(Resending, own_cache=True)
     theirs = TriggerManager(on_redis(own_cache=True))
     manager = TriggerManager(ours)

@@ -15,9 +15,9 @@ The modules, in the order a transition uses them: ``backend``
 (:class:`RedisStorageBackend`: the retry loop and the readers), ``cache`` (what
 this process knows of each session), ``view`` (the :class:`SessionView` over
 those facts, reading what they lack), ``client`` (one connection per URL and
-process, the script by its SHA, errors), ``protocol`` (the script's keys,
-arguments and replies by name), ``facts`` (what a read tells) and
-``commit.lua`` (the script itself).
+process, the script by its SHA, errors, the process's pool of writer ids),
+``protocol`` (the script's keys, arguments and replies by name), ``facts``
+(what a read tells) and ``commit.lua`` (the script itself).
 """
 
 from __future__ import annotations

@@ -11,19 +11,21 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
+from urllib.parse import quote, unquote
 
 import orjson
 
 from ...core.types import Changes, Commit, Compute, Plan, TaskState
 from ...exceptions import ConflictError, InvalidSettingError, StorageUnavailableError
-from ...models import SESSION_FINALIZED, TaskConfig, TaskInstance
-from ...serialization import JsonDict, dumps, loads
+from ...models import SESSION_FINALIZED, Firing, TaskConfig, TaskInstance, utcnow
+from ...serialization import JsonDict, dumps, kwargs_digest, loads
 from ..base import StorageBackend
 from ..urls import STORAGE_URL_ENV, redact_url, strip_password, url_scheme
 from .cache import SessionCache
-from .client import Client, client_for_url, clients, url_of
+from .client import Client, Writer, client_for_url, clients, give_back, take_writer, url_of
 from .facts import bumps_version, index_entries, read_facts
 from .protocol import (
+    NO_STAMP,
     Busy,
     Checks,
     CommitHeader,
@@ -32,13 +34,16 @@ from .protocol import (
     Passed,
     SessionKeys,
     Snapshot,
+    Stamp,
     Turn,
     Writes,
     commit_args,
     commit_reply,
     plan_args,
     read_reply,
+    record_args,
     record_reply,
+    settle_reply,
 )
 from .settings import (
     check_prefix,
@@ -83,6 +88,7 @@ class RedisStorageBackend(StorageBackend):
 
     name = "redis"
     url_schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
+    supports_fire_keys = True
 
     max_attempts: int | None = None
     """How often a transition is tried against concurrent writers before
@@ -114,6 +120,7 @@ class RedisStorageBackend(StorageBackend):
                 raise InvalidSettingError(f"max_attempts must be at least 1, not {max_attempts!r}")
             self.max_attempts = max_attempts
         self.keys = SessionKeys.of(prefix, uid)
+        self._script_keys = tuple(map(str.encode, self.keys))
         self._conn: Client | None = None
         self._cache: SessionCache | None = None
         if client is not None:
@@ -178,7 +185,8 @@ class RedisStorageBackend(StorageBackend):
                      turn: Turn | None = None) -> list[Any]:
         """One script call (see :mod:`.protocol`); its raw reply."""
         turn = turn or Turn(ttl_ms=self._ttl_ms)
-        reply: list[Any] = self._client().run(self.keys, [*plan_args(mode, plan, turn), *payload])
+        reply: list[Any] = self._client().run(self._script_keys,
+                                              [*plan_args(mode, plan, turn), *payload])
         return reply
 
     # -- transitions ---------------------------------------------------------------------------
@@ -189,22 +197,32 @@ class RedisStorageBackend(StorageBackend):
 
         A firing (:attr:`Plan.record`) this process knows nothing of is recorded first and
         computed on what the same round trip read: one round trip when it makes nothing
-        ready, and no conflict with other writers."""
+        ready, and no conflict with other writers.
+
+        A writing call that ends in a Redis error raises :class:`StorageUnavailableError`
+        with ``committed``: whether that call was applied (``None``: the server stayed out
+        of reach for about a second and a half)."""
+        writer = take_writer()
+        try:
+            return self._transact(plan, compute, writer)
+        finally:
+            give_back(writer)
+
+    def _transact(self, plan: Plan, compute: Compute, writer: Writer) -> Commit:
         cache = self._session_cache()
         turn = Turn(ttl_ms=self._ttl_ms, ms=self.turn_ms)
-        view, computed = self._first_view(plan, compute, cache, turn)
-        txid = self._client().txid()
+        view, computed = self._first_view(plan, compute, cache, turn, writer)
         turns = [turn]
         try:
-            return self._commit(plan, compute, cache, view, computed, txid, turns)
+            return self._commit(plan, compute, cache, view, computed, writer, turns)
         except BaseException:
             if turns[-1].token:  # held the turn: give it back rather than let it time out
                 with contextlib.suppress(StorageUnavailableError):
                     self._call_script(Mode.RELEASE, Plan(), (), turns[-1])
             raise
 
-    def _first_view(self, plan: Plan, compute: Compute, cache: SessionCache,
-                    turn: Turn) -> tuple[RedisView | None, Changes | None]:
+    def _first_view(self, plan: Plan, compute: Compute, cache: SessionCache, turn: Turn,
+                    writer: Writer) -> tuple[RedisView | None, Changes | None]:
         """A view on what this process knows, with the changes computed on it; or the
         firing recorded and read; or nothing (to be read)."""
         facts = cache.plan_facts(plan)
@@ -216,21 +234,22 @@ class RedisStorageBackend(StorageBackend):
             if computed is None or len(view.kwargs_read) > CHECKED_KWARGS:
                 view, computed = None, None
         if view is None and plan.record is not None and plan.trigger is not None:
-            view = self._record(plan, cache, turn)
+            view = self._record(plan, plan.record, cache, turn, writer)
         return view, computed
 
     def _commit(self, plan: Plan, compute: Compute, cache: SessionCache, view: RedisView | None,
-                computed: Changes | None, txid: str, turns: list[Turn]) -> Commit:
+                computed: Changes | None, writer: Writer, turns: list[Turn]) -> Commit:
         """Commit, computing again on a fresh read after each conflict; after
         :attr:`turn_after` conflicts with the session's turn (appended to ``turns``)."""
         turn = turns[-1]
-        recorded = None if view is None else view.recorded_trigger
+        recorded, provisional = (None, None) if view is None else (view.recorded_trigger,
+                                                                   view.provisional)
         conflicts = 0
         while self.max_attempts is None or conflicts < self.max_attempts:
             if view is None:
                 view = self._fresh_view(plan, read_reply(self._call_script(Mode.READ, plan), plan),
                                         cache)
-            outcome = self._attempt(plan, compute, view, txid, cache, turn, computed)
+            outcome = self._attempt(plan, compute, view, writer, cache, turn, computed)
             computed = None
             if isinstance(outcome, Commit):
                 return outcome
@@ -241,46 +260,70 @@ class RedisStorageBackend(StorageBackend):
             if outcome.what.startswith("instance "):
                 cache.forget(outcome.what.removeprefix("instance "))
             if conflicts >= self.turn_after and not turn.token:
-                turn = turn._replace(token=txid)
+                turn = turn._replace(token=secrets.token_hex(8))
                 turns.append(turn)
             elif view.fresh:  # someone else wrote in between: give them a moment
                 self._back_off(conflicts)
-            view = self._fresh_view(plan, outcome.snapshot, cache, recorded)
+            view = self._fresh_view(plan, outcome.snapshot, cache, recorded, provisional)
         raise ConflictError(
             f"session {self.uid!r} at {redact_url(self.url)} kept changing under this transition; "
             f"gave up after {self.max_attempts} attempts")
 
-    def _record(self, plan: Plan, cache: SessionCache, turn: Turn) -> RedisView:
-        """Record the plan's firing and read what the rules need, in one round trip."""
+    def _record(self, plan: Plan, kwargs: bytes, cache: SessionCache, turn: Turn,
+                writer: Writer) -> RedisView:
+        """Record the plan's firing (with a keyed firing, its key's provisional record) and
+        read what the rules need, in one round trip."""
+        provisional = None if plan.key is None else _provisional_record(plan, kwargs)
         while True:
-            reply = record_reply(self._call_script(Mode.RECORD, plan, [plan.record], turn), plan)
+            stamp = writer.stamp()
+            raw = self._write(Mode.RECORD, plan, record_args(stamp, kwargs, provisional), turn,
+                              writer, stamp)
+            reply = record_reply(raw, plan)
             if not isinstance(reply, Busy):
                 break
             self._wait_turn()
-        return self._fresh_view(plan, reply.snapshot, cache,
-                                plan.trigger if reply.recorded else None)
+        if not reply.recorded:
+            return self._fresh_view(plan, reply.snapshot, cache)
+        return self._fresh_view(plan, reply.snapshot, cache, plan.trigger, provisional)
+
+    def _write(self, mode: Mode, plan: Plan, payload: Sequence[Any], turn: Turn,
+               writer: Writer, stamp: Stamp) -> list[Any]:
+        """A writing call; when it ends in a Redis error, raise one that tells whether it
+        was applied (and keep a writer whose call may still land out of the pool)."""
+        writer.settled = False
+        try:
+            reply = self._call_script(mode, plan, payload, turn)
+        except StorageUnavailableError as exc:
+            committed = self._settle(stamp)
+            writer.settled = committed is not None
+            outcome = {True: "the change was stored", False: "nothing was stored",
+                       None: "whether the change was stored is unknown"}[committed]
+            error = StorageUnavailableError(f"{exc}; {outcome}")
+            error.committed = committed
+            raise error from exc.__cause__
+        writer.settled = True
+        return reply
+
+    def _settle(self, stamp: Stamp) -> bool | None:
+        """Whether the call stamped ``stamp`` was applied (if not, it never will be);
+        ``None`` when the server cannot be reached."""
+        args = [*plan_args(Mode.SETTLE, Plan(), Turn(ttl_ms=self._ttl_ms)), stamp.arg]
+        reply = self._client().probe(self._script_keys, args)
+        return None if reply is None else settle_reply(reply)
 
     @staticmethod
     def _wait_turn() -> None:
         """Another writer holds the turn: it commits within about a round trip."""
         time.sleep(random.uniform(0.0002, 0.001))
 
-    def _attempt(self, plan: Plan, compute: Compute, view: RedisView, txid: str,
+    def _attempt(self, plan: Plan, compute: Compute, view: RedisView, writer: Writer,
                  cache: SessionCache, turn: Turn, computed: Changes | None = None,
                  ) -> Commit | Conflict | Busy:
         """Compute on ``view`` (unless that was ``computed`` already) and commit; a conflict
         carries a fresh read to try again on."""
-        try:
-            changes = compute(view) if computed is None else computed
-        except Exception:
-            # An error computed from facts that may be stale is only the caller's to see
-            # when they are all still true.
-            if view.fresh:
-                raise
-            outcome = self._send(Mode.CHECK, plan, view, Changes(), "", turn)
-            if isinstance(outcome, Passed):
-                raise
-            return outcome
+        changes = self._compute(plan, compute, view, turn, computed)
+        if not isinstance(changes, Changes):
+            return changes
         if changes.is_empty and view.fresh:
             head = view.head
             return Commit(changes, head.unresolved, head.counted, head.finalized)
@@ -288,7 +331,8 @@ class RedisStorageBackend(StorageBackend):
         if changes.configs is not None or not view.facts.cv:
             new_cv = secrets.token_hex(8).encode()
         mode = Mode.CHECK if changes.is_empty else Mode.COMMIT
-        outcome = self._send(mode, plan, view, changes, txid, turn, new_cv)
+        outcome = self._send(mode, plan, view, changes, writer if mode is Mode.COMMIT else None,
+                             turn, new_cv)
         if not isinstance(outcome, Passed):
             return outcome
         if outcome.shifts:
@@ -300,34 +344,54 @@ class RedisStorageBackend(StorageBackend):
             cache.learn(view.facts, view.checked, changes, new_cv, view.encoded)
         return Commit(changes, outcome.unresolved, outcome.counted, outcome.finalized)
 
+    def _compute(self, plan: Plan, compute: Compute, view: RedisView, turn: Turn,
+                 computed: Changes | None) -> Changes | Conflict | Busy:
+        """The changes computed on ``view``; an error computed from facts that may be stale
+        is only the caller's to see when they are all still true (else the conflict)."""
+        try:
+            changes = compute(view) if computed is None else computed
+        except Exception:
+            if view.fresh:
+                raise
+            outcome = self._send(Mode.CHECK, plan, view, Changes(), None, turn)
+            if isinstance(outcome, Passed):
+                raise
+            return outcome
+        if view.provisional is not None:
+            _keep_provisional(changes, view.provisional)
+        return changes
+
     def _back_off(self, attempt: int) -> None:
         base, cap = self.backoff
         time.sleep(random.uniform(0, min(cap, base * 2 ** min(attempt, 16))))
 
     def _fresh_view(self, plan: Plan, snapshot: Snapshot, cache: SessionCache,
-                    recorded: str | None = None) -> RedisView:
+                    recorded: str | None = None, provisional: bytes | None = None) -> RedisView:
         facts, every = read_facts(plan, snapshot)
         cache.absorb(facts)
         # What this process knew of an instance may be stale at any version (other writers
         # change instances without creating one): a fresh view reads what it lacks.
         return RedisView(self._client(), self.keys, facts, fresh=True, head=snapshot.head,
-                         all_configs=every, recorded=recorded)
+                         all_configs=every, recorded=recorded, provisional=provisional)
 
-    def _send(self, mode: Mode, plan: Plan, view: RedisView, changes: Changes, txid: str,
-              turn: Turn, new_cv: bytes = b"") -> Passed | Conflict | Busy:
-        """Check (and for :attr:`Mode.COMMIT` write) ``changes``. Encodes everything first,
-        so a value that cannot be stored raises before anything is sent."""
-        writes = self._writes(changes, view)
+    def _send(self, mode: Mode, plan: Plan, view: RedisView, changes: Changes,
+              writer: Writer | None, turn: Turn, new_cv: bytes = b"") -> Passed | Conflict | Busy:
+        """Check (and for :attr:`Mode.COMMIT`, with ``writer``, write) ``changes``. Encodes
+        everything first, so a value that cannot be stored raises before anything is sent."""
+        writes = self._writes(changes, view, plan.key is not None)
         view.encoded = dict(writes.instances)
         configured = changes.configs is not None
+        stamp = NO_STAMP if writer is None else writer.stamp()
         header = CommitHeader(
-            txid, view.facts.cv, new_cv, "1" if configured else "",
+            stamp.arg, view.facts.cv, new_cv, "1" if configured else "",
             sum(1 for value in view.facts.fired.values() if value is not None) if configured
             else "",
             "" if changes.counted is None or configured else changes.counted,
             "" if changes.unresolved is None or configured else changes.unresolved)
         first = changes.first_fired
+        record = None if plan.key is None else view.facts.keys.get(plan.key)
         checks = Checks(
+            None if plan.key is None else "" if record is None else hashlib.sha1(record).hexdigest(),
             {task: version for task, version in view.checked.items()
              if task in changes.depends_on
              or (_creates(view, changes, task) and _numbered(changes, task) is None)},
@@ -337,11 +401,13 @@ class RedisStorageBackend(StorageBackend):
             {trigger: hashlib.sha1(value).hexdigest() for trigger, value in view.kwargs_read.items()},
             {task: first.get(task, 0) for task, count in view.missing_read.items()
              if count - first.get(task, 0) > 0})
-        reply = self._call_script(mode, plan, commit_args(header, checks, writes), turn)
-        return commit_reply(reply, plan)
+        args = commit_args(header, checks, writes)
+        if writer is None:
+            return commit_reply(self._call_script(mode, plan, args, turn), plan)
+        return commit_reply(self._write(mode, plan, args, turn, writer, stamp), plan)
 
     @staticmethod
-    def _writes(changes: Changes, view: RedisView) -> Writes:
+    def _writes(changes: Changes, view: RedisView, keyed: bool) -> Writes:
         writes = Writes(
             fired=changes.fired,
             first_fired=changes.first_fired,
@@ -350,7 +416,9 @@ class RedisStorageBackend(StorageBackend):
             metadata={f"m:{key}": dumps(value, f"session metadata {key!r}")
                       for key, value in (changes.metadata or {}).items()},
             states={task: orjson.dumps(_state_delta(view, changes, task, state))
-                    for task, state in changes.states.items()})
+                    for task, state in changes.states.items()},
+            fire_record=None if not keyed else b"" if changes.fire_key is None
+            else changes.fire_key[1])
         configs = changes.configs
         if configs is None:
             return writes
@@ -415,6 +483,16 @@ class RedisStorageBackend(StorageBackend):
         client.call(lambda: client.redis.delete(*self.keys))
         self._session_cache().reset()
 
+    def session_uids(self) -> list[str]:
+        """Every session under this storage's prefix on its server that holds anything
+        (read with SCAN: other clients are never blocked, and a session written or cleared
+        meanwhile may or may not be listed)."""
+        base = f"{self.prefix}:{{" if self.prefix else "{"
+        pattern = _glob_escape(base) + "*}:*"
+        client = self._client()
+        keys = client.call(lambda: list(client.redis.scan_iter(match=pattern, count=1000)))
+        return sorted({uid for uid in (_uid_of(key, base) for key in keys) if uid is not None})
+
     @property
     def is_finalized(self) -> bool:
         client = self._client()
@@ -422,6 +500,55 @@ class RedisStorageBackend(StorageBackend):
 
     def __repr__(self) -> str:
         return f"<RedisStorageBackend uid={self.uid!r} url={redact_url(self.url)!r}>"
+
+
+_GLOB = str.maketrans({char: "\\" + char for char in "*?[]\\^"})
+_HOLDING = frozenset(SessionKeys._fields) - {"meta", "turn"}
+"""The parts of a session whose presence means it holds something (``meta`` may hold no
+more than what writers left: see :class:`.protocol.Stamp`)."""
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a SCAN pattern that matches only itself."""
+    return text.translate(_GLOB)
+
+
+def _uid_of(key: bytes, base: str) -> str | None:
+    """The uid of the session ``key`` belongs to (``base``: what precedes the uid), if it
+    is one of a session's keys that hold something."""
+    name = key.decode("utf-8", "replace")
+    tag, close, part = name[len(base):].partition("}:")
+    if not name.startswith(base) or not close or part not in _HOLDING:
+        return None
+    uid = unquote(tag, errors="replace")
+    return uid if uid and quote(uid, safe="") == tag else None
+
+
+def _provisional_record(plan: Plan, kwargs: bytes) -> bytes:
+    """The record the script stores with a keyed firing it records before the rules run;
+    the engine's own replaces it when the firing scheduled anything."""
+    return dumps({"trigger": plan.trigger, "kwargs": kwargs_digest(kwargs), "firedAt": utcnow(),
+                  "scheduled": []})
+
+
+def _keep_provisional(changes: Changes, provisional: bytes) -> None:
+    """The engine's record of a firing the script recorded with a provisional one: the
+    firing happened when it was recorded, so the record and the answer take that time; a
+    record that then says what the provisional one says (nothing scheduled) is not written
+    again, so that a keyed firing that readies nothing stays one round trip."""
+    if changes.fire_key is None:
+        return
+    key, record = changes.fire_key
+    ours, engine = loads(provisional), loads(record)
+    if ours.get("trigger") != engine.get("trigger") or ours.get("kwargs") != engine.get("kwargs"):
+        return
+    fired_at = ours.get("firedAt")
+    if isinstance(changes.result, Firing):
+        changes.result = _firing(changes.result, fired_at=fired_at)
+    if engine.get("scheduled"):
+        changes.fire_key = (key, dumps({**engine, "firedAt": fired_at}))
+    else:
+        changes.fire_key = None
 
 
 def _read_state(view: RedisView, task: str) -> TaskState:
@@ -468,7 +595,31 @@ def _renumber(changes: Changes, shifts: Mapping[str, int]) -> dict[str, str]:
         changes.states[task] = TaskState(
             state.next + shift, {moved(name): status for name, status in state.open.items()},
             {moved(name): level for name, level in state.logs.items()})
+    _rename_firing(changes, names)
     return names
+
+
+def _rename_firing(changes: Changes, names: Mapping[str, str]) -> None:
+    """A keyed firing's record and answer name its scheduled instances as stored (the
+    script renamed them in the record it stored; its bytes differ from these, which
+    costs a repeat answered from this process's cache one more read, no more)."""
+    if changes.fire_key is not None:
+        key, raw = changes.fire_key
+        record = loads(raw)
+        record["scheduled"] = [names.get(name, name) for name in record.get("scheduled", ())]
+        changes.fire_key = (key, dumps(record))
+    if isinstance(changes.result, Firing):
+        changes.result = _firing(changes.result, scheduled=tuple(
+            names.get(name, name) for name in changes.result.scheduled))
+
+
+def _firing(firing: Firing, *, fired_at: str | None = None,
+            scheduled: tuple[str, ...] | None = None) -> Firing:
+    """``firing`` with another time or other scheduled instances."""
+    return Firing(firing.trigger_name, firing.key,
+                  firing.fired_at if fired_at is None else fired_at,
+                  firing.scheduled if scheduled is None else scheduled,
+                  firing.repeated, firing.ignored)
 
 
 def _state_delta(view: RedisView, changes: Changes, task: str, state: TaskState) -> JsonDict:

@@ -67,6 +67,8 @@ class SessionCache:
                 known.states[task] = state
             for name, instance in facts.instances.items():
                 _keep(known, name, instance)
+            for key, record in facts.keys.items():
+                _keep_key(known, key, record)
             _trim(known)
 
     def learn(self, read: Facts, checked: Mapping[str, int], changes: Changes,
@@ -85,6 +87,8 @@ class SessionCache:
                 # (A count this process knows is never below the stored one.)
                 known.missing.pop(task, None)
             _learn_instances(known, versions, changes, encoded)
+            if changes.fire_key is not None:
+                _keep_key(known, *changes.fire_key)
             _trim(known)
 
     def _written_into(self, read: Facts, changes: Changes, new_cv: bytes) -> Facts | None:
@@ -127,6 +131,8 @@ def _facts_for(known: Facts, plan: Plan) -> Facts | None:
             return None
         tasks += concerned
     tasks += (split_instance_name(name)[0] for name in plan.instances)
+    if plan.key is not None:  # a key not known is taken as not recorded (the commit checks)
+        facts.keys[plan.key] = known.keys.get(plan.key)
     if _task_facts(known, tasks, facts) and _instance_facts(known, plan.instances, facts):
         return facts
     return None
@@ -239,6 +245,15 @@ def _keep(known: Facts, name: str, instance: tuple[int, bytes | None]) -> None:
         known.instances.pop(name, None)
 
 
+def _keep_key(known: Facts, key: str, record: bytes | None) -> None:
+    """Keep the records of fire keys (a repeat is then answered, and checked, at once);
+    a key known not to be recorded is not kept: that is what an unknown key is taken for."""
+    if record is None:
+        known.keys.pop(key, None)
+    else:
+        known.keys[key] = record
+
+
 def _kept(value: bytes | int | None) -> bytes | int | None:
     """What a cache keeps of a trigger's kwargs: small ones, else only that it fired."""
     if isinstance(value, bytes) and len(value) > CACHED_KWARGS:
@@ -249,6 +264,6 @@ def _kept(value: bytes | int | None) -> bytes | int | None:
 def _trim(known: Facts) -> None:
     """Keep what a session's cache holds bounded; forgotten facts are simply read again."""
     for facts in (known.configs, known.index, known.fired, known.states, known.missing,
-                  known.instances):
+                  known.instances, known.keys):
         if len(facts) > CACHED_FACTS:
             facts.clear()

@@ -1,38 +1,91 @@
 """Connections to Redis: one client per URL and process, the script run on it by its SHA,
-and Redis errors turned into :class:`StorageUnavailableError`."""
+Redis errors turned into :class:`StorageUnavailableError`, and the pool of writer ids
+that makes a re-sent call recognizable (see :class:`.protocol.Stamp`)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import redis as redis_py
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.connection import BlockingConnectionPool, SSLConnection
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.connection import BlockingConnectionPool, ConnectionPool, SSLConnection
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from ...exceptions import InvalidSettingError, StorageUnavailableError
 from ..urls import redact_text, redact_url
 from .cache import SessionCache
-from .protocol import SCRIPT, SCRIPT_SHA
+from .protocol import SCRIPT, SCRIPT_SHA, Stamp
 
-__all__ = ["CACHED_SESSIONS", "MAX_CONNECTIONS", "Client", "client_for_url", "clients", "url_of"]
+__all__ = ["CACHED_SESSIONS", "MAX_CONNECTIONS", "PROBE_SECONDS", "Client", "Writer",
+           "client_for_url", "clients", "give_back", "take_writer", "url_of"]
 
 MAX_CONNECTIONS = 100
 """Connections to one server a process opens at most; more threads wait for one."""
 CACHED_SESSIONS = 256
 """Sessions whose facts a process keeps per client (least recently used ones are dropped)."""
+PROBE_SECONDS = 1.5
+"""How long :meth:`Client.probe` tries to reach the server after a writing call failed."""
+_PROBE_TIMEOUT = 0.5
 
 T = TypeVar("T")
 Build = Callable[[Any], Any]
 """Queues commands on a pipeline."""
+
+
+class Writer:
+    """A writer id and the number of its last writing call; one transition at a time uses
+    it, so its calls reach the server one after the other, their numbers rising."""
+
+    __slots__ = ("id", "number", "settled")
+
+    def __init__(self) -> None:
+        self.id = secrets.token_hex(8)  # 64 bits: two writers of a session never share one
+        self.number = 0
+        self.settled = True
+        """Every call of this writer was answered, or found applied or not; a writer with
+        a call whose fate is unknown goes back to no pool."""
+
+    def stamp(self) -> Stamp:
+        """The stamp of this writer's next call."""
+        self.number += 1
+        return Stamp(self.id, str(self.number))
+
+
+_writers: list[Writer] = []
+_writers_lock = threading.Lock()
+
+
+def take_writer() -> Writer:
+    """A writer of this process's pool (a new one when all are in use). One pool serves
+    every client, server and session: a writer's numbers rise across all of them, so each
+    session gains at most one field per writer this process ever had in use at once."""
+    with _writers_lock:
+        return _writers.pop() if _writers else Writer()
+
+
+def _forget_writers() -> None:
+    """A forked child: its parent's writers are not its own (nor is the lock's state)."""
+    global _writers_lock
+    _writers.clear()
+    _writers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writers)
+
+
+def give_back(writer: Writer) -> None:
+    """Return a writer to the pool, unless one of its calls may still land."""
+    if writer.settled:
+        with _writers_lock:
+            _writers.append(writer)
 
 
 class Client:
@@ -41,14 +94,37 @@ class Client:
     def __init__(self, client: redis_py.Redis, url: str) -> None:
         self.redis = client
         self.url = url
-        self._ids = itertools.count()
-        self._id_base = secrets.token_hex(4)
         self._sessions: OrderedDict[str, SessionCache] = OrderedDict()
         self._lock = threading.Lock()
+        self._probe: redis_py.Redis | None = None
 
-    def txid(self) -> str:
-        """A commit id unique to this client (random base and a counter), 16 characters."""
-        return f"{self._id_base}{next(self._ids) & 0xFFFFFFFF:08x}"
+    def probe(self, keys: Sequence[str | bytes], args: Sequence[Any]) -> Any:
+        """Run the script on a connection of its own with short timeouts, trying again for
+        about :data:`PROBE_SECONDS`; its reply, or ``None`` when the server stayed out of
+        reach (after a writing call failed: was it applied?)."""
+        deadline = time.monotonic() + PROBE_SECONDS
+        pause = 0.05
+        while True:
+            try:
+                return self._evalsha(keys, args, self._probe_client())
+            except RedisError:
+                pass
+            if time.monotonic() + pause > deadline:
+                return None
+            time.sleep(pause)
+            pause = min(2 * pause, 0.4)
+
+    def _probe_client(self) -> redis_py.Redis:
+        probe = self._probe
+        if probe is None:
+            pool = self.redis.connection_pool
+            options = dict(pool.connection_kwargs)
+            timeout = min(_PROBE_TIMEOUT, options.get("socket_timeout") or _PROBE_TIMEOUT)
+            options.update(socket_timeout=timeout, socket_connect_timeout=timeout,
+                           retry=Retry(NoBackoff(), 0))
+            probe = self._probe = redis_py.Redis(connection_pool=ConnectionPool(
+                connection_class=pool.connection_class, max_connections=4, **options))
+        return probe
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()``, with a Redis error raised as :class:`StorageUnavailableError`."""
@@ -59,16 +135,21 @@ class Client:
                 f"Redis at {redact_url(self.url)} is unavailable: {type(exc).__name__}: "
                 f"{redact_text(str(exc), self.url)}") from exc
 
-    def run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def run(self, keys: Sequence[str | bytes], args: Sequence[Any]) -> Any:
         """Run the script, loading it once per server when the server answers NOSCRIPT."""
         return self.call(lambda: self._evalsha(keys, args))
 
-    def _evalsha(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _evalsha(self, keys: Sequence[str | bytes], args: Sequence[Any],
+                 client: redis_py.Redis | None = None) -> Any:
+        client = client or self.redis
+        # Encoded here, in one pass: redis-py takes about twice as long over each argument
+        # that is not bytes yet, and a commit has dozens.
+        packed = [*keys, *[arg if type(arg) is bytes else str(arg).encode() for arg in args]]
         try:
-            return self.redis.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+            return client.evalsha(SCRIPT_SHA, len(keys), *packed)
         except NoScriptError:
-            self.redis.script_load(SCRIPT)
-            return self.redis.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+            client.script_load(SCRIPT)
+            return client.evalsha(SCRIPT_SHA, len(keys), *packed)
 
     def pipeline(self, build: Build) -> list[Any]:
         """The replies to the commands ``build`` queues, sent in one round trip (MULTI/EXEC)."""
@@ -111,8 +192,8 @@ def client_for_url(url: str) -> Client:
 
 def _connect(url: str) -> redis_py.Redis:
     # Defaults that the URL's own options override: a dead server is reported within
-    # seconds, a hung one within half a minute. Retried commands are safe: a commit
-    # carries an id the script remembers, so a re-sent one is applied once.
+    # seconds, a hung one within half a minute. Retried commands are safe: a writing call
+    # carries a stamp the script remembers, so a re-sent one is applied once.
     options: dict[str, Any] = {
         "socket_connect_timeout": 5.0,
         "socket_timeout": 30.0,

@@ -3,8 +3,8 @@
 -- changes. It only reads, counts, checks and writes: every rule stays in Python
 -- (triggerhooks.core.rules). Its KEYS, ARGV and replies are described, and built and read by
 -- name, in protocol.py next to this file.
-local cfg, idx, kw, ts, tv, inst, meta, mc, turn =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local cfg, idx, kw, ts, tv, inst, meta, mc, fk, turn =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
 local function hmget(key, fields)
   local out = {}
@@ -27,9 +27,9 @@ local function set_of(list)
   return out
 end
 
-local mode, limit, full, trigger = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local n = tonumber(ARGV[5])
-local pos = 6 + 2 * n
+local mode, limit, full, trigger, key = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local n = tonumber(ARGV[6])
+local pos = 7 + 2 * n
 local token, turn_ms, ttl = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
 pos = pos + 3
 
@@ -54,13 +54,16 @@ end
 
 -- What a transition reads: the tasks the trigger concerns (configuration, state, version,
 -- count of missing triggers), the fired state of their unless triggers, for a task that is
--- (or is about to be) ready the kwargs of its triggers and its unstarted instances, and the
--- plan's instances.
-local function snapshot(recorded)
-  local head = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
-  local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
+-- (or is about to be) ready the kwargs of its triggers and its unstarted instances, the
+-- plan's instances, and the record of the plan's fire key. (``head``: the configuration token
+-- and the counters, when the caller read them already.)
+local function snapshot(recorded, head)
+  head = head or redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
+  local record = false
+  if key ~= '' then record = redis.call('HGET', fk, key) end
   if full == '1' then
-    return {head, finalized, redis.call('HGETALL', cfg), redis.call('HGETALL', ts),
+    local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
+    return {head, finalized, record, redis.call('HGETALL', cfg), redis.call('HGETALL', ts),
             redis.call('HGETALL', tv), redis.call('HKEYS', kw), redis.call('HGET', meta, 'order'),
             redis.call('HGETALL', mc)}
   end
@@ -81,7 +84,7 @@ local function snapshot(recorded)
     for _, t in ipairs(entry[2]) do want(t) end
   end
   for i = 1, n do
-    local task = ARGV[5 + n + i]
+    local task = ARGV[6 + n + i]
     if not seen[task] then
       seen[task] = true
       tasks[#tasks + 1] = task
@@ -114,28 +117,70 @@ local function snapshot(recorded)
     end
   end
   if trigger ~= '' then want(trigger) end
-  if #triggers > 0 then
-    local values = hmget(kw, triggers)
-    for i = 1, #triggers do
-      local value = values[i]
-      if value and #value > limit then fired[i] = #value else fired[i] = value end
-    end
+  -- Whether the session is finalized comes with the kwargs: one call less.
+  local wanted = #triggers
+  triggers[wanted + 1] = 'sessionFinalized'
+  local values = hmget(kw, triggers)
+  triggers[wanted + 1] = nil
+  local finalized = values[wanted + 1] and 1 or 0
+  for i = 1, wanted do
+    local value = values[i]
+    if value and #value > limit then fired[i] = #value else fired[i] = value end
   end
   if n > 0 then
     local names = {}
-    for i = 1, n do names[i] = ARGV[5 + i] end
+    for i = 1, n do names[i] = ARGV[6 + i] end
     instances = hmget(inst, names)
   end
   if #waiting > 0 then waiting_data = hmget(inst, waiting) end
-  return {head, finalized, raw_entry, tasks, configs, states, versions, missing, triggers, fired,
-          instances, waiting, waiting_data}
+  return {head, finalized, record, raw_entry, tasks, configs, states, versions, missing, triggers,
+          fired, instances, waiting, waiting_data}
 end
 
 local function expire()
   if ttl ~= '' then
     local ms = tonumber(ttl)
-    for i = 1, 8 do redis.call('PEXPIRE', KEYS[i], ms) end
+    for i = 1, 9 do redis.call('PEXPIRE', KEYS[i], ms) end
   end
+end
+
+-- Resends: a writing call carries its writer's id and a number above that writer's earlier
+-- calls ('<writer>:<number>'). meta's field 'w:<writer>' keeps the writer's last number,
+-- followed by '-' when that call applied nothing (it lost a check, or waited for the turn),
+-- or by the renumbering shifts of a commit that had any. A call whose number is not above
+-- the last one is a copy of a call answered already (redis-py sent it again after a
+-- connection error, or its first send came late) and applies nothing: it answers 'applied'
+-- (with the shifts) when that was the applied call, else 'refused'. Every answer to a new
+-- number records it, so a late copy of a call that applied nothing stays out too.
+local writer, number = '', ''
+local function writer_field(stamp)
+  writer, number = string.match(stamp, '^(.*):(%d+)$')
+  return 'w:' .. writer
+end
+local function stamped(last)
+  if last then
+    local seen, rest = string.match(last, '^(%d+)(.*)$')
+    if tonumber(seen) >= tonumber(number) then
+      if seen == number and string.sub(rest, 1, 1) ~= '-' then return 'applied', rest end
+      return 'refused'
+    end
+  end
+  return nil
+end
+local function unapplied(reply)
+  if writer ~= '' then
+    redis.call('HSET', meta, 'w:' .. writer, number .. '-')
+    if ttl ~= '' then redis.call('PEXPIRE', meta, tonumber(ttl)) end
+  end
+  return reply
+end
+local function applied(shifts)
+  local value = number
+  if shifts and #shifts > 0 then value = number .. ' ' .. cjson.encode(shifts) end
+  redis.call('HSET', meta, 'w:' .. writer, value)
+end
+local function conflict(what)
+  return unapplied({'conflict', what, snapshot(false)})
 end
 
 -- Turns: a writer that kept losing holds the session's turn for a moment; every other
@@ -153,44 +198,79 @@ if mode == 'u' then
   release()
   return {'released'}
 end
+if mode == 'q' then
+  -- Was the stamped call applied? If not, its number is taken now: it never will be.
+  local seen = stamped(redis.call('HGET', meta, writer_field(ARGV[pos])))
+  if seen == 'applied' then return {'applied'} end
+  if not seen then unapplied() end
+  return {'refused'}
+end
 
 if mode == 'f' then
   -- A firing no rule has to see first: recorded at once, counting down the tasks that
-  -- require the trigger. A trigger that brings its own instance (andEvery) and
-  -- sessionFinalized are left to the engine.
-  if trigger == 'sessionFinalized' or (entry and #entry[4] > 0) then
-    return {'snapshot', snapshot(false)}
+  -- require the trigger, with the provisional record of its fire key. A trigger that
+  -- brings its own instance (andEvery) and sessionFinalized are left to the engine, and a
+  -- key recorded before means a repeat: nothing is recorded, the snapshot carries its record.
+  -- (Recording changes neither the configuration token nor the counters: they are read once.)
+  local state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', writer_field(ARGV[pos]))
+  local head = {state[1], state[2], state[3]}
+  local seen = stamped(state[4])
+  if seen == 'applied' then return {'recorded', snapshot(true, head)} end
+  if seen then return {'busy'} end
+  if (key ~= '' and redis.call('HEXISTS', fk, key) == 1) or trigger == 'sessionFinalized'
+      or (entry and #entry[4] > 0) then
+    return unapplied({'snapshot', snapshot(false, head)})
   end
-  if busy() then return {'busy'} end
-  if redis.call('HSET', kw, trigger, ARGV[pos]) == 1 and entry then
+  if busy() then return unapplied({'busy'}) end
+  if redis.call('HSET', kw, trigger, ARGV[pos + 1]) == 1 and entry then
     for _, task in ipairs(entry[3]) do
       if redis.call('HEXISTS', mc, task) == 1 then redis.call('HINCRBY', mc, task, -1) end
     end
   end
+  if key ~= '' then redis.call('HSET', fk, key, ARGV[pos + 2]) end
+  applied()
   expire()
-  return {'recorded', snapshot(true)}
+  return {'recorded', snapshot(true, head)}
 end
 
-local state = redis.call('HMGET', meta, 'tx', 'cv', 'counted', 'unresolved')
-local recent = state[1] or ''
-local count, open = tonumber(state[3] or '0'), tonumber(state[4] or '0')
+local state
+if mode == 'c' then
+  state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', writer_field(ARGV[pos]))
+else
+  state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
+end
+local count, open = tonumber(state[2] or '0'), tonumber(state[3] or '0')
 local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
 local function counters(status, shifted)
   return {status, count, open, finalized, shifted or {}}
 end
 
-local txid = ARGV[pos]
-if mode == 'c' and string.find(recent, txid, 1, true) then return counters('done') end
-if busy() then return {'busy'} end
+if mode == 'c' then
+  local seen, rest = stamped(state[4])
+  if seen == 'applied' then
+    return counters('done', rest ~= '' and cjson.decode(string.sub(rest, 2)) or {})
+  end
+  if seen then return {'busy'} end
+end
+if busy() then return unapplied({'busy'}) end
 if token ~= '' and not holder then redis.call('SET', turn, token, 'PX', turn_ms) end
-if (state[2] or '') ~= ARGV[pos + 1] then
-  return {'conflict', 'configuration', snapshot(false)}
+if (state[1] or '') ~= ARGV[pos + 1] then
+  return conflict('configuration')
 end
 local new_cv, configured, fired_count = ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4]
 local counted, unresolved = ARGV[pos + 5], ARGV[pos + 6]
 pos = pos + 7
+-- The plan's fire key: recorded by another writer since it was read, this commit would
+-- apply the keyed firing a second time.
+if key ~= '' then
+  local record = redis.call('HGET', fk, key)
+  if (record and redis.sha1hex(record) or '') ~= ARGV[pos] then
+    return conflict('fire key')
+  end
+  pos = pos + 1
+end
 if fired_count ~= '' and redis.call('HLEN', kw) ~= tonumber(fired_count) then
-  return {'conflict', 'fired triggers', snapshot(false)}
+  return conflict('fired triggers')
 end
 
 local function group(width)
@@ -208,7 +288,7 @@ if #checks > 0 then
   local current = hmget(tv, tasks)
   for i = 1, #tasks do
     if (current[i] or '0') ~= checks[2 * i] then
-      return {'conflict', 'instances of ' .. tasks[i], snapshot(false)}
+      return conflict('instances of ' .. tasks[i])
     end
   end
 end
@@ -216,19 +296,19 @@ local seen = group(2)
 for i = 1, #seen, 2 do
   local value = redis.call('HGET', inst, seen[i])
   local now = value and redis.sha1hex(value) or ''
-  if now ~= seen[i + 1] then return {'conflict', 'instance ' .. seen[i], snapshot(false)} end
+  if now ~= seen[i + 1] then return conflict('instance ' .. seen[i]) end
 end
 local unfired = group(1)
 for i = 1, #unfired do
   if redis.call('HEXISTS', kw, unfired[i]) == 1 then
-    return {'conflict', 'fired ' .. unfired[i], snapshot(false)}
+    return conflict('fired ' .. unfired[i])
   end
 end
 local hashed = group(2)
 for i = 1, #hashed, 2 do
   local value = redis.call('HGET', kw, hashed[i])
   if not value or redis.sha1hex(value) ~= hashed[i + 1] then
-    return {'conflict', 'kwargs of ' .. hashed[i], snapshot(false)}
+    return conflict('kwargs of ' .. hashed[i])
   end
 end
 -- Tasks the transition found still waiting, with how far it counts them down: had other
@@ -237,7 +317,7 @@ local waiting = group(2)
 for i = 1, #waiting, 2 do
   local left = redis.call('HGET', mc, waiting[i])
   if left and tonumber(left) - tonumber(waiting[i + 1]) <= 0 then
-    return {'conflict', 'ready ' .. waiting[i], snapshot(false)}
+    return conflict('ready ' .. waiting[i])
   end
 end
 if mode == 'v' then
@@ -246,6 +326,11 @@ if mode == 'v' then
 end
 
 local fired, first, instances, states, metadata = group(2), group(2), group(2), group(2), group(2)
+local fire_record = ''
+if key ~= '' then
+  fire_record = ARGV[pos]
+  pos = pos + 1
+end
 if #fired > 0 then
   hset(kw, fired)
   for i = 1, #fired, 2 do
@@ -278,6 +363,19 @@ end
 local function named(name) return renamed[name] or name end
 for i = 1, #instances, 2 do instances[i] = named(instances[i]) end
 if #instances > 0 then hset(inst, instances) end
+-- The fire key's record names the instances the firing scheduled, as they are stored.
+if fire_record ~= '' then
+  if next(renamed) ~= nil then
+    local record, moved = cjson.decode(fire_record), false
+    for i, name in ipairs(record.scheduled or {}) do
+      if renamed[name] then
+        record.scheduled[i], moved = renamed[name], true
+      end
+    end
+    if moved then fire_record = cjson.encode(record) end
+  end
+  redis.call('HSET', fk, key, fire_record)
+end
 local delta = 0
 for i = 1, #states, 2 do
   local task, change, current = states[i], changes[i], stored[i]
@@ -329,7 +427,7 @@ if counted ~= '' or unresolved ~= '' or delta ~= 0 then
   redis.call('HSET', meta, 'counted', count, 'unresolved', open)
 end
 if #metadata > 0 then hset(meta, metadata) end
-redis.call('HSET', meta, 'tx', txid .. ' ' .. string.sub(recent, 1, 17 * 7))
+applied(shifts)
 expire()
 release()
 return counters('ok', shifts)

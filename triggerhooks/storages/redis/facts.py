@@ -32,7 +32,8 @@ class Facts:
     carry the version of their task's state; a fired trigger stays fired; a
     trigger's kwargs are checked by content, an unfired trigger by presence; a
     count of missing triggers only goes down, and is checked only when a
-    transition found it above zero (``None``: the store does not count the task).
+    transition found it above zero (``None``: the store does not count the task);
+    a fire key's record is checked by content (``None``, or not known: not recorded).
     """
 
     cv: bytes = b""
@@ -42,6 +43,8 @@ class Facts:
     missing: dict[str, int | None] = field(default_factory=dict)
     fired: dict[str, bytes | int | None] = field(default_factory=dict)
     instances: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
+    keys: dict[str, bytes | None] = field(default_factory=dict)
+    """Fire key -> its record."""
 
 
 _parsed: dict[tuple[str, bytes], TaskConfig] = {}
@@ -99,6 +102,8 @@ def parse_entry(raw: bytes | None) -> IndexEntry:
 def read_facts(plan: Plan, snapshot: Snapshot) -> tuple[Facts, dict[str, TaskConfig] | None]:
     """The facts in a script's snapshot and, for a full plan, every configuration."""
     facts = Facts(cv=snapshot.head.cv)
+    if plan.key is not None:
+        facts.keys[plan.key] = snapshot.head.record
     if isinstance(snapshot, FullSnapshot):
         return facts, _full_facts(facts, snapshot)
     _planned_facts(facts, plan, snapshot)

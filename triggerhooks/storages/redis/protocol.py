@@ -5,28 +5,49 @@ the part of a session a :class:`Plan` names, checks what a transition relied on,
 and commits; every rule stays in :mod:`triggerhooks.core.rules`. Only this
 module knows the positions of what goes in and comes out:
 
-- ``KEYS``: :class:`SessionKeys`, the session's eight hashes and its turn.
+- ``KEYS``: :class:`SessionKeys`, the session's nine hashes and its turn (sent
+  encoded once per storage).
   ``cfg`` task -> configuration JSON; ``idx`` trigger -> :class:`IndexEntry`
   JSON; ``kw`` trigger -> latest kwargs (present = fired); ``ts`` task ->
   TaskState JSON; ``tv`` task -> version (see :func:`.facts.bumps_version`);
   ``inst`` instance -> JSON; ``meta``: ``cv`` (a token renewed by every
   configuration and by the first write after a session was created or
-  cleared), ``order`` (task names), ``counted``, ``unresolved``, ``tx`` (recent
-  commit ids), ``m:<key>`` (metadata); ``mc`` task -> how many of its
-  ``requires`` have not fired; ``turn``: the token of a writer that holds the
-  session's turn (a string with a short time to live).
+  cleared), ``order`` (task names), ``counted``, ``unresolved``, ``m:<key>``
+  (metadata), ``w:<writer>`` (the number of the writer's last writing call: see
+  :class:`Stamp`); ``mc`` task -> how many of its ``requires`` have not fired;
+  ``fk`` fire key -> the record (JSON) of its firing (see :attr:`Plan.key`);
+  ``turn``: the token of a writer that holds the session's turn (a string with
+  a short time to live). Every key but the turn gets the session's time to live.
 - ``ARGV``: :func:`plan_args` (the :class:`Mode`, the plan: inline limit, full,
-  trigger, the instances and their tasks; then the turn token, the turn's
-  length and the session's time to live), then for :attr:`Mode.RECORD` the
-  kwargs to record, for a check or a commit :func:`commit_args`: a
-  :class:`CommitHeader`, then counted groups of what the transition relied on
-  (:class:`Checks`) and of what it writes (:class:`Writes`). Everything is
-  checked before anything is written.
+  trigger, fire key, the instances and their tasks; then the turn token, the
+  turn's length and the session's time to live), then for :attr:`Mode.RECORD`
+  :func:`record_args` (a :class:`Stamp`, the kwargs to record and, with a fire
+  key, its provisional record), for :attr:`Mode.SETTLE` a :class:`Stamp`, for a
+  check or a commit :func:`commit_args`: a :class:`CommitHeader` (a stamp first),
+  then what the transition relied on (:class:`Checks`: with a fire key, its
+  record's digest; then counted groups) and what it writes (:class:`Writes`; with
+  a fire key, the record to store after the groups). Everything is checked
+  before anything is written. (Every argument costs the client time to encode:
+  what only a keyed plan needs is sent only with a key.)
 - Replies: a read answers a :class:`Snapshot` (:func:`read_reply`); a record a
   :class:`Recorded` (:func:`record_reply`); a check or a commit :class:`Passed`
   or, when something read has changed, a :class:`Conflict` carrying a fresh
-  snapshot (:func:`commit_reply`). A write while another writer holds the turn
-  answers :data:`BUSY`.
+  snapshot (:func:`commit_reply`); a settle whether the stamped call was applied
+  (:func:`settle_reply`). A write while another writer holds the turn answers
+  :data:`BUSY`, and so does a copy of a writing call that was answered already
+  without applying anything.
+
+Resends. A writing call (record, commit) carries a :class:`Stamp`: the id of a
+writer, checked out of the process's pool for one transition (so one writer never
+has two calls in flight), and a number that rises with each of its calls. The
+script keeps each writer's last number in ``meta`` (``w:<writer>``, read with the
+counters), marked when the call applied nothing: a call whose number is not above
+it is a copy of a call already answered (redis-py sent it again after a
+connection error, or its first send came late) and applies nothing; a copy of an
+applied commit answers :class:`Passed` with ``replayed`` (and the renumbering the
+commit did), any other copy :data:`BUSY`. ``meta`` grows by one field per writer
+(a process's pool holds one per transition it runs at once) of every process
+that ever wrote to the session.
 """
 
 from __future__ import annotations
@@ -41,10 +62,11 @@ from urllib.parse import quote
 from ...core.types import Plan
 from ...models import split_instance_name
 
-__all__ = ["BUSY", "INLINE_LIMIT", "SCRIPT", "SCRIPT_SHA", "Busy", "Checks", "CommitHeader",
-           "Conflict", "FullSnapshot", "Head", "IndexEntry", "Mode", "Passed", "PlannedSnapshot",
-           "Recorded", "SessionKeys", "Snapshot", "Turn", "Writes", "commit_args", "commit_reply",
-           "pairs", "plan_args", "read_reply", "record_reply"]
+__all__ = ["BUSY", "INLINE_LIMIT", "NO_STAMP", "SCRIPT", "SCRIPT_SHA", "Busy", "Checks",
+           "CommitHeader", "Conflict", "FullSnapshot", "Head", "IndexEntry", "Mode", "Passed",
+           "PlannedSnapshot", "Recorded", "SessionKeys", "Snapshot", "Stamp", "Turn", "Writes",
+           "commit_args", "commit_reply", "pairs", "plan_args", "read_reply", "record_args",
+           "record_reply", "settle_reply"]
 
 SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
 """The script's source, read once per process."""
@@ -64,6 +86,7 @@ class SessionKeys(NamedTuple):
     inst: str
     meta: str
     mc: str
+    fk: str
     turn: str
 
     @classmethod
@@ -85,6 +108,9 @@ class Mode(StrEnum):
     COMMIT = "c"
     RELEASE = "u"
     """Give the session's turn back (a transition that held it failed)."""
+    SETTLE = "q"
+    """Whether a stamped call was applied; if it was not, it never will be (its number is
+    taken: a copy of it still on its way applies nothing)."""
 
 
 class Turn(NamedTuple):
@@ -110,17 +136,49 @@ class IndexEntry(NamedTuple):
     """The tasks it is the ``andEvery`` trigger of: each firing brings them an instance."""
 
 
+_LIMIT = str(INLINE_LIMIT).encode()
+
+
 def plan_args(mode: str, plan: Plan, turn: Turn) -> list[Any]:
     """The start of ``ARGV``: the mode, the part of the session the plan names, the turn."""
     names = plan.instances
-    return [mode, INLINE_LIMIT, int(plan.full), plan.trigger or "", len(names), *names,
-            *(split_instance_name(name)[0] for name in names), *turn]
+    if not names:  # (a fire's plan: the common case, built without a loop)
+        return [mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
+                b"0", *turn]
+    return [mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
+            len(names), *names, *[split_instance_name(name)[0] for name in names], *turn]
+
+
+class Stamp(NamedTuple):
+    """What makes a writing call recognizable when it arrives twice: its writer's id and
+    the call's number, higher than any earlier call of that writer. Sent as one argument,
+    ``<writer>:<number>`` (:attr:`arg`; ``""``: a call that writes nothing)."""
+
+    writer: str
+    number: str
+
+    @property
+    def arg(self) -> str:
+        return f"{self.writer}:{self.number}" if self.writer else ""
+
+
+NO_STAMP = Stamp("", "")
+
+
+def record_args(stamp: Stamp, kwargs: bytes, provisional: bytes | None) -> list[Any]:
+    """The rest of ``ARGV`` for :attr:`Mode.RECORD`: ``provisional`` is the record stored
+    with the firing under the plan's key (only with a key)."""
+    args: list[Any] = [stamp.arg, kwargs]
+    if provisional is not None:
+        args.append(provisional)
+    return args
 
 
 class CommitHeader(NamedTuple):
     """The fixed arguments of a check or a commit, after the plan."""
 
-    txid: str
+    stamp: str
+    """The :attr:`Stamp.arg` of a commit; empty for a check."""
     expected_cv: bytes
     new_cv: bytes
     """``b""`` keeps the configuration token."""
@@ -138,6 +196,9 @@ class CommitHeader(NamedTuple):
 class Checks(NamedTuple):
     """What a transition relied on; the script refuses to commit if any of it changed."""
 
+    fire_key: str | None
+    """With a plan's key (else ``None``, not sent): SHA-1 (hex) of the key's record as
+    read, ``""`` when it was not recorded. The script checks it first."""
     versions: Mapping[str, int]
     """Task -> the version of its state that was read: it counts the task's instances, so
     it changes when one is created (the same ``andEvery`` slot, a one-shot task run twice)."""
@@ -169,6 +230,9 @@ class Writes(NamedTuple):
     state, so that edits of different instances of one task commit side by side."""
     metadata: Mapping[str, bytes]
     """``m:<key>`` -> JSON."""
+    fire_record: bytes | None = None
+    """With a plan's key (else ``None``, not sent): the record stored under it (``b""``:
+    none)."""
     configs: Mapping[str, bytes] | None = None
     """Task -> configuration JSON, when the configuration changes (else ``None``)."""
     trigger_index: Mapping[str, bytes] | None = None
@@ -192,6 +256,8 @@ def _group(args: list[Any], pairs: Mapping[str, Any]) -> None:
 def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[Any]:
     """The rest of ``ARGV`` for a check or a commit."""
     args: list[Any] = list(header)
+    if checks.fire_key is not None:
+        args.append(checks.fire_key)
     _group(args, checks.versions)
     _group(args, checks.instances)
     args.append(len(checks.unfired))
@@ -201,6 +267,8 @@ def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[An
     for group in (writes.fired, writes.first_fired, writes.instances, writes.states,
                   writes.metadata):
         _group(args, group)
+    if writes.fire_record is not None:
+        args.append(writes.fire_record)
     if writes.configs is not None:
         _group(args, writes.configs)
         _group(args, writes.trigger_index or {})
@@ -212,12 +280,15 @@ def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[An
 
 
 class Head(NamedTuple):
-    """What every snapshot starts with: the configuration token and the counters."""
+    """What every snapshot starts with: the configuration token, the counters and the
+    record of the plan's fire key."""
 
     cv: bytes
     counted: int
     unresolved: int
     finalized: bool
+    record: bytes | None = None
+    """The record (JSON) stored under the plan's key, if any."""
 
 
 class FullSnapshot(NamedTuple):
@@ -274,7 +345,8 @@ class Passed(NamedTuple):
     unresolved: int
     finalized: bool
     replayed: bool
-    """The commit had already been applied (a resent commit whose first reply was lost)."""
+    """The commit had already been applied (a resent commit whose first reply was lost);
+    ``shifts`` are those of that application, the counters are the session's now."""
     shifts: dict[str, int]
     """Task -> how far the numbers of its renumberable new instances moved (see
     :attr:`Writes.states`); none when they took the numbers the transition gave them."""
@@ -306,8 +378,9 @@ class Recorded(NamedTuple):
 
 
 def _snapshot(raw: Sequence[Any], full: bool) -> Snapshot:
-    (cv, counted, unresolved), finalized, *rest = raw
-    head = Head(cv or b"", int(counted or 0), int(unresolved or 0), bool(finalized))
+    (cv, counted, unresolved), finalized, record, *rest = raw
+    head = Head(cv or b"", int(counted or 0), int(unresolved or 0), bool(finalized),
+                record or None)
     if full:
         return FullSnapshot(head, *rest)
     entry, *rest = rest
@@ -337,6 +410,11 @@ def commit_reply(raw: Sequence[Any], plan: Plan) -> Passed | Conflict | Busy:
     status, counted, unresolved, finalized, shifted = raw
     shifts = {task.decode(): int(shift) for task, shift in pairs(shifted)}
     return Passed(int(counted), int(unresolved), bool(finalized), status == b"done", shifts)
+
+
+def settle_reply(raw: Sequence[Any]) -> bool:
+    """The reply to :attr:`Mode.SETTLE`: whether the stamped call was applied."""
+    return bool(raw[0] == b"applied")
 
 
 def pairs(flat: Sequence[bytes]) -> Iterable[tuple[bytes, bytes]]:

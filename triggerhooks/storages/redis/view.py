@@ -36,7 +36,8 @@ class RedisView(SessionView):
     def __init__(self, client: Client, keys: SessionKeys, facts: Facts, *,
                  fresh: bool, head: Head = _NO_HEAD,
                  all_configs: dict[str, TaskConfig] | None = None,
-                 cache: SessionCache | None = None, recorded: str | None = None) -> None:
+                 cache: SessionCache | None = None, recorded: str | None = None,
+                 provisional: bytes | None = None) -> None:
         self.client = client
         self.keys = keys
         self.facts = facts
@@ -66,6 +67,9 @@ class RedisView(SessionView):
         """Task -> the count of missing triggers the outcome depends on."""
         self.recorded_trigger = recorded
         """The trigger whose firing the script recorded before this view was read."""
+        self.provisional = provisional
+        """The record the script stored with that firing under the plan's fire key: this
+        transition's own, so not a repeat (the engine writes the record it means)."""
 
     def _fetch(self, build: Build) -> list[Any]:
         self.fresh = False
@@ -178,6 +182,12 @@ class RedisView(SessionView):
 
     def recorded(self, trigger: str) -> bool:
         return trigger == self.recorded_trigger
+
+    def fire_record(self, key: str) -> bytes | None:
+        """The plan's key's record as read or known (one this process does not know is
+        taken as not recorded: the commit checks that it still is)."""
+        record = self.facts.keys.get(key)
+        return None if record == self.provisional else record
 
     def instance(self, name: str) -> TaskInstance | None:
         task = split_instance_name(name)[0]
