@@ -37,6 +37,7 @@ from .protocol import (
     Stamp,
     Turn,
     Writes,
+    active_key,
     commit_args,
     commit_reply,
     plan_args,
@@ -120,7 +121,10 @@ class RedisStorageBackend(StorageBackend):
                 raise InvalidSettingError(f"max_attempts must be at least 1, not {max_attempts!r}")
             self.max_attempts = max_attempts
         self.keys = SessionKeys.of(prefix, uid)
-        self._script_keys = tuple(map(str.encode, self.keys))
+        self.active_key = active_key(prefix)
+        """The set, shared by every session under the prefix, of those with work scheduled or
+        running (see :meth:`active_sessions`)."""
+        self._script_keys = tuple(map(str.encode, (*self.keys, self.active_key)))
         self._conn: Client | None = None
         self._cache: SessionCache | None = None
         if client is not None:
@@ -480,8 +484,30 @@ class RedisStorageBackend(StorageBackend):
 
     def clear(self) -> None:
         client = self._client()
-        client.call(lambda: client.redis.delete(*self.keys))
+        tag = self.keys.meta.rpartition("{")[2].partition("}")[0]
+
+        def remove(pipe: Any) -> None:
+            pipe.delete(*self.keys)
+            pipe.srem(self.active_key, tag)
+
+        client.pipeline(remove)
         self._session_cache().reset()
+
+    def active_sessions(self) -> list[str]:
+        """The sessions with an instance scheduled or running: the script keeps them in a set
+        of the prefix (a session's count of such instances in ``meta``). Sessions that expired
+        meanwhile are dropped from it here."""
+        client = self._client()
+        members: set[bytes] = client.call(lambda: client.redis.smembers(self.active_key))
+        tags = sorted(member.decode() for member in members)
+        if not tags:
+            return []
+        metas = [SessionKeys.of(self.prefix, unquote(tag)).meta for tag in tags]
+        alive = client.pipeline(lambda pipe: [pipe.exists(meta) for meta in metas])
+        gone = [tag for tag, exists in zip(tags, alive, strict=True) if not exists]
+        if gone:
+            client.call(lambda: client.redis.srem(self.active_key, *gone))
+        return [unquote(tag) for tag, exists in zip(tags, alive, strict=True) if exists]
 
     def session_uids(self) -> list[str]:
         """Every session under this storage's prefix on its server that holds anything

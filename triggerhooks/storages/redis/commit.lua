@@ -3,8 +3,11 @@
 -- changes. It only reads, counts, checks and writes: every rule stays in Python
 -- (triggerhooks.core.rules). Its KEYS, ARGV and replies are described, and built and read by
 -- name, in protocol.py next to this file.
-local cfg, idx, kw, ts, tv, inst, meta, mc, fk, turn =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local cfg, idx, kw, ts, tv, inst, meta, mc, fk, turn, active =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
+  KEYS[11]
+-- The session's member of the set of sessions with work (its uid as escaped in its keys).
+local tag = string.match(meta, '{([^}]*)}:meta$')
 
 local function hmget(key, fields)
   local out = {}
@@ -224,7 +227,11 @@ if mode == 'f' then
   if busy() then return unapplied({'busy'}) end
   if redis.call('HSET', kw, trigger, ARGV[pos + 1]) == 1 and entry then
     for _, task in ipairs(entry[3]) do
-      if redis.call('HEXISTS', mc, task) == 1 then redis.call('HINCRBY', mc, task, -1) end
+      if redis.call('HEXISTS', mc, task) == 1 and redis.call('HINCRBY', mc, task, -1) == 0 then
+        -- Ready now, scheduled by this writer's next call: if that never comes (its
+        -- process died), a sweep finds the session here and schedules it.
+        redis.call('SADD', active, tag)
+      end
     end
   end
   if key ~= '' then redis.call('HSET', fk, key, ARGV[pos + 2]) end
@@ -376,14 +383,24 @@ if fire_record ~= '' then
   end
   redis.call('HSET', fk, key, fire_record)
 end
-local delta = 0
+-- How many instances are scheduled or running (work a runner owes).
+local function working(opened)
+  local n = 0
+  for _, status in pairs(opened) do
+    if status == 'scheduled' or status == 'running' then n = n + 1 end
+  end
+  return n
+end
+local delta, work = 0, 0
 for i = 1, #states, 2 do
   local task, change, current = states[i], changes[i], stored[i]
   local opened, logged = current.open or {}, current.logs or {}
   local before = current.n > 0 and next(opened) == nil
+  local had = working(opened)
   if change.n then current.n = change.n end
   for name, status in pairs(change.o or {}) do opened[named(name)] = status end
   for _, name in ipairs(change.x or {}) do opened[named(name)] = nil end
+  work = work + working(opened) - had
   for name, level in pairs(change.l or {}) do logged[named(name)] = level end
   for _, name in ipairs(change.y or {}) do logged[named(name)] = nil end
   local after = current.n > 0 and next(opened) == nil
@@ -398,6 +415,15 @@ for i = 1, #states, 2 do
   if may then text = '{"w":1,' .. string.sub(text, 2) end
   redis.call('HSET', ts, task, text)
   if change.v then redis.call('HINCRBY', tv, task, 1) end
+end
+-- The session's count of work, and its place in the set of sessions with work.
+if work ~= 0 then
+  if redis.call('HINCRBY', meta, 'work', work) > 0 then
+    redis.call('SADD', active, tag)
+  else
+    redis.call('HDEL', meta, 'work')
+    redis.call('SREM', active, tag)
+  end
 end
 if configured == '1' then
   local configs, index, missing = group(2), group(2), group(2)

@@ -62,11 +62,38 @@ from urllib.parse import quote
 from ...core.types import Plan
 from ...models import split_instance_name
 
-__all__ = ["BUSY", "INLINE_LIMIT", "NO_STAMP", "SCRIPT", "SCRIPT_SHA", "Busy", "Checks",
-           "CommitHeader", "Conflict", "FullSnapshot", "Head", "IndexEntry", "Mode", "Passed",
-           "PlannedSnapshot", "Recorded", "SessionKeys", "Snapshot", "Stamp", "Turn", "Writes",
-           "commit_args", "commit_reply", "pairs", "plan_args", "read_reply", "record_args",
-           "record_reply", "settle_reply"]
+__all__ = [
+    "BUSY",
+    "INLINE_LIMIT",
+    "NO_STAMP",
+    "SCRIPT",
+    "SCRIPT_SHA",
+    "Busy",
+    "Checks",
+    "CommitHeader",
+    "Conflict",
+    "FullSnapshot",
+    "Head",
+    "IndexEntry",
+    "Mode",
+    "Passed",
+    "PlannedSnapshot",
+    "Recorded",
+    "SessionKeys",
+    "Snapshot",
+    "Stamp",
+    "Turn",
+    "Writes",
+    "active_key",
+    "commit_args",
+    "commit_reply",
+    "pairs",
+    "plan_args",
+    "read_reply",
+    "record_args",
+    "record_reply",
+    "settle_reply",
+]
 
 SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
 """The script's source, read once per process."""
@@ -96,6 +123,13 @@ class SessionKeys(NamedTuple):
         tag = f"{{{quote(uid, safe='')}}}"
         base = f"{prefix}:{tag}:" if prefix else f"{tag}:"
         return cls(*(base + part for part in cls._fields))
+
+
+def active_key(prefix: str) -> str:
+    """The set of the sessions under ``prefix`` with work scheduled or running (members: their
+    percent-escaped uid, as in their keys' hash tag), passed to the script after the session's
+    keys. It is shared by every session: with Redis Cluster it would need one per slot."""
+    return f"{prefix}:th-active" if prefix else "th-active"
 
 
 class Mode(StrEnum):
