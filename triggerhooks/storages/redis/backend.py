@@ -498,8 +498,8 @@ class RedisStorageBackend(StorageBackend):
         of the prefix (a session's count of such instances in ``meta``). Sessions that expired
         meanwhile are dropped from it here."""
         client = self._client()
-        members: set[bytes] = client.call(lambda: client.redis.smembers(self.active_key))
-        tags = sorted(member.decode() for member in members)
+        members = client.call(lambda: client.redis.smembers(self.active_key))
+        tags = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
         if not tags:
             return []
         metas = [SessionKeys.of(self.prefix, unquote(tag)).meta for tag in tags]
