@@ -119,10 +119,6 @@ def test_the_table_says_what_was_done_and_a_worker_lost_too_often_fails_its_inst
     assert started(record) == Counter({"t#0": 1, "next#0": 1})
 
 
-JSON_AND_SIGNALS = (
-    "`recover --json` prints the signals of what the recovery ran (task_started, "
-    "task_completed, ...) on standard output before the JSON, unless -q is given: its output "
-    "is not JSON whenever it recovered anything (no other --json command runs tasks).")
 
 
 def test_recover_json_prints_json_only(db: Path, url: str, record: Path,
@@ -159,10 +155,6 @@ def test_a_stuck_instance_whose_runner_the_command_lacks_fails_it_after_the_othe
     assert storage["lost#0"].status is TaskStatus.SCHEDULED
 
 
-ALL_SESSIONS = (
-    "SqliteStorageBackend (and RedisStorageBackend) do not implement session_uids(): "
-    "`recover --all` fails on them, and works only on memory://, which in a command's own "
-    "process holds no session; so --all recovers nothing on any storage a command can reach.")
 
 
 def test_recover_all_recovers_every_stuck_session_of_a_sqlite_file(
@@ -174,11 +166,6 @@ def test_recover_all_recovers_every_stuck_session_of_a_sqlite_file(
     assert all(open_work(storage) == {} for storage in sessions)
 
 
-MISSING_SESSION = (
-    "`recover SESSION` opens the session with settings.manager(), not settings.existing() as "
-    "`show` does: a session that does not exist (a typo) is reported as 'nothing stuck in 1 "
-    "session' with exit status 0, and a SQLite file that does not exist is created, by a dry "
-    "run too.")
 
 
 def test_recovering_a_session_that_does_not_exist_says_so_and_creates_nothing(
