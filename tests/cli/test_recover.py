@@ -119,8 +119,6 @@ def test_the_table_says_what_was_done_and_a_worker_lost_too_often_fails_its_inst
     assert started(record) == Counter({"t#0": 1, "next#0": 1})
 
 
-
-
 def test_recover_json_prints_json_only(db: Path, url: str, record: Path,
                                        dropping: type[DroppingRunner]) -> None:
     lost(db, "s4", record)
@@ -155,8 +153,6 @@ def test_a_stuck_instance_whose_runner_the_command_lacks_fails_it_after_the_othe
     assert storage["lost#0"].status is TaskStatus.SCHEDULED
 
 
-
-
 def test_recover_all_recovers_every_stuck_session_of_a_sqlite_file(
         db: Path, url: str, record: Path, dropping: type[DroppingRunner]) -> None:
     sessions = [lost(db, uid, record) for uid in ("a", "b")]
@@ -164,8 +160,6 @@ def test_recover_all_recovers_every_stuck_session_of_a_sqlite_file(
     assert done == {uid: [{"action": "handed off", "instance": "t#0", "reason": "unclaimed"}]
                     for uid in ("a", "b")}
     assert all(open_work(storage) == {} for storage in sessions)
-
-
 
 
 def test_recovering_a_session_that_does_not_exist_says_so_and_creates_nothing(

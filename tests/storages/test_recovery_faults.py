@@ -305,8 +305,6 @@ def test_a_redis_server_killed_and_restarted_while_writers_fire_loses_and_double
         assert failures.read_text()
 
 
-
-
 def test_a_fire_whose_reply_was_lost_does_not_say_nothing_was_committed(
         tmp_path: Path, held: type[HoldingRunner]) -> None:
     with redis_server(tmp_path) as server:
@@ -630,8 +628,6 @@ def test_the_heartbeat_outlives_a_redis_server_briefly_down(
         assert done.status is TaskStatus.FINISHED and claim is not None
         assert (claim.token, claim.attempt) == (first.token, 1)
         assert started(record) == Counter({"t#0": 1})
-
-
 
 
 @REDIS
