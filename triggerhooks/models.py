@@ -34,6 +34,8 @@ its instances finishes, and the engine reads these triggers with their own meani
 def name_problem(name: str) -> str | None:
     """Why ``name`` (a uid, trigger, task or key) cannot be stored, or ``None``: SQLite and
     Redis store text as UTF-8, which cannot hold a lone surrogate (``"\\udc80"``)."""
+    if name.isascii():  # the usual name, at the cost of a flag lookup
+        return None
     try:
         name.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -112,7 +112,9 @@ def dumps_value(value: Any, what: str) -> bytes:
         if str(exc) != "Recursion limit reached":
             raise UnstorableKwargsError(f"{what} cannot be stored as JSON: {exc}") from None
         raw = b""
-    if not raw or (raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _nests_too_deeply(value)):
+    if not raw or (len(raw) > 2 * MAX_DEPTH  # deeper takes two brackets a level
+                   and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+                   and _nests_too_deeply(value)):
         found = _find(value, _too_deep)
         where = "" if found is None else f" (at {found[0]})"
         raise UnstorableKwargsError(
