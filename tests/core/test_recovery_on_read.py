@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from triggerhooks import InvalidStatusError, StorageBackend, TriggerManager
@@ -13,13 +11,11 @@ from triggerhooks.storages import Plan
 from triggerhooks.testing.contract import ECHO
 from triggerhooks.testing.runners import holding_runner
 from triggerhooks.testing.transitions import expire_claim
+from triggerhooks.testing.waiting import wait_for
 
 
 def _until_stuck(manager: TriggerManager) -> None:
-    deadline = time.monotonic() + 10
-    while not manager.stuck():
-        assert time.monotonic() < deadline, "never counted as stuck"
-        time.sleep(0.001)
+    wait_for(manager.stuck, 10, "the instance to count as stuck", interval=0.001)
 
 
 def test_a_metadata_update_on_a_lost_hand_off_runs_it(storage: StorageBackend) -> None:

@@ -20,7 +20,6 @@ Importing this module registers the tasks the contract configures (``triggerhook
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from ..task import TaskContext, trigger_task
 from .runners import HoldingRunner, holding_runner
 from .signals import connected
 from .transitions import run_transition
+from .waiting import wait_for
 
 __all__ = ["StorageContract", "StorageFactory", "storage_factory"]
 
@@ -469,10 +469,7 @@ class StorageContract:
         held.drop()  # the hand-off is lost, as with a process killed after the commit
         assert storage["t#0"].status == "scheduled"
         manager.update_configuration({"t": {"after": ["a"], "run": ECHO}})
-        deadline = time.monotonic() + 10
-        while not manager.stuck():
-            assert time.monotonic() < deadline, "the instance never counted as stuck"
-            time.sleep(0.001)
+        wait_for(manager.stuck, 10, "the instance to count as stuck", interval=0.001)
         assert [(r.action, r.instance) for r in manager.recover()] == [("handed off", "t#0")]
         assert storage["t#0"].status == "finished"
         assert storage["t#0"].metadata["recovered"]["count"] == 1

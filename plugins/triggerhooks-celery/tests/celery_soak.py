@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from triggerhooks.ext import wait_for
+
 HERE = Path(__file__).resolve().parent
 RECORDS_URL = os.environ.get("TH_CELERY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672"
@@ -139,14 +141,7 @@ def free_port() -> int:
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str,
                interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    return wait_for(condition, timeout, what, interval=interval)
 
 
 # -- services -------------------------------------------------------------------------

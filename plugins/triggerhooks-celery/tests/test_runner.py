@@ -32,7 +32,7 @@ from triggerhooks import (
     TriggerManager,
     task_runners,
 )
-from triggerhooks.ext import list_plugins, session_reference
+from triggerhooks.ext import list_plugins, session_reference, wait_for
 
 
 @pytest.fixture
@@ -136,10 +136,7 @@ def test_a_broker_that_is_down_is_reported_as_ours_after_the_commit(
     assert caught.value.committed is True and caught.value.scheduled == ("t#0",)
     assert storage["t#0"].status is TaskStatus.SCHEDULED
     assert storage.latest_kwargs == {"go": {}}  # stored once: a retry is not the repair
-    deadline = time.monotonic() + 10
-    while not manager.stuck():
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
+    wait_for(manager.stuck, 10, "the instance to count as stuck", interval=0.001)
     with pytest.raises(BrokerUnavailableError):  # still down: the recovery says so too
         manager.recover()
     assert storage["t#0"].metadata["recovered"]["count"] == 1
