@@ -285,8 +285,8 @@ class Heartbeat:
         _beats.remove(self)
 
     def beat(self) -> None:
-        """Renew now (called by the heartbeat thread when due)."""
-        self.due = time.monotonic() + self.interval
+        """Renew now (on a thread the heartbeat thread starts when it is due, having set the
+        next due time)."""
         try:
             if not self._renew() and self.active:  # not the task ending meanwhile
                 self.lost = True
