@@ -169,14 +169,13 @@ def redact_text(text: str, *urls: str) -> str:
 
 
 def shown_url(url: str) -> str:
-    """``url`` for people: without its password, and a SQLite URL without a path shows
-    the file it uses."""
+    """``url`` for people: without its password, and a SQLite URL names the absolute file it
+    uses (a relative path depends on the working directory; no path is the default file)."""
     if url_scheme(url) == "sqlite":
         # Not a usable SQLite URL, or an unusable $TRIGGERHOOKS_SQLITE_PATH: opening it says so.
         with suppress(ValueError):
             path, query = split_sqlite_url(url)
-            if path is None:
-                url = f"sqlite:///{sqlite_file()}" + (f"?{query}" if query else "")
+            url = f"sqlite:///{sqlite_file(path)}" + (f"?{query}" if query else "")
     return redact_url(url)
 
 
