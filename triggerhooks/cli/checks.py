@@ -15,23 +15,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from ..manager import TriggerManager
 from ..models import TaskConfig, TaskInstance, TaskStatus
 from ..registries import failed_plugins_hint
 from ..runners import task_runners
 from ..serialization import JsonDict, safe_text
 from ..signals import task_scheduled
+from ..storages import StorageBackend
 from ..task import trigger_tasks
 from ..testing.signals import connected
-
-if TYPE_CHECKING:
-    from ..manager import TriggerManager
-    from ..storages import StorageBackend
 
 __all__ = [
     "EXIT_NOT_REGISTERED",
