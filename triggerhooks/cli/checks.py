@@ -6,7 +6,8 @@ Before: every ``run`` and ``using`` name of the session's tasks must be register
 them. After: every instance the command scheduled, cascades included, is looked up
 (:func:`watching`, :func:`report_outcome`); one that ended ``failed`` is printed with its
 exception and the command exits :data:`EXIT_TASK_FAILED`, while one still waiting is
-named with the runner it was handed to.
+named with the runner it was handed to. The two errors are click exceptions, as the
+command line's own ``UserError``: exit statuses, not part of the Python API.
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ from ..testing.signals import connected
 __all__ = [
     "EXIT_NOT_REGISTERED",
     "EXIT_TASK_FAILED",
-    "NotRegisteredError",
     "Outcome",
-    "TaskFailedError",
     "Unregistered",
     "check_registered",
     "failure_reason",
