@@ -23,7 +23,30 @@ from ..exceptions import InstanceNotFoundError, InvalidSessionError
 from ..models import TaskConfig, TaskInstance, TaskStatus, instance_name, name_problem
 from ..serialization import JsonDict, safe_text
 
-__all__ = ["StorageBackend"]
+__all__ = ["MAX_PAGE", "StorageBackend", "check_page", "sorted_page"]
+
+MAX_PAGE = 1000
+"""The most sessions one :meth:`StorageBackend.page_sessions` call returns."""
+
+
+def check_page(prefix: object, cursor: object, limit: object) -> int:
+    """The arguments of :meth:`StorageBackend.page_sessions`, checked: ``limit`` from 1 to
+    :data:`MAX_PAGE` (returned), ``prefix`` a string, ``cursor`` a string or ``None``."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_PAGE:
+        raise ValueError(f"a page holds 1 to {MAX_PAGE} sessions, not {limit!r}")
+    if not isinstance(prefix, str):
+        raise ValueError(f"a uid prefix is a string, not {prefix!r}")
+    if cursor is not None and (not isinstance(cursor, str) or not cursor):
+        raise ValueError(f"a page cursor is a non-empty string or None, not {cursor!r}")
+    return limit
+
+
+def sorted_page(uids: Sequence[str], limit: int) -> tuple[list[str], str | None]:
+    """The page of sorted ``uids`` (at most ``limit`` + 1 of them, the first ones after the
+    cursor) and its next cursor: its last uid when more follow."""
+    page = list(uids[:limit])
+    return page, (page[-1] if len(uids) > limit else None)
+
 
 
 class StorageBackend(ABC):
@@ -120,6 +143,21 @@ class StorageBackend(ABC):
         """The uid of every session stored where this one is (the same file, server and
         prefix, or process), for sweeps over a whole store (``triggerhooks recover --all``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its sessions")
+
+    def page_sessions(self, prefix: str = "", cursor: str | None = None,
+                      limit: int = 50) -> tuple[list[str], str | None]:
+        """One page of the sessions stored where this one is, for listings (the web
+        inspector): at most ``limit`` uids that start with ``prefix``, and the cursor of the
+        next page (``None`` after the last). Pass that cursor back to read on; it is opaque.
+
+        This default sorts :meth:`session_uids` (every uid, on every call), so that any
+        backend, a plugin's too, can be listed; the built-in backends override it with a
+        read whose cost grows with ``limit``, not with the number of sessions.
+        """
+        limit = check_page(prefix, cursor, limit)
+        found = sorted(uid for uid in self.session_uids()
+                       if uid.startswith(prefix) and (cursor is None or uid > cursor))
+        return sorted_page(found, limit)
 
     def active_sessions(self) -> list[str]:
         """The uid of every session stored where this one is that has an instance scheduled

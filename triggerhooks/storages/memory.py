@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState, first_record
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
-from .base import StorageBackend
+from .base import StorageBackend, check_page, sorted_page
 
 __all__ = ["MemoryStorageBackend", "MemoryStore"]
 
@@ -150,6 +151,21 @@ class MemoryStore:
             sessions = list(self._sessions.items())
         return [uid for uid, session in sessions if not session.is_empty]
 
+    def page(self, prefix: str, after: str | None, limit: int) -> list[str]:
+        """The first ``limit`` uids, sorted, of the sessions that hold anything and start with
+        ``prefix`` (after ``after``): a heap of the candidates, popped until enough are found,
+        so a page costs a pass over the uids, not a sort of them all."""
+        with self._lock:
+            candidates = [(uid, session) for uid, session in self._sessions.items()
+                          if uid.startswith(prefix) and (after is None or uid > after)]
+        heapq.heapify(candidates)
+        found: list[str] = []
+        while candidates and len(found) < limit:
+            uid, session = heapq.heappop(candidates)
+            if not session.is_empty:
+                found.append(uid)
+        return found
+
     def active(self) -> list[str]:
         """The sessions with an instance scheduled or running."""
         with self._lock:
@@ -186,6 +202,11 @@ class MemoryStorageBackend(StorageBackend):
 
     def session_uids(self) -> list[str]:
         return self.store.uids()
+
+    def page_sessions(self, prefix: str = "", cursor: str | None = None,
+                      limit: int = 50) -> tuple[list[str], str | None]:
+        limit = check_page(prefix, cursor, limit)
+        return sorted_page(self.store.page(prefix, cursor, limit + 1), limit)
 
     def active_sessions(self) -> list[str]:
         return self.store.active()

@@ -463,6 +463,40 @@ class StorageContract:
         storage.clear()
         assert storage.uid not in storage.session_uids()
 
+    def test_page_sessions_walks_every_session_of_a_prefix_once(
+            self, make_storage: StorageFactory) -> None:
+        first = make_storage()
+        try:
+            first.session_uids()
+        except NotImplementedError:
+            pytest.skip(f"{type(first).__name__} cannot list its sessions")
+        local = f"page-{uuid.uuid4().hex[:8]}/"
+        names = ("a", "b%2F", "c <d>", "e:{f}", "g*?[h]", "ü", "z 'q' \"z\"", *map(str, range(5)))
+        for name in names:
+            TriggerManager(make_storage(local + name)).fire("a")
+        configured = make_storage(local + "config-only")
+        TriggerManager(configured).update_configuration({"t": {"after": ["a"], "run": NOOP}})
+        make_storage(local[:-1])  # opened, holds nothing; outside the prefix anyway
+        # The uids as stored (a backend may qualify them: a namespace before the uid).
+        prefix = configured.uid[:-len("config-only")]
+        uids = [prefix + name for name in (*names, "config-only")]
+        walked: list[str] = []
+        cursor: str | None = None
+        for _ in range(len(uids) + 1):
+            page, cursor = first.page_sessions(prefix, cursor, limit=3)
+            assert len(page) <= 3 and page == sorted(page)
+            walked += page
+            if cursor is None:
+                break
+        else:
+            pytest.fail(f"the pages of {prefix!r} never ended: {walked}")
+        assert sorted(walked) == sorted(uids)
+        assert len(walked) == len(set(walked))
+        assert first.page_sessions(prefix + "c <", limit=5) == ([prefix + "c <d>"], None)
+        assert first.page_sessions(prefix + "nothing") == ([], None)
+        with pytest.raises(ValueError):
+            first.page_sessions(prefix, limit=0)
+
     def test_a_lost_hand_off_is_recovered_and_runs_once(self, storage: StorageBackend,
                                                         held: type[HoldingRunner]) -> None:
         manager = TriggerManager(storage, claim_grace_seconds=0.001)
