@@ -52,6 +52,7 @@ from ..workflow import (
 )
 from .checks import check_registered, report_outcome, watching
 from .render import SignalPrinter, format_plugins, recovery_table, session_json, session_tables
+from .web import web
 from .why import explanation_tree
 
 __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
@@ -703,6 +704,9 @@ def demo(session: str, embedded: bool) -> None:
     console.print(f"Inspect it with:  [bold]{command} show {session}[/]\n"
                   f"Draw it with:     [bold]{command} graph {session}[/]",
                   highlight=False, soft_wrap=True)
+
+
+cli.add_command(web)
 
 
 def main(argv: list[str] | None = None) -> None:
