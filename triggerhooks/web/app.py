@@ -51,10 +51,11 @@ def _problem(exc: Exception, settings: WebSettings) -> tuple[int, str]:
         return 404, message
     if isinstance(exc, StorageUnavailableError | GraphvizError):
         return 503, message
+    if isinstance(exc, InvalidStatusError):
+        return 409, message  # an action the instance's status does not allow
     if isinstance(exc, TriggerhooksError):
-        if isinstance(exc, ValueError | TypeError) and not isinstance(exc, InvalidStatusError):
-            return 400, message  # what the form sent cannot be used (kwargs not storable, ...)
-        return 409, message  # an action the session's state does not allow
+        # What the form sent cannot be used (kwargs not storable, ...), or a conflict.
+        return (400 if isinstance(exc, ValueError | TypeError) else 409), message
     return 500, f"unexpected {type(exc).__name__}: {message}"
 
 
