@@ -13,5 +13,6 @@ __all__ = ["serve"]
 def serve(settings: WebSettings, port: int, *, log_level: str = "warning",
           access_log: bool = False) -> None:
     """Serve the inspector on ``settings.host``:``port`` until interrupted."""
-    uvicorn.run(create_app(settings), host=settings.host, port=port, log_level=log_level,
+    uvicorn.run(create_app(settings), host=settings.host, port=port,
+                log_level="info" if access_log else log_level,
                 access_log=access_log, server_header=False, proxy_headers=False)
