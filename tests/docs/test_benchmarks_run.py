@@ -1,4 +1,5 @@
-"""The contention benchmark runs to the end on every built-in backend and prints its tables."""
+"""The benchmarks run to the end on every built-in backend and print their tables (briefly:
+``--quick``)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,16 @@ def test_the_contention_benchmark_runs_quick_on_every_backend() -> None:
     counts = re.findall(r"^  (fan-in|andEvery|sessions) +(\d+) (yes|NO) ", done.stdout, re.M)
     assert len(counts) == 3 * len(BACKENDS), done.stdout
     assert all(count == "0" and verdict == "yes" for _, count, verdict in counts), done.stdout
+
+
+@pytest.mark.slow  # creates 1,110 sessions on each backend
+def test_the_sessions_benchmark_runs_quick_on_every_backend() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sessions.py"), "--quick",
+         "--backends", ",".join(BACKENDS), "--redis-url", REDIS_URL],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = re.findall(r"^(memory|sqlite|redis) +([\d,]+) +(\d+) +[\d.]+ ", done.stdout, re.M)
+    assert [(backend, size, shown) for backend, size, shown in rows] == [
+        (backend, size, shown) for backend in BACKENDS
+        for size, shown in (("10", "10"), ("100", "50"), ("1,000", "50"))], done.stdout

@@ -1,5 +1,5 @@
-"""What a user installs: the wheel holds every module, the ``py.typed`` marker and the
-Redis backend's Lua script."""
+"""What a user installs: the wheel holds every module, the ``py.typed`` marker, the
+Redis backend's Lua script and the web inspector's templates and assets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.helpers import ROOT
 
 
 @pytest.mark.slow  # builds the wheel in a subprocess
-def test_the_wheel_ships_every_module_py_typed_and_the_lua_script(tmp_path: Path) -> None:
+def test_the_wheel_ships_every_module_py_typed_the_lua_script_and_web_assets(tmp_path: Path) -> None:
     # Built from a copy, so the source tree gets no build/ or egg-info.
     source = tmp_path / "source"
     source.mkdir()
@@ -36,6 +36,11 @@ def test_the_wheel_ships_every_module_py_typed_and_the_lua_script(tmp_path: Path
     modules = {path.relative_to(ROOT).as_posix()
                for path in (ROOT / "triggerhooks").rglob("*.py")}
     assert modules - names == set()
+    web = {path.relative_to(ROOT).as_posix() for folder in ("templates", "static")
+           for path in (ROOT / "triggerhooks" / "web" / folder).iterdir()}
+    assert "triggerhooks/web/templates/session.html" in web
+    assert "triggerhooks/web/static/live.js" in web
+    assert web - names == set()  # the inspector's templates and assets, all shipped
     scripts = {path.relative_to(ROOT).as_posix() for path in (ROOT / "triggerhooks").rglob("*.lua")}
     assert "triggerhooks/storages/redis/commit.lua" in scripts
     assert scripts - names == set()

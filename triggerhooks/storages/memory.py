@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -124,23 +124,30 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, _Session] = {}
+        self._sorted: list[str] = []
+        """Every uid of ``_sessions``, sorted: a page of them is found by bisection."""
         self._lock = threading.Lock()
 
     def session(self, uid: str) -> _Session:
         found = self._sessions.get(uid)
         if found is None:
             with self._lock:
-                found = self._sessions.setdefault(uid, _Session())
+                found = self._sessions.get(uid)
+                if found is None:
+                    found = self._sessions[uid] = _Session()
+                    bisect.insort(self._sorted, uid)
         return found
 
     def forget(self, uid: str) -> None:
         with self._lock:
-            self._sessions.pop(uid, None)
+            if self._sessions.pop(uid, None) is not None:
+                del self._sorted[bisect.bisect_left(self._sorted, uid)]
 
     def clear(self) -> None:
         """Forget every session (for tests)."""
         with self._lock:
             self._sessions.clear()
+            self._sorted.clear()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -153,17 +160,21 @@ class MemoryStore:
 
     def page(self, prefix: str, after: str | None, limit: int) -> list[str]:
         """The first ``limit`` uids, sorted, of the sessions that hold anything and start with
-        ``prefix`` (after ``after``): a heap of the candidates, popped until enough are found,
-        so a page costs a pass over the uids, not a sort of them all."""
-        with self._lock:
-            candidates = [(uid, session) for uid, session in self._sessions.items()
-                          if uid.startswith(prefix) and (after is None or uid > after)]
-        heapq.heapify(candidates)
+        ``prefix`` (after ``after``): found by bisection in the sorted uids, so a page costs
+        what it holds (and the empty sessions it passes), not the number of sessions."""
         found: list[str] = []
-        while candidates and len(found) < limit:
-            uid, session = heapq.heappop(candidates)
-            if not session.is_empty:
-                found.append(uid)
+        with self._lock:
+            if after is not None and after >= prefix:
+                index = bisect.bisect_right(self._sorted, after)
+            else:
+                index = bisect.bisect_left(self._sorted, prefix)
+            while index < len(self._sorted) and len(found) < limit:
+                uid = self._sorted[index]
+                if not uid.startswith(prefix):
+                    break
+                if not self._sessions[uid].is_empty:
+                    found.append(uid)
+                index += 1
         return found
 
     def active(self) -> list[str]:

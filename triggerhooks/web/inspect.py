@@ -178,7 +178,9 @@ class InstanceRow:
         stamps = self.instance.metadata.get("timestamps")
         if not isinstance(stamps, dict):
             return []
-        return sorted((str(stamp), status) for status, stamp in stamps.items())
+        order = {status.value: index for index, status in enumerate(TaskStatus)}
+        return sorted(((str(stamp), status) for status, stamp in stamps.items()),
+                      key=lambda item: (item[0], order.get(item[1], len(order))))
 
 
 @dataclass(frozen=True, slots=True)

@@ -545,49 +545,67 @@ class RedisStorageBackend(StorageBackend):
         listed, and while the server resizes its key table a session may be listed twice.
         """
         limit = check_page(prefix, cursor, limit)
-        scan, shown = _read_cursor(cursor)
+        scan, count, shown = _read_cursor(cursor, limit)
         base = f"{self.prefix}:{{" if self.prefix else "{"
         pattern = _glob_escape(base + quote(prefix, safe="")) + "*}:[ck][fw]*"
         page: list[str] = []
         while True:
-            following, batch = self._scan_sessions(scan, pattern, base)
-            fresh = [uid for uid in batch if shown is None or uid > shown]
+            following, candidates = self._scan_sessions(scan, count, pattern, base)
             room = limit - len(page)
-            if len(fresh) > room:
+            fresh = self._listed([c for c in candidates if shown is None or c[0] > shown],
+                                 room + 1)
+            if len(fresh) > room:  # the next page starts in this batch: the same SCAN again
                 page += fresh[:room]
-                return sorted(page), f"{scan}:{fresh[room - 1]}"
+                return sorted(page), f"{scan}:{count}:{fresh[room - 1]}"
             page += fresh
             shown = None
             if following == 0:
                 return sorted(page), None
-            scan = following
+            scan, count = following, min(count * 2, _SCAN_COUNT)  # sparse: look further
             if len(page) == limit:
-                return sorted(page), f"{scan}:"
+                return sorted(page), f"{scan}:{count}:"
 
-    def _scan_sessions(self, scan: int, pattern: str, base: str) -> tuple[int, list[str]]:
+    def _scan_sessions(self, scan: int, count: int, pattern: str,
+                       base: str) -> tuple[int, list[tuple[str, bytes | None]]]:
         """One SCAN step from ``scan``: the next cursor, and the sorted uids of the sessions
-        whose ``cfg`` key it met, or whose ``kw`` key when they have no ``cfg``."""
+        whose ``cfg`` or ``kw`` key it met, each with the ``cfg`` key to look for when only
+        its ``kw`` key was met (``None`` when its ``cfg`` key was)."""
         client = self._client()
         following, keys = client.call(
-            lambda: client.redis.scan(cursor=scan, match=pattern, count=_SCAN_COUNT))
-        listed: set[str] = set()
-        fired: set[str] = set()
+            lambda: client.redis.scan(cursor=scan, match=pattern, count=count))
+        found: dict[str, bytes | None] = {}
         for key in keys:
             raw = key if isinstance(key, bytes) else key.encode()
             uid = _uid_of(raw, base)
-            if uid is not None:
-                (listed if raw.endswith(b"}:cfg") else fired).add(uid)
-        unconfigured = sorted(fired - listed)
-        if unconfigured:
-            def configured() -> list[Any]:
+            if uid is None:
+                continue
+            if raw.endswith(b"}:cfg"):
+                found[uid] = None
+            elif found.get(uid, b"") is not None:
+                found[uid] = raw[:-len(b"kw")] + b"cfg"
+        return int(following), sorted(found.items())
+
+    def _listed(self, candidates: list[tuple[str, bytes | None]], wanted: int) -> list[str]:
+        """The first ``wanted`` of ``candidates`` that this batch lists: those whose ``cfg``
+        key it met, and those without one (asked in small pipelines, only as far as
+        needed)."""
+        found: list[str] = []
+        client = self._client()
+        start = 0
+        while start < len(candidates) and len(found) < wanted:
+            chunk = candidates[start:start + max(wanted - len(found), 8)]
+            start += len(chunk)
+            asked = [cfg for _, cfg in chunk if cfg is not None]
+
+            def configured(keys: list[bytes] = asked) -> list[Any]:
                 pipe = client.redis.pipeline(transaction=False)
-                for uid in unconfigured:
-                    pipe.exists(SessionKeys.of(self.prefix, uid).cfg)
+                for cfg in keys:
+                    pipe.exists(cfg)
                 return pipe.execute()
 
-            listed.update(uid for uid, has in zip(unconfigured, client.call(configured),
-                                                  strict=True) if not has)
-        return int(following), sorted(listed)
+            answers = dict(zip(asked, client.call(configured), strict=True)) if asked else {}
+            found += [uid for uid, cfg in chunk if cfg is None or not answers[cfg]]
+        return found[:wanted]
 
     @property
     def is_finalized(self) -> bool:
@@ -605,17 +623,21 @@ more than what writers left: see :class:`.protocol.Stamp`)."""
 
 
 _SCAN_COUNT = 1000
-"""Keys one SCAN step of :meth:`RedisStorageBackend.page_sessions` looks at."""
+"""The most keys one SCAN step of :meth:`RedisStorageBackend.page_sessions` looks at; the
+first step of a page looks at about 8 per session wanted, and each further one twice as
+many as the one before, up to this."""
 
 
-def _read_cursor(cursor: str | None) -> tuple[int, str | None]:
-    """SCAN's cursor and the last uid shown from its batch, from a page cursor."""
+def _read_cursor(cursor: str | None, limit: int) -> tuple[int, int, str | None]:
+    """SCAN's cursor and count, and the last uid shown from that batch, from a page cursor
+    (``"<scan>:<count>:<uid>"``); a page's first step for ``None``."""
     if cursor is None:
-        return 0, None
-    scan, colon, shown = cursor.partition(":")
-    if not colon or not scan.isdigit() or not scan.isascii():
+        return 0, min(max(8 * (limit + 1), 64), _SCAN_COUNT), None
+    parts = cursor.split(":", 2)
+    if len(parts) != 3 or not all(part.isdigit() and part.isascii() for part in parts[:2]) \
+            or not 0 < int(parts[1]) <= _SCAN_COUNT:
         raise ValueError(f"{cursor!r} is not a page cursor of a Redis storage")
-    return int(scan), shown or None
+    return int(parts[0]), int(parts[1]), parts[2] or None
 
 
 def _glob_escape(text: str) -> str:
