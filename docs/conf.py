@@ -37,7 +37,7 @@ html_theme_options = {"description": "Tasks that run when the right triggers hav
 # alphabetically, so a page added to docs/ shows up without touching this file.
 PAGE_ORDER = [
     "introduction", "getting-started", "configuration", "statuses", "tasks", "runners",
-    "events", "plugins", "storages", "cli", "testing", "cookbook", "celery", "security",
+    "events", "plugins", "storages", "cli", "web", "testing", "cookbook", "celery", "security",
     "internals", "api",
 ]
 TOCTREE_GLOB = ":glob:\n\n*\n"

@@ -13,8 +13,8 @@ import click
 from ..storages import open_storage
 
 try:
+    from ..web.options import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, WebSettings
     from ..web.server import serve
-    from ..web.settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, WebSettings
 except ModuleNotFoundError as exc:  # the web extra is not installed
     MISSING: str | None = exc.name
     DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV = "127.0.0.1", 8000, "TRIGGERHOOKS_WEB_TOKEN"

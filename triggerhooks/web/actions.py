@@ -21,9 +21,9 @@ from ..storages import StorageBackend
 from ..task import trigger_tasks
 from .auth import Refused, authorize, check_csrf, log_in, log_out, same_origin
 from .forms import json_object, read_form
+from .options import WebSettings
 from .pages import existing, local_path, manager_of, settings_of
 from .rendering import url
-from .settings import WebSettings
 
 __all__ = ["login", "logout", "recover", "replay", "resolve_logs", "skip", "unregistered"]
 

@@ -30,8 +30,8 @@ from ..graph import GraphvizError
 from . import actions, pages
 from .auth import Refused, check_host
 from .inspect import SessionNotFoundError
+from .options import WebSettings
 from .rendering import SECURITY_HEADERS, render
-from .settings import WebSettings
 
 __all__ = ["create_app"]
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .settings import LOOPBACK, WebSettings
+from .options import LOOPBACK, WebSettings
 
 __all__ = ["CSRF_COOKIE", "LOGIN_COOKIE", "Refused", "authorize", "check_csrf", "check_host",
            "check_login", "csrf_token", "log_in", "log_out", "same_origin", "set_csrf_cookie"]

@@ -28,8 +28,8 @@ from .inspect import (
     session_version,
     summarize,
 )
+from .options import WebSettings
 from .rendering import render
-from .settings import WebSettings
 
 __all__ = ["INSTANCE_ROWS", "LISTING_UID", "MAX_LIST", "existing", "graph", "instance_json",
            "live_state", "local_path", "login_page", "manager_of", "session", "sessions",

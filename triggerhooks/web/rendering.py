@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse
 
 from ..graph import STATUS_COLOURS
 from .auth import check_login, csrf_token, set_csrf_cookie
-from .settings import WebSettings
+from .options import WebSettings
 
 __all__ = ["SECURITY_HEADERS", "render", "short_time", "url"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from .app import create_app
-from .settings import WebSettings
+from .options import WebSettings
 
 __all__ = ["serve"]
 
