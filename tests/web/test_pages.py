@@ -323,3 +323,16 @@ def test_every_response_carries_the_security_headers(client: TestClient,
     assert headers["x-frame-options"] == "DENY"
     assert "script-src 'self'" in headers["content-security-policy"]
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("uid", ["nul\x00uid", "line\nbreak", "tab\tand  spaces",
+                                 "\u202eright-to-left", "emoji 🎉", "%41%2F", "?uid=other"])
+def test_control_characters_and_escapes_in_a_uid(client: TestClient,
+                                                 make_session: StorageFactory, uid: str) -> None:
+    failed_order(make_session, uid)
+    links = [attrs["href"] for tag, attrs in tags(client.get("/sessions").text)
+             if tag == "a" and attrs["href"].startswith("/session?")]
+    assert [parse_qs(urlsplit(link).query)["uid"] for link in links] == [[uid]]
+    assert client.get(links[0]).status_code == 200
+    assert client.get("/session/graph.svg", params={"uid": uid}).status_code == 200
+    assert client.get("/session/live.json", params={"uid": uid}).status_code == 200

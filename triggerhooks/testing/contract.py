@@ -493,6 +493,8 @@ class StorageContract:
         assert sorted(walked) == sorted(uids)
         assert len(walked) == len(set(walked))
         assert first.page_sessions(prefix + "c <", limit=5) == ([prefix + "c <d>"], None)
+        assert first.page_sessions(prefix + "g*?[", limit=5) == ([prefix + "g*?[h]"], None)
+        assert first.page_sessions(prefix + "b%2", limit=5) == ([prefix + "b%2F"], None)
         assert first.page_sessions(prefix + "nothing") == ([], None)
         with pytest.raises(ValueError):
             first.page_sessions(prefix, limit=0)
