@@ -16,7 +16,7 @@ from triggerhooks import TriggerManager
 from triggerhooks.storages import SqliteStorageBackend, StorageBackend
 from triggerhooks.testing.contract import StorageFactory
 from triggerhooks.web import WebSettings, create_app
-from triggerhooks.web.inspect import summarize
+from triggerhooks.web.inspect import last_change, summarize
 
 
 def test_the_home_page_leads_to_the_sessions(client: TestClient) -> None:
@@ -237,7 +237,9 @@ def test_a_summary_reads_the_bookkeeping_not_every_instance(
     storage = make_session("big")
     manager = TriggerManager(storage)
     manager.update_configuration({"t_page": {"andEvery": "page", "run": "tests.noop"},
-                                  "t_fail": {"after": ["page"], "run": "tests.boom"}})
+                                  "t_fail": {"andEvery": "page", "run": "tests.boom"},
+                                  "t_wait": {"after": ["never"], "andEvery": "page",
+                                             "run": "tests.noop"}})
     for _ in range(300):
         manager.fire("page")
     read: list[str] = []
@@ -249,8 +251,12 @@ def test_a_summary_reads_the_bookkeeping_not_every_instance(
 
     monkeypatch.setattr(type(storage), "_load_instances", counting)
     summary = summarize("big", storage)
-    assert (summary.tasks, summary.resolved, summary.failed, summary.instances) == (2, 1, 1, 301)
-    assert sorted(read) == ["t_fail#0", "t_page#299"]
+    assert (summary.tasks, summary.resolved, summary.failed, summary.waiting,
+            summary.instances) == (3, 1, 1, 1, 900)
+    # each task's newest instance, and the 20 newest failed ones: not the 300 waiting ones
+    assert sorted(read) == sorted([*(f"t_fail#{i}" for i in range(280, 300)), "t_page#299",
+                                   "t_wait#299"])
+    assert summary.changed == max(last_change(i) for i in storage.instances.values())
 
 
 def test_looking_at_a_sqlite_file_that_does_not_exist_does_not_create_it(tmp_path: Path) -> None:

@@ -46,6 +46,8 @@ EDITABLE = 100_000
 """Kwargs longer than this (as JSON) are not put in the replay form."""
 
 _ACTIVE = {TaskStatus.SCHEDULED.value, TaskStatus.RUNNING.value}
+_OPEN_READ = 20
+"""Unresolved instances of one task a summary reads at most, for their last change."""
 
 
 class SessionNotFoundError(LookupError):
@@ -102,8 +104,13 @@ class SessionSummary:
     finalized: bool = False
     created: str = ""
     changed: str = ""
-    """The latest status change of each task's newest instance and of the unresolved ones,
-    or the session's creation or finalization when later."""
+    """The latest status change of each task's newest instance and of its newest
+    unresolved ones (scheduled, running or failed; at most 20 a task), or the session's
+    creation or finalization when later."""
+
+
+def _index(name: str) -> int:
+    return int(name.rpartition("#")[2])
 
 
 def summarize(uid: str, storage: StorageBackend) -> SessionSummary:
@@ -124,11 +131,14 @@ def summarize(uid: str, storage: StorageBackend) -> SessionSummary:
             counts["resolved"] += 1
         else:
             counts["waiting"] += 1
-        looked_at += state.open
+        # Unstarted instances changed last when they were made, before the newest one was.
+        started = [n for n, status in state.open.items() if status != TaskStatus.UNSTARTED.value]
+        looked_at += sorted(started, key=_index)[-_OPEN_READ:]
         if state.next:
             looked_at.append(instance_name(name, state.next - 1))
     meta = storage.metadata
-    stamps = [last_change(i) for i in storage._load_instances(list(dict.fromkeys(looked_at))).values()]
+    read = storage._load_instances(list(dict.fromkeys(looked_at)))
+    stamps = [last_change(instance) for instance in read.values()]
     stamps += [str(meta.get(key) or "") for key in ("createdAt", "finalizedAt")]
     return SessionSummary(uid, len(names), instances=sum(s.next for s in states.values()),
                           finalized="finalizedAt" in meta, created=str(meta.get("createdAt") or ""),
