@@ -35,7 +35,7 @@ from .rendering import SECURITY_HEADERS, render
 
 __all__ = ["create_app"]
 
-logger = logging.getLogger("triggerhooks.web")
+logger = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

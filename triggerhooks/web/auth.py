@@ -22,7 +22,9 @@ from starlette.responses import Response
 
 from .options import LOOPBACK, WebSettings
 
-__all__ = ["CSRF_COOKIE", "LOGIN_COOKIE", "Refused", "authorize", "check_csrf", "check_host",
+# Refused is how an endpoint answers with an HTTP status, not an error of the Python API:
+# it stays out of __all__, as the command line's click exceptions do.
+__all__ = ["CSRF_COOKIE", "LOGIN_COOKIE", "authorize", "check_csrf", "check_host",
            "check_login", "csrf_token", "log_in", "log_out", "same_origin", "set_csrf_cookie"]
 
 LOGIN_COOKIE = "th_login"

@@ -26,7 +26,6 @@ from ..storages import StorageBackend
 __all__ = [
     "JSON_SHOWN",
     "InstanceRow",
-    "SessionNotFoundError",
     "SessionPage",
     "SessionSummary",
     "TaskRow",
@@ -51,7 +50,8 @@ _OPEN_READ = 20
 
 
 class SessionNotFoundError(LookupError):
-    """No session of that uid holds anything in the storage."""
+    """No session of that uid holds anything in the storage: a 404 of the inspector's (out
+    of ``__all__``, as :class:`.auth.Refused`)."""
 
 
 def missing_file(storage: StorageBackend) -> bool:
