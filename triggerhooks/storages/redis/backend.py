@@ -624,7 +624,7 @@ more than what writers left: see :class:`.protocol.Stamp`)."""
 
 _SCAN_COUNT = 1000
 """The most keys one SCAN step of :meth:`RedisStorageBackend.page_sessions` looks at; the
-first step of a page looks at about 8 per session wanted, and each further one twice as
+first step of a page looks at about 16 per session wanted (a session has about ten keys), and each further one twice as
 many as the one before, up to this."""
 
 
@@ -632,7 +632,7 @@ def _read_cursor(cursor: str | None, limit: int) -> tuple[int, int, str | None]:
     """SCAN's cursor and count, and the last uid shown from that batch, from a page cursor
     (``"<scan>:<count>:<uid>"``); a page's first step for ``None``."""
     if cursor is None:
-        return 0, min(max(8 * (limit + 1), 64), _SCAN_COUNT), None
+        return 0, min(max(16 * (limit + 1), 64), _SCAN_COUNT), None
     parts = cursor.split(":", 2)
     if len(parts) != 3 or not all(part.isdigit() and part.isascii() for part in parts[:2]) \
             or not 0 < int(parts[1]) <= _SCAN_COUNT:
