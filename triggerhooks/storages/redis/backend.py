@@ -624,8 +624,8 @@ more than what writers left: see :class:`.protocol.Stamp`)."""
 
 _SCAN_COUNT = 1000
 """The most keys one SCAN step of :meth:`RedisStorageBackend.page_sessions` looks at; the
-first step of a page looks at about 16 per session wanted (a session has about ten keys), and each further one twice as
-many as the one before, up to this."""
+first step of a page looks at about 16 per session wanted (a session has about ten keys),
+and each further one at twice as many as the one before, up to this."""
 
 
 def _read_cursor(cursor: str | None, limit: int) -> tuple[int, int, str | None]:
