@@ -14,7 +14,12 @@ test holds the bundled plugins to that). Grouped by what the plugin does:
   (``Lease``, ``Claim``, ``claim_of``, ``Heartbeat``);
 * receivers: the signals (``task_completed``, ...), their payload types
   (``TaskCompleted``, ...) and ``OrderedSignal`` for a plugin's own events;
-* tests: ``wait_for``, ``capture_signals``, ``connected``.
+* tests: ``wait_for``, ``capture_signals``, ``connected``;
+* pages that show a session (an admin): ``WorkflowGraph``, ``to_dot``,
+  ``render_image`` and ``GraphvizError``.
+
+The command line is public too, as ``triggerhooks.cli.cli`` (a click group a
+plugin may run in-process); it sits above this module, so it is not re-exported.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .core.recovery import Recovery, Stuck
 from .core.rules import Transition, transition
 from .core.types import Changes, Commit, Compute, Notice, Plan, SessionView, TaskState, build_index
 from .events.background import BackgroundCall
+from .graph import GraphvizError, WorkflowGraph, render_image, to_dot
 from .manager import TriggerManager
 from .models import instance_name, split_instance_name, utcnow
 from .plugins import (
@@ -93,6 +99,7 @@ __all__ = [
     "Commit",
     "Compute",
     "ConfigurationUpdated",
+    "GraphvizError",
     "Heartbeat",
     "HeldInstance",
     "HoldingRunner",
@@ -129,6 +136,7 @@ __all__ = [
     "Transition",
     "TriggerManager",
     "TriggerTask",
+    "WorkflowGraph",
     "build_index",
     "capture_signals",
     "claim_of",
@@ -156,6 +164,7 @@ __all__ = [
     "register",
     "registered",
     "registered_class",
+    "render_image",
     "run_transition",
     "session_finalized",
     "session_reference",
@@ -164,6 +173,7 @@ __all__ = [
     "task_failed",
     "task_scheduled",
     "task_started",
+    "to_dot",
     "transition",
     "unregister",
     "utcnow",
