@@ -14,10 +14,10 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
-
-from triggerhooks import ThreadingTaskRunner, TriggerManager
 from triggerhooks_django import get_manager
 from triggerhooks_django.databases import postgres_storage_installed
+
+from triggerhooks import ThreadingTaskRunner, TriggerManager
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 import pytest
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
+from triggerhooks_django import get_manager, get_settings, storage_url
+from triggerhooks_django.apps import check_names
+from triggerhooks_django.settings import DEFAULT_AUTODISCOVER, TriggerhooksSettings, parse_settings
 
 from triggerhooks import (
     InlineTaskRunner,
@@ -17,9 +20,6 @@ from triggerhooks import (
     trigger_managers,
 )
 from triggerhooks.ext import registered_class
-from triggerhooks_django import get_manager, get_settings, storage_url
-from triggerhooks_django.apps import check_names
-from triggerhooks_django.settings import DEFAULT_AUTODISCOVER, TriggerhooksSettings, parse_settings
 
 
 def test_nothing_set_means_the_cores_defaults() -> None:

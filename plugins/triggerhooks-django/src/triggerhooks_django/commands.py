@@ -142,9 +142,9 @@ def run_cli(argv: list[str], *, stdout: IO[str] | None = None, stderr: IO[str] |
         env["FORCE_COLOR" if color else "NO_COLOR"] = "1"
     with ExitStack() as stack:
         if stdout is not None:
-            stack.enter_context(redirect_stdout(_Text(stdout)))  # type: ignore[type-var]
+            stack.enter_context(redirect_stdout(_Text(stdout)))
         if stderr is not None:
-            stack.enter_context(redirect_stderr(_Text(stderr)))  # type: ignore[type-var]
+            stack.enter_context(redirect_stderr(_Text(stderr)))
         stack.enter_context(_environment(env))
         stack.enter_context(_logging_restored())
         outcome = _invoke(head + argv, prog_name)

@@ -3,13 +3,13 @@
 ``TRIGGERHOOKS = {"storage": {"database": "default"}}`` keeps sessions in the
 database Django already uses, with its connection settings (user, password,
 host, port, name, libpq options such as ``sslmode``). The URL holds the
-password: it is only ever handed to the storage, never shown (see
-:func:`shown_storage`) nor put in an error message.
+password: it is only ever handed to the storage, never put in a message (show it
+with ``triggerhooks.ext.redact_url``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -18,10 +18,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from triggerhooks import storage_backends
-from triggerhooks.ext import redact_url
 
 __all__ = ["LIBPQ_OPTIONS", "POSTGRES_SCHEME", "check_postgres_storage", "database_url",
-           "postgres_storage_installed", "shown_storage"]
+           "postgres_storage_installed", "url_of"]
 
 POSTGRES_SCHEME = "postgresql"
 
@@ -54,7 +53,7 @@ def _host(host: str) -> tuple[str, dict[str, str]]:
     return quote(host, safe=""), {}
 
 
-def _options(params: dict[str, Any], extra: Iterable[tuple[str, str]]) -> dict[str, str]:
+def _options(params: Mapping[str, Any], extra: Iterable[tuple[str, str]]) -> dict[str, str]:
     found = {str(k): str(v) for k, v in (params.get("OPTIONS") or {}).items()
              if k in LIBPQ_OPTIONS and isinstance(v, str | int) and not isinstance(v, bool)}
     found.update(extra)
@@ -77,14 +76,20 @@ def database_url(alias: str, options: Iterable[tuple[str, str]] = ()) -> str:
             f"({connection.settings_dict.get('ENGINE')}) is {connection.vendor}: only a "
             "PostgreSQL database can keep sessions; give a storage URL instead "
             "(redis://..., sqlite:///...)")
-    params = connection.settings_dict
+    return url_of(connection.settings_dict, options)
+
+
+def url_of(params: Mapping[str, Any], options: Iterable[tuple[str, str]] = ()) -> str:
+    """The URL of a database's settings (``USER``, ``PASSWORD``, ``HOST``, ``PORT``,
+    ``NAME``, ``OPTIONS``), every part percent-encoded."""
     user, password = str(params.get("USER") or ""), str(params.get("PASSWORD") or "")
     credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     host, query = _host(str(params.get("HOST") or ""))
     port = str(params.get("PORT") or "")
     query.update(_options(params, options))
     url = (f"{POSTGRES_SCHEME}://{credentials}{'@' if credentials else ''}{host}"
-           f"{':' + quote(port, safe='') if port else ''}/{quote(str(params.get('NAME') or ''), safe='')}")
+           f"{':' + quote(port, safe='') if port else ''}"
+           f"/{quote(str(params.get('NAME') or ''), safe='')}")
     return url + (f"?{urlencode(query)}" if query else "")
 
 
@@ -95,8 +100,3 @@ def check_postgres_storage(alias: str) -> None:
             f"{_WHERE} names the database {alias!r}, but no installed storage opens "
             f"{POSTGRES_SCHEME}:// URLs: install the core's PostgreSQL storage "
             "(pip install 'triggerhooks[postgres]')")
-
-
-def shown_storage(url: str | None) -> str:
-    """A storage URL for people: without password (``None``: the core's default)."""
-    return redact_url(url) if url else "the default storage ($TRIGGERHOOKS_STORAGE_URL, else sqlite://)"

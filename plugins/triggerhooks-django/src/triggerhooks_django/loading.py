@@ -48,7 +48,7 @@ def import_app_modules(app_configs: Iterable[_App], names: Iterable[str]) -> lis
     imported = []
     for app in app_configs:
         for name in wanted:
-            if module_has_submodule(app.module, name):  # type: ignore[arg-type]
+            if module_has_submodule(app.module, name):
                 full = f"{app.name}.{name}"
                 importlib.import_module(full)
                 _remember(full)

@@ -17,7 +17,7 @@ __all__ = ["Session"]
 class Session(models.Model):
     """A triggerhooks session (stored by triggerhooks: this model has no table)."""
 
-    uid = models.CharField(max_length=255, primary_key=True)
+    uid: models.CharField[str, str] = models.CharField(max_length=255, primary_key=True)
 
     class Meta:
         managed = False
@@ -30,4 +30,4 @@ class Session(models.Model):
         verbose_name_plural = "sessions"
 
     def __str__(self) -> str:
-        return self.uid
+        return str(self.uid)

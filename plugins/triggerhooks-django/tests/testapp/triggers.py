@@ -13,10 +13,15 @@ def echo(context: TaskContext) -> dict[str, Any]:
     return {"received": context.trigger_kwargs}
 
 
+FIXED: set[str] = set()
+"""Sessions where ``testapp.flaky`` works now (as after a fix was deployed)."""
+
+
 @trigger_task(name="testapp.flaky")
 def flaky(context: TaskContext) -> dict[str, Any]:
-    """Fails unless one of its triggers' kwargs says ``ok``."""
-    if not any(isinstance(kwargs, dict) and kwargs.get("ok")
-               for kwargs in context.trigger_kwargs.values()):
+    """Fails unless one of its triggers' kwargs says ``ok`` or its session is ``FIXED``."""
+    said_ok = any(isinstance(kwargs, dict) and kwargs.get("ok")
+                  for kwargs in context.trigger_kwargs.values())
+    if not said_ok and context.session_uid not in FIXED:
         raise RuntimeError("not ok")
     return {"ok": True}

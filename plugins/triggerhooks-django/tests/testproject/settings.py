@@ -51,6 +51,8 @@ DATABASES = {
         "HOST": os.environ.get("TH_DJANGO_TEST_DB_HOST", "127.0.0.1"),
         "PORT": os.environ.get("TH_DJANGO_TEST_DB_PORT", "5432"),
     },
+    # Never connected to by the tests: a database that cannot keep sessions.
+    "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users

@@ -19,7 +19,8 @@ from ...commands import run_cli, split_django_options
 class _ForwardingParser(CommandParser):
     """Parses nothing but Django's own options: the rest is the command line's."""
 
-    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+    def parse_args(self, args: Any = None,  # type: ignore[override] # one form is enough
+                   namespace: Any = None) -> argparse.Namespace:
         rest, django = split_django_options(list(sys.argv[2:] if args is None else args))
         return argparse.Namespace(
             args=rest, settings=django.get("--settings") or None,
@@ -30,7 +31,7 @@ class _ForwardingParser(CommandParser):
 
 class Command(BaseCommand):
     help = "Run a triggerhooks command (show, fire, replay, skip, recover, ...) with TRIGGERHOOKS."
-    requires_system_checks: list[str] = []  # type: ignore[assignment]
+    requires_system_checks: list[str] = []
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         return _ForwardingParser(prog=f"{prog_name} {subcommand}", add_help=False,
