@@ -15,8 +15,8 @@ test holds the bundled plugins to that). Grouped by what the plugin does:
 * receivers: the signals (``task_completed``, ...), their payload types
   (``TaskCompleted``, ...) and ``OrderedSignal`` for a plugin's own events;
 * tests: ``wait_for``, ``capture_signals``, ``connected``;
-* pages that show a session (an admin): ``WorkflowGraph``, ``to_dot``,
-  ``render_image`` and ``GraphvizError``.
+* pages that show a session (an admin): ``WorkflowGraph``, ``to_dot`` and
+  ``render_image`` (which raises a ``TriggerhooksError`` when Graphviz cannot draw).
 
 The command line is public too, as ``triggerhooks.cli.cli`` (a click group a
 plugin may run in-process); it sits above this module, so it is not re-exported.
@@ -29,7 +29,7 @@ from .core.recovery import Recovery, Stuck
 from .core.rules import Transition, transition
 from .core.types import Changes, Commit, Compute, Notice, Plan, SessionView, TaskState, build_index
 from .events.background import BackgroundCall
-from .graph import GraphvizError, WorkflowGraph, render_image, to_dot
+from .graph import WorkflowGraph, render_image, to_dot
 from .manager import TriggerManager
 from .models import instance_name, split_instance_name, utcnow
 from .plugins import (
@@ -99,7 +99,6 @@ __all__ = [
     "Commit",
     "Compute",
     "ConfigurationUpdated",
-    "GraphvizError",
     "Heartbeat",
     "HeldInstance",
     "HoldingRunner",

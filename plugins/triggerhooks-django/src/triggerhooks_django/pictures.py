@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from triggerhooks import StorageBackend
-from triggerhooks.ext import GraphvizError, WorkflowGraph, render_image, to_dot
+from triggerhooks import StorageBackend, TriggerhooksError
+from triggerhooks.ext import WorkflowGraph, render_image, to_dot
 
 __all__ = ["Picture", "session_picture"]
 
@@ -32,6 +32,6 @@ def session_picture(storage: StorageBackend, title: str = "") -> Picture:
     dot = to_dot(graph)
     try:
         svg = render_image(dot, "svg", timeout=20.0)
-    except GraphvizError as exc:
+    except TriggerhooksError as exc:  # Graphviz missing or failing (its GraphvizError)
         return Picture(dot=dot, problem=str(exc))
     return Picture(svg_uri="data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii"))
