@@ -108,7 +108,8 @@ def _outcome(instance: TaskInstance) -> str:
     if "exceptionType" in meta:
         return str(meta["exceptionType"])
     if "result" in meta:
-        return json.dumps(meta["result"], ensure_ascii=False, default=repr)[:120]
+        text = json.dumps(meta["result"], ensure_ascii=False, default=repr)
+        return text if len(text) <= 120 else text[:119] + "…"
     return ""
 
 

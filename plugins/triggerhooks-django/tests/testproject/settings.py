@@ -16,7 +16,7 @@ STORAGE_URL = f"{REDIS_URL}?prefix={PREFIX}"
 SECRET_KEY = "triggerhooks-django-tests"
 DEBUG = False
 USE_TZ = True
-ALLOWED_HOSTS = ["testserver"]
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -55,6 +55,7 @@ DATABASES = {
     "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users
 
 TRIGGERHOOKS = {
