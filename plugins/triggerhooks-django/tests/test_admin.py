@@ -210,6 +210,10 @@ def test_names_and_kwargs_from_users_are_escaped(admin_client: Client) -> None:
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     page = html(admin_client.get(session_url(uid)))
     assert f"t_{HOSTILE}#0".replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;") in page
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", "")  # no Graphviz: the DOT text is shown instead of the picture
+        page = html(admin_client.get(session_url(uid)))
+    assert "digraph workflow" in page and "<script>" not in page
     response = admin_client.post(session_url(uid), {"uid": uid, "instance": f"t_{HOSTILE}#0",
                                                      "action": "skip"}, follow=True)
     assert "<script>" not in html(response)
