@@ -147,7 +147,9 @@ def test_options_on_the_command_line_win(failed: TriggerManager, uid: str) -> No
     assert "no session" in str(error) and "memory://" in str(error)
 
 
-def test_the_settings_runner_and_manager_are_used(settings: Any, uid: str) -> None:
+def test_the_settings_runner_and_manager_are_used(settings: Any, uid: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TASK_RUNNER_ENV, "inline")  # the settings win, for the command only
     class Recording(InlineTaskRunner):
         ran: ClassVar[list[str]] = []
 
@@ -170,7 +172,7 @@ def test_the_settings_runner_and_manager_are_used(settings: Any, uid: str) -> No
         run("fire", uid, "go")
     assert Recording.ran == ["t#0"]
     assert AppManager.fired == ["go", "t", "sessionFinalized"]
-    assert TASK_RUNNER_ENV not in os.environ  # set for the command only
+    assert os.environ[TASK_RUNNER_ENV] == "inline"  # as it was
 
 
 def test_logging_is_left_as_it_was(failed: TriggerManager, uid: str) -> None:
