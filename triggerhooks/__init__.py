@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging as _logging
 
+from .core.explain import Explanation, InstanceFact, TriggerFact
 from .events import ReceiverModuleError, filter_events, on, send_event
 from .events.background import hand_off as _hand_off
 from .events.dispatch import use_background_hand_off as _use_background_hand_off
@@ -71,10 +72,12 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DuplicateKeyError",
+    "Explanation",
     "FireKeyReusedError",
     "Firing",
     "ForeignDatabaseError",
     "InlineTaskRunner",
+    "InstanceFact",
     "InstanceNotFoundError",
     "InvalidKwargsError",
     "InvalidPluginError",
@@ -102,6 +105,7 @@ __all__ = [
     "TaskRunner",
     "TaskStatus",
     "ThreadingTaskRunner",
+    "TriggerFact",
     "TriggerManager",
     "TriggerTask",
     "TriggerhooksError",

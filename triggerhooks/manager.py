@@ -17,12 +17,13 @@ from typing import Any, ClassVar, cast
 from . import signals
 from .config import parse_configuration
 from .core import effects, execution, sweep, updates
+from .core.explain import Explanation, explain
 from .core.leases import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_ATTEMPTS, Lease, default_worker
 from .core.recovery import DEFAULT_CLAIM_GRACE_SECONDS, Recovery, Stuck
-from .core.rules import transition
+from .core.rules import Transition, transition
 from .core.types import Plan
 from .events import load_receiver_modules, send_event
-from .exceptions import InvalidTriggerError, UnknownKeyError
+from .exceptions import InstanceNotFoundError, InvalidTriggerError, UnknownKeyError
 from .models import (
     SESSION_FINALIZED,
     Firing,
@@ -303,6 +304,28 @@ class TriggerManager:
                                                   self.claim_grace_seconds))
         effects.after_commit(self, commit)
         return commit.changes.instances[name]
+
+    def explain(self, task_or_instance: str | TaskConfig | TaskInstance) -> Explanation:
+        """Why a task (or an instance's task) has not run yet, or where it stands: which of
+        its ``after`` triggers fired (and when) and which are missing, and for a missing
+        task's name why that task has not finished, down to the root causes. Reads only
+        the tasks on that path, in one consistent view. See ``docs/inspecting.md``."""
+        if isinstance(task_or_instance, (TaskConfig, TaskInstance)):
+            target = task_or_instance.name
+        else:
+            target = task_or_instance
+        runner = self.task_runner_name
+
+        def body(step: Transition) -> Explanation:
+            found = explain(step.view, target, step.now, runner)
+            if found.state == "unknown":
+                raise InstanceNotFoundError(
+                    f"session {self.storage.uid!r} has no task named {safe_text(target)!r}")
+            return found
+
+        plan = Plan(instances=(target,)) if "#" in target else Plan()
+        result: Explanation = self.storage.transact(plan, transition(body)).changes.result
+        return result
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         """Tasks that have not run yet or have an unresolved instance."""

@@ -23,21 +23,28 @@ def test_after_waits_for_every_trigger_in_any_order(any_manager: TriggerManager,
     for fired, trigger in enumerate(order, start=1):
         any_manager.fire(trigger, {"name": trigger})
         settle()
-        if fired < 3:
-            assert any_manager.storage.instances == {}
+        if fired < 3:  # waiting from the first firing on, holding what fired so far
+            waiting = any_manager.storage["t#0"]
+            assert waiting.status == "unstarted"
+            assert waiting.kwargs == {t: {"name": t} for t in order[:fired]}
     instance = any_manager.storage["t#0"]
     assert instance.status == "finished"
     assert instance.kwargs == {t: {"name": t} for t in "abc"}
 
 
-def test_after_passes_the_latest_kwargs_of_each_trigger(any_manager: TriggerManager) -> None:
-    any_manager.update_configuration({"t": {"after": ["a", "b"], "run": "tests.echo"}})
+def test_a_waiting_instance_keeps_the_first_firing_of_each_trigger(
+        any_manager: TriggerManager) -> None:
+    any_manager.update_configuration({"t": {"after": ["a", "b", "c"], "run": "tests.echo"}})
     any_manager.fire("a", {"n": 1})
     any_manager.fire("a", {"n": 2})
-    any_manager.fire("b")
+    any_manager.fire("b", {"m": 1})
+    any_manager.fire("b", {"m": 2})
+    assert any_manager.storage["t#0"].kwargs == {"a": {"n": 1}, "b": {"m": 1}}
+    assert any_manager.storage.latest_kwargs == {"a": {"n": 2}, "b": {"m": 2}}
+    any_manager.fire("c")
     settle()
     assert any_manager.storage["t#0"].metadata["result"] == {
-        "received": {"a": {"n": 2}, "b": {}}}
+        "received": {"a": {"n": 1}, "b": {"m": 1}, "c": {}}}
 
 
 def test_a_task_without_and_every_runs_once_however_often_its_triggers_fire(
@@ -65,7 +72,8 @@ def test_a_task_name_in_after_waits_for_that_tasks_result(any_manager: TriggerMa
     })
     any_manager.fire("a", {"x": 1})
     settle()
-    assert "t2#0" not in any_manager.storage
+    waiting = any_manager.storage["t2#0"]  # t1's name fired: t2 waits for b
+    assert (waiting.status, waiting.kwargs) == ("unstarted", {"t1": {"received": {"a": {"x": 1}}}})
     any_manager.fire("b")
     settle()
     t2 = any_manager.storage["t2#0"]
@@ -222,7 +230,11 @@ def test_unless_abandons_the_and_every_backlog_and_stops_new_instances(
     any_manager.fire("ready")
     any_manager.fire("page", {"n": 2})
     settle()
-    assert len(any_manager.storage.instances_of_task("t")) == 2
+    # Every later firing leaves a record: its instance, abandoned at once.
+    third = any_manager.storage["t#2"]
+    assert (third.status, third.kwargs) == ("abandoned", {"page": {"n": 2}})
+    assert third.metadata["abandoned"] == {"unless": "stop"}
+    assert [i.status for i in any_manager.storage.instances_of_task("t")] == ["abandoned"] * 3
 
 
 def test_unless_abandons_scheduled_instances_that_have_not_started(

@@ -354,7 +354,7 @@ def test_a_ready_task_without_an_instance_is_scheduled_and_run_once(
         **chain(runs), "t": {"after": ["go", "also"], "run": RECORD, "withParams": with_record(runs)}})
     manager.fire("also")
     record_only(storage, "go", b'{"n": 1}')  # the process died before it scheduled t
-    assert storage.latest_kwargs["go"] == {"n": 1} and "t#0" not in storage
+    assert storage.latest_kwargs["go"] == {"n": 1} and storage["t#0"].status == "unstarted"
     assert manager.stuck() == []  # there is no instance to be stuck
 
     assert manager.recover() == [Recovery("scheduled", "t#0", "every trigger of t fired")]
@@ -496,7 +496,7 @@ def test_recovering_a_healthy_session_changes_nothing(
     before = {instance.name: instance for instance in storage}
     assert {name: i.status.value for name, i in before.items()} == {
         "done#0": "finished", "live#0": "running", "fresh#0": "scheduled", "page#0": "unstarted",
-        "vetoed#0": "abandoned"}
+        "vetoed#0": "abandoned", "waits#0": "unstarted"}
     kwargs, metadata = storage.latest_kwargs, storage.metadata
 
     with capture_signals() as sent:

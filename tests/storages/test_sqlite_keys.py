@@ -318,6 +318,10 @@ def _v2_file(path: Path) -> None:
     try:
         conn.execute("DROP TABLE th_keys")
         conn.execute("DROP TABLE th_active")
+        conn.execute("DROP TABLE th_first")
+        # Version 2 created no instance before a task was ready.
+        conn.execute("DELETE FROM th_instances WHERE name = 't#0'")
+        conn.execute("DELETE FROM th_states WHERE task = 't'")
         conn.execute("PRAGMA user_version = 2")
         reference = sqlite3.connect(":memory:")
         reference.executescript(V2_SCHEMA)
@@ -333,7 +337,7 @@ def test_a_file_of_schema_2_is_upgraded_and_its_sessions_go_on(tmp_path: Path) -
     _v2_file(path)
     storage = SqliteStorageBackend("s", path)  # this process has not opened the file yet
     assert storage.latest_kwargs == {"a": {"x": 1}, "start": {}, "page": {"n": 0}, "pages": {}}
-    assert _rows(path, "PRAGMA user_version") == [(4,)]
+    assert _rows(path, "PRAGMA user_version") == [(5,)]
     assert _rows(path, "SELECT name FROM sqlite_master WHERE name = 'th_keys'") == [("th_keys",)]
     assert [(i.name, i.status) for i in storage] == [("pages#0", "finished")]
     assert "createdAt" in storage.metadata
@@ -353,13 +357,13 @@ def test_a_file_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "th.db"
     conn = sqlite3.connect(path)
     try:
-        conn.execute("PRAGMA user_version = 5")
+        conn.execute("PRAGMA user_version = 6")
     finally:
         conn.close()
     with pytest.raises(StorageUnavailableError,
-                       match=r"schema version 5 is newer than this triggerhooks understands \(4\)"):
+                       match=r"schema version 6 is newer than this triggerhooks understands \(5\)"):
         SqliteStorageBackend("s", path).latest_kwargs  # noqa: B018
-    assert _rows(path, "PRAGMA user_version") == [(5,)]
+    assert _rows(path, "PRAGMA user_version") == [(6,)]
     assert _rows(path, "SELECT name FROM sqlite_master") == []  # left as it was
 
 
@@ -387,4 +391,4 @@ def test_a_file_of_schema_3_gets_its_active_sessions_indexed(tmp_path: Path) -> 
         conn.close()
     storage = SqliteStorageBackend("idle", path)
     assert storage.active_sessions() == ["busy"]
-    assert _rows(path, "PRAGMA user_version") == [(4,)]
+    assert _rows(path, "PRAGMA user_version") == [(5,)]

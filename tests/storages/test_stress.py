@@ -657,10 +657,12 @@ def test_a_count_learned_twice_never_readies_a_fan_in_early(
     ours.between = lambda: TriggerManager(other).fire("x", {"n": 2})
     manager.execute("p#0")  # p's cascade: the fan-in waits for q alone
     manager.fire("x", {"n": 3})
-    assert ours.instances_of_task("fan") == []  # q has not fired
+    # q has not fired: the fan-in waits, with the first firings it received
+    assert [(i.status, i.kwargs) for i in ours.instances_of_task("fan")] == [
+        ("unstarted", {"x": {"n": 1}, "p": {}})]
     manager.fire("q", {"n": 4})
     assert held.names() == ["p#0", "fan#0"]
-    assert ours["fan#0"].kwargs == {"p": {}, "x": {"n": 3}, "q": {"n": 4}}
+    assert ours["fan#0"].kwargs == {"p": {}, "x": {"n": 1}, "q": {"n": 4}}
 
 
 class Resending(RedisStorageBackend):

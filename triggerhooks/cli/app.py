@@ -51,6 +51,7 @@ from ..workflow import (
     validate_workflow,
 )
 from .render import SignalPrinter, format_plugins, recovery_table, session_json, session_tables
+from .why import explanation_tree
 
 __all__ = ["IMPORT_ENV", "MANAGER_ENV", "cli", "main"]
 
@@ -566,8 +567,29 @@ def show(session: str, as_json: bool) -> None:
         click.echo(json.dumps(session_json(storage, settings.shown_url), indent=2,
                               ensure_ascii=False))
         return
-    for part in session_tables(storage, settings.shown_url):
+    for part in session_tables(storage, settings.shown_url, settings.console.width):
         settings.console.print(part, highlight=False)
+
+
+@cli.command()
+@click.argument("session")
+@click.argument("task", metavar="TASK|INSTANCE")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+def why(session: str, task: str, as_json: bool) -> None:
+    """Explain why TASK (or INSTANCE) of SESSION has not run yet, or where it stands.
+
+    Shows, as a tree, which of its after triggers fired (and when) and which
+    are missing; for a missing task's name, why that task has not finished,
+    down to the root causes: a trigger never fired, an instance failed, was
+    abandoned, waits for its runner or is running.
+    """
+    settings = _settings()
+    settings.existing(session)
+    found = settings.manager(session).explain(task)
+    if as_json:
+        click.echo(json.dumps(found.to_json(), indent=2, ensure_ascii=False))
+        return
+    settings.console.print(explanation_tree(found), highlight=False)
 
 
 @cli.command()

@@ -106,8 +106,30 @@ def _waits_for(config: TaskConfig) -> str:
     return "; ".join(parts)
 
 
+def _waiting_for(config: TaskConfig, fired: set[str], instances: list[TaskInstance]) -> str:
+    """What the task still waits for: its ``after`` triggers that have not fired, or why
+    it never will run."""
+    if config.unless and all(trigger in fired for trigger in config.unless):
+        return "nothing: vetoed"
+    if any(i.status == "abandoned" and "upstream" in (i.metadata.get("abandoned") or {})
+           for i in instances):
+        return "nothing: blocked"
+    missing = [trigger for trigger in config.requires if trigger not in fired]
+    if config.and_every and not any(i.status == "unstarted" for i in instances) and (
+            missing or config.and_every not in fired):
+        missing.append(f"every {config.and_every}")
+    if not missing and config.and_every is None and instances:
+        return "-"
+    return ", ".join(missing) or "-"
+
+
 def _detail(instance: TaskInstance) -> str:
     meta = instance.metadata
+    if instance.status == "abandoned" and isinstance(meta.get("abandoned"), dict):
+        reason = meta["abandoned"]
+        if reason.get("upstream"):
+            return f"{reason['upstream']} was abandoned"
+        return f"unless {reason.get('unless')} fired"
     if instance.status == "failed":
         return f"{meta.get('exceptionType', '?')}: {_exception_message(meta)}"
     if instance.status == "finished" and "result" in meta:
@@ -157,8 +179,17 @@ def session_json(storage: StorageBackend, storage_url: str) -> JsonDict:
     }
 
 
-def session_tables(storage: StorageBackend, storage_url: str) -> list[Any]:
-    """Rich renderables for ``triggerhooks show``: a header, the tasks and the instances."""
+def _level_text(instance: TaskInstance) -> Text:
+    level = instance.log_level_name if instance.log_level else "-"
+    text = Text(level, style=LEVEL_STYLES.get(level, ""))
+    if instance.log_level and instance.logs_resolved:
+        text.append(" (resolved)", style="dim")
+    return text
+
+
+def session_tables(storage: StorageBackend, storage_url: str, width: int = 80) -> list[Any]:
+    """Rich renderables for ``triggerhooks show``: a header, the tasks and the instances
+    (``width``: the console's, which the instance table keeps to)."""
     tasks = storage.tasks
     order = {name: position for position, name in enumerate(tasks)}
     instances = sorted(storage.instances.values(),
@@ -177,39 +208,43 @@ def session_tables(storage: StorageBackend, storage_url: str) -> list[Any]:
     elif tasks:
         header.append(" · not finalized")
 
+    fired = set(storage.latest_kwargs)
     task_table = _table("Tasks")
     task_table.add_column("task (runs)", overflow="fold")
     task_table.add_column("waits for", overflow="fold")
+    task_table.add_column("waiting for", overflow="fold")
     task_table.add_column("instances", overflow="fold")
     for name, config in tasks.items():
         runner = f" using {config.using}" if config.using else ""
+        mine = by_task.get(name, [])
         task_table.add_row(Text.assemble((name, "bold"), "\n", (config.run + runner, "dim")),
-                           _waits_for(config), _instances_summary(by_task.get(name, [])))
+                           _waits_for(config), _waiting_for(config, fired, mine),
+                           _instances_summary(mine))
 
     instance_table = _table("Instances")
     created_on = str(meta.get("createdAt", ""))[:10]
     widest = max((len(i.name) for i in instances), default=8)
     changed = max((len(_short_time(last_change(i), created_on)) for i in instances), default=8)
-    instance_table.add_column("instance", no_wrap=True, min_width=min(widest, 32))
+    # Every column but the detail is as wide as its widest cell (a name at most 32); the
+    # detail gets what is left of the width, so a long failure never pushes the status out.
+    levels = max((len(_level_text(i)) for i in instances), default=5)
+    name_width = min(widest, 32)
+    left = width - (name_width + 9 + max(levels, 5) + changed) - 2 * 4
+    instance_table.add_column("instance", no_wrap=True, overflow="ellipsis", width=name_width)
     instance_table.add_column("status", no_wrap=True, min_width=9)
-    instance_table.add_column("level", no_wrap=True, min_width=7)
+    instance_table.add_column("level", no_wrap=True, min_width=5)
     instance_table.add_column("changed", no_wrap=True, min_width=changed)
-    instance_table.add_column("detail", overflow="ellipsis", no_wrap=True)
+    instance_table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=max(left, 8))
     for instance in instances:
-        level = instance.log_level_name if instance.log_level else "-"
-        level_text = Text(level, style=LEVEL_STYLES.get(level, ""))
-        if instance.log_level and instance.logs_resolved:
-            level_text.append(" (resolved)", style="dim")
         instance_table.add_row(
             instance.name,
             Text(instance.status.value, style=STATUS_STYLES.get(instance.status.value, "")),
-            level_text,
+            _level_text(instance),
             _short_time(last_change(instance), created_on),
             _detail(instance),
         )
 
-    fired = [t for t in storage.latest_kwargs]
-    triggers = Text.assemble(("Triggers fired: ", "bold"), ", ".join(fired) or "none")
+    triggers = Text.assemble(("Triggers fired: ", "bold"), ", ".join(sorted(fired)) or "none")
     parts: list[Any] = [header, task_table]
     parts.append(instance_table if instances else Text("No instances yet.", style="dim"))
     parts.append(triggers)

@@ -29,7 +29,7 @@ from ..models import (
 from ..serialization import JsonDict, dumps, kwargs_digest, loads
 from .leases import Claim, Lease, after, claim_of
 from .recovery import handed_again, stuck
-from .types import Changes, Compute, Notice, SessionView, TaskState
+from .types import Changes, Compute, Notice, SessionView, TaskState, read_first
 
 __all__ = ["Transition", "cycle_problems", "transition"]
 
@@ -203,6 +203,8 @@ class Transition:
         name = instance.name
         self.changes.instances[name] = instance
         state = self.edit_state(task)
+        if state.vacant == name and instance.status is not _UNSTARTED:
+            state.vacant = None
         if instance.status in RESOLVED:
             state.open.pop(name, None)
         else:
@@ -215,46 +217,124 @@ class Transition:
             self.changes.notices.append(Notice(notice, instance, config, extra or {}))
         return instance
 
-    def kwargs_for(self, config: TaskConfig, own: JsonDict) -> JsonDict:
-        """What an instance runs with: the latest kwargs of each trigger it requires, its
-        own ``andEvery`` firing, and ``withParams`` merged under them."""
+    def kwargs_for(self, config: TaskConfig, own: JsonDict, trigger: str | None = None) -> JsonDict:
+        """What an instance created now holds: the latest kwargs of each of the task's
+        ``requires`` that fired, and ``own`` (its ``andEvery`` firing's). ``trigger``: the
+        one firing now (when it is the only one of them that fired, nothing else is read)."""
+        fired = len(config.requires) - self.missing(config)
+        if fired <= 0:
+            return dict(own)
+        if fired == 1 and trigger in config.required:
+            return {trigger: self.kwargs_of(trigger), **own}
+        if fired == len(config.requires):
+            self.view.prefetch(config.requires)
+            return {**{t: self.kwargs_of(t) for t in config.requires}, **own}
         self.view.prefetch(config.requires)
-        kwargs = {trigger: self.kwargs_of(trigger) for trigger in config.requires}
-        if config.and_every is not None:
-            kwargs[config.and_every] = own.get(config.and_every, {})
+        return {**{t: self.kwargs_of(t) for t in config.requires if self.has_fired(t)}, **own}
+
+    def first_kwargs(self, trigger: str) -> JsonDict:
+        """The kwargs of the first firing of ``trigger``: what a waiting instance created
+        before it fired received (the latest, when the store has no record of the first)."""
+        if trigger in self.changes.new_triggers:
+            return self.kwargs_of(trigger)
+        record = self.view.first(trigger)
+        return read_first(record)[1] if record is not None else self.kwargs_of(trigger)
+
+    def applied(self, config: TaskConfig, instance: TaskInstance) -> JsonDict:
+        """The kwargs a waiting instance holds: what it was created with (or given since),
+        and for each trigger of ``requires`` that fired only after it was created, that
+        trigger's first firing (stores apply later firings to waiting instances on read,
+        so that a fire writes no instance it does not create or schedule)."""
+        kwargs = instance.kwargs
+        later = [t for t in config.requires if t not in kwargs]
+        if not later:
+            return kwargs
+        self.view.prefetch_first(later)
+        return {**kwargs, **{t: self.first_kwargs(t) for t in later if self.has_fired(t)}}
+
+    def run_kwargs(self, config: TaskConfig, instance: TaskInstance) -> JsonDict:
+        """What a waiting instance runs with: :meth:`applied`, ``withParams`` merged under."""
+        kwargs = dict(self.applied(config, instance))
         return _merge_params(kwargs, config.with_params) if config.with_params else kwargs
 
     def schedule(self, config: TaskConfig, instance: TaskInstance) -> TaskInstance:
-        """An unstarted instance becomes ready: scheduled, with its kwargs complete."""
-        scheduled = self.put(instance, _SCHEDULED, kwargs=self.kwargs_for(config, instance.kwargs),
+        """A waiting instance becomes ready: scheduled, with the kwargs it holds."""
+        scheduled = self.put(instance, _SCHEDULED, kwargs=self.run_kwargs(config, instance),
                              notice="scheduled", config=config)
         self.changes.schedule.append((scheduled, config, 0.0))
         return scheduled
 
     def schedule_new(self, config: TaskConfig, kwargs: JsonDict | None = None,
                      countdown: float = 0.0, metadata: JsonDict | None = None) -> TaskInstance:
-        """A new instance, scheduled at once (a one-shot task that became ready, a replay)."""
+        """A new instance, scheduled at once (a task ready at its first firing, a replay)."""
         if kwargs is None:
             kwargs = self.kwargs_for(config, {})
+            if config.with_params:
+                kwargs = _merge_params(kwargs, config.with_params)
         if countdown > 0:  # a recovery counts its grace time from then
             metadata = {**(metadata or {}), "due": after(self.now, countdown)}
         scheduled = self.create(config, _SCHEDULED, kwargs, metadata, notice="scheduled")
         self.changes.schedule.append((scheduled, config, countdown))
         return scheduled
 
-    def abandon_pending(self, config: TaskConfig) -> None:
-        """``unless`` vetoed the task: abandon its instances that have not started; a task
-        without any instance gets an abandoned ``#0``, so that it counts as resolved."""
+    def wait(self, config: TaskConfig, trigger: str | None = None, own: JsonDict | None = None,
+             any_number: bool = False) -> TaskInstance:
+        """A new waiting (``unstarted``) instance, holding what fired so far (``trigger``:
+        the one firing now)."""
+        return self.create(config, _UNSTARTED, self.kwargs_for(config, own or {}, trigger),
+                           any_number=any_number)
+
+    def abandon_pending(self, config: TaskConfig, reason: JsonDict) -> None:
+        """The task can never run (``unless`` vetoed it, or ``reason["upstream"]`` was
+        abandoned): abandon its instances that have not started, recording ``reason``; a
+        task without any instance gets an abandoned ``#0``, so that it counts as resolved.
+        Tasks that wait for this one and can therefore never run either follow, in this
+        same transition."""
+        work = [(config, reason)]
+        while work:
+            task, why = work.pop()
+            first = self._abandon(task, why)
+            if first is not None:
+                work += self._stranded(task, first, why)
+
+    def _abandon(self, config: TaskConfig, reason: JsonDict) -> str | None:
+        """Abandon what of ``config`` has not started; the first instance abandoned."""
         state = self.peek_state(config.name)
+        meta = {"abandoned": reason}
+        if "upstream" in reason and state.blocked is None:
+            self.edit_state(config.name).blocked = reason
         if state.next == 0:
-            self.create(config, TaskStatus.ABANDONED, {}, notice="abandoned")
-            return
+            return self.create(config, TaskStatus.ABANDONED, {}, meta, notice="abandoned").name
+        first = None
         for name in state.pending():
             # The instance itself decides: a store may answer the state from what it knew
             # (the commit checks the instance, not that list).
             instance = self.instance(name)
             if instance.can_abandon:
-                self.put(instance, TaskStatus.ABANDONED, notice="abandoned", config=config)
+                kwargs = self.applied(config, instance) if instance.status is _UNSTARTED else None
+                self.put(instance, TaskStatus.ABANDONED, metadata=meta, kwargs=kwargs,
+                         notice="abandoned", config=config)
+                first = first or name
+        return first
+
+    def _stranded(self, config: TaskConfig, abandoned: str,
+                  reason: JsonDict) -> list[tuple[TaskConfig, JsonDict]]:
+        """The tasks that wait for ``config``'s name (in ``after``) and can never run now
+        that ``abandoned`` was: its name never fired and nothing of it is left to run."""
+        state = self.peek_state(config.name)
+        if state.open:
+            return []
+        if config.and_every is not None and state.blocked is None and not self._vetoed(config):
+            return []  # a later andEvery firing brings an instance that may still run
+        waiting = [task for task in self.view.tasks_for(config.name) if config.name in task.required]
+        if not waiting or self.has_fired(config.name):
+            return []
+        why = {**reason, "upstream": abandoned}
+        return [(task, why) for task in waiting if self.peek_state(task.name).blocked is None]
+
+    def _reason(self, config: TaskConfig, trigger: str | None = None) -> JsonDict:
+        """Why a vetoed task is abandoned: the ``unless`` trigger that completed the veto."""
+        return {"unless": trigger if trigger in config.unless else config.unless[-1]}
 
     # -- the rules -----------------------------------------------------------------------
 
@@ -271,6 +351,9 @@ class Transition:
         first = not recorded and not self.has_fired(trigger)
         if not recorded:
             self.changes.fired[trigger] = kwargs
+            if first:
+                self.changes.new_triggers.append(trigger)
+                self.changes.at = self.now
         if value is not None:
             self._decoded[trigger] = value
         elif self._decoded:
@@ -326,33 +409,76 @@ class Transition:
         return self.missing(config) == 0
 
     def _evaluate(self, config: TaskConfig, trigger: str) -> None:
+        # Read, not depended on: what is decided on it is checked by what it writes (a new
+        # instance's number, the instances it edits) or peeked again where it is not.
+        state = self.changes.states.get(config.name) or self.view.state(config.name)
         if config.unless and self._vetoed(config):
             if trigger in config.unless:
-                self.abandon_pending(config)
+                self.abandon_pending(config, self._reason(config, trigger))
+            elif trigger == config.and_every:
+                self._record_abandoned(config, trigger, self._reason(config))
+            return
+        if state.blocked is not None:
+            if trigger == config.and_every:
+                self._record_abandoned(config, trigger, state.blocked)
             return
         if config.and_every is None:
-            if self.peek_state(config.name).next == 0 and self._ready(config):
+            self._evaluate_one_shot(config, state, trigger)
+        else:
+            self._evaluate_every(config, state, trigger)
+
+    def _record_abandoned(self, config: TaskConfig, trigger: str, reason: JsonDict) -> None:
+        """An ``andEvery`` firing of a task that can never run: its instance, abandoned at
+        once (every firing leaves a record)."""
+        self.create(config, TaskStatus.ABANDONED, {trigger: self.kwargs_of(trigger)},
+                    {"abandoned": reason}, notice="abandoned", any_number=True)
+
+    def _evaluate_one_shot(self, config: TaskConfig, state: TaskState, trigger: str) -> None:
+        if state.next == 0:
+            # The first firing this task sees: its instance exists from now on.
+            if self._ready(config):
                 self.schedule_new(config)
-            return
+            else:
+                self.wait(config, trigger)
+        elif state.may_schedule and self._ready(config):
+            self._schedule_unstarted(config)
+
+    def _evaluate_every(self, config: TaskConfig, state: TaskState, trigger: str) -> None:
         created = None
         if trigger == config.and_every:
-            created = self.create(config, _UNSTARTED, {trigger: self.kwargs_of(trigger)},
-                                  any_number=True)
+            created = self._take_every(config, state, trigger)
+        elif state.next == 0:
+            # A vacant #0: it waits for an andEvery firing as well as for its triggers.
+            vacant = self.wait(config, trigger)
+            self.edit_state(config.name).vacant = vacant.name
+            return
         if not self._ready(config):
             return
-        if created is not None and self.view.missing(config.name) == 0:
+        if created is not None and self.view.missing(config.name) == 0 and state.vacant is None:
             # Ready before this transition: every earlier instance was scheduled when it
             # was created, so this one is the only one waiting.
             self.schedule(config, created)
             return
         self._schedule_unstarted(config)
 
+    def _take_every(self, config: TaskConfig, state: TaskState, trigger: str) -> TaskInstance:
+        """An ``andEvery`` firing: the vacant instance takes it, or a new one is created."""
+        own = {trigger: self.kwargs_of(trigger)}
+        if state.next == 0:
+            self.peek_state(config.name)  # another writer's first instance may be vacant
+        if state.vacant is not None:
+            self.edit_state(config.name).vacant = None
+            vacant = self.instance(state.vacant)
+            if vacant.status is _UNSTARTED:
+                return self.put(vacant, _UNSTARTED, kwargs={**vacant.kwargs, **own})
+        return self.wait(config, trigger, own, any_number=True)
+
     def _schedule_unstarted(self, config: TaskConfig) -> None:
         """The task became ready: schedule its instances that waited (each as it is now:
-        the list may come from what a store knew)."""
+        the list may come from what a store knew), but a vacant one."""
         state = self.peek_state(config.name)
         for name in state.pending():
-            if state.open[name] == _UNSTARTED:
+            if state.open[name] == _UNSTARTED and name != state.vacant:
                 instance = self.instance(name)
                 if instance.status is _UNSTARTED:
                     self.schedule(config, instance)
@@ -462,12 +588,25 @@ class Transition:
         elif status is TaskStatus.FAILED:
             extra["exception"] = None
         updated = self.put(instance, status, metadata=metadata, notice=_NOTICES.get(status),
-                           config=config, extra=extra, log_level=log_level)
+                           config=config, extra=extra, log_level=log_level,
+                           kwargs=self._leaving_wait(config, instance, status))
         if status is _SCHEDULED:
             self.changes.schedule.append((updated, config, 0.0))
+        elif status is TaskStatus.ABANDONED and instance.status is not status:
+            for task, why in self._stranded(config, name, {}):
+                self.abandon_pending(task, why)
         if cascade:
             self.fire(config.name, cascade_kwargs)
         return updated
+
+    def _leaving_wait(self, config: TaskConfig, instance: TaskInstance,
+                      status: TaskStatus) -> JsonDict | None:
+        """The kwargs a waiting instance keeps when it leaves ``unstarted`` by hand: what it
+        received (to run with, when scheduled); ``None`` for any other instance."""
+        if instance.status is not _UNSTARTED or status is _UNSTARTED:
+            return None
+        return (self.run_kwargs(config, instance) if status is _SCHEDULED
+                else self.applied(config, instance))
 
     def _refuse_live(self, instance: TaskInstance, status: TaskStatus) -> None:
         held = claim_of(instance) if instance.status is _RUNNING else None
@@ -546,10 +685,9 @@ class Transition:
             self.changes.metadata = {"createdAt": self.now}
         for config in configs.values():
             if config.unless and self._vetoed(config):
-                self.abandon_pending(config)
-            elif (config.and_every is None and self.peek_state(config.name).next == 0
-                  and config.requires and self._ready(config)):
-                self.schedule_new(config)
+                self.abandon_pending(config, self._reason(config))
+            elif self.peek_state(config.name).next == 0:
+                self._arrive(config)
         counted = [c for c in merged.values() if not c.waits_for_finalization]
         self.changes.counted = len(counted)
         self.changes.unresolved = sum(
@@ -579,17 +717,34 @@ class Transition:
         self.changes.recover.append((handed, config))
         return handed
 
+    def _arrive(self, config: TaskConfig) -> None:
+        """A task without instances that some of its triggers fired for already (configured
+        after them, or left so by a process that died): its first instance, as their first
+        firing would have made it."""
+        used = config.triggers if config.and_every is None else (*config.requires, *config.unless)
+        if not any(map(self.has_fired, used)):
+            return  # (past firings of an andEvery trigger bring no instance)
+        if config.and_every is None:
+            if config.requires and self._ready(config):
+                self.schedule_new(config)
+            else:
+                self.wait(config)
+        else:
+            self.edit_state(config.name).vacant = self.wait(config).name
+
     def reevaluate(self, trigger: str) -> None:
         """Apply the rules to the tasks ``trigger`` concerns as if it had just fired, without
         recording a firing: what a process killed between a firing and its follow-up left
         undone (a ready task without its instance, a vetoed one still waiting) is done."""
         for config in self.view.tasks_for(trigger):
+            state = self.peek_state(config.name)
             if config.unless and self._vetoed(config):
-                if self.peek_state(config.name).pending():
-                    self.abandon_pending(config)
-            elif config.and_every is None:
-                if self.peek_state(config.name).next == 0 and self._ready(config):
-                    self.schedule_new(config)
+                if state.next == 0 or state.pending():
+                    self.abandon_pending(config, self._reason(config))
+            elif state.blocked is not None:
+                continue
+            elif state.next == 0:
+                self._arrive(config)
             elif self._ready(config):
                 self._schedule_unstarted(config)
 

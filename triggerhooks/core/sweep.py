@@ -83,21 +83,15 @@ def _needs_rules(config: TaskConfig, state: TaskState, fired: set[str]) -> str |
         # Vetoed: its waiting instances are abandoned, and a task vetoed before it had any
         # gets an abandoned #0 (so that it counts as resolved).
         return sorted(config.unless)[0] if state.next == 0 or state.pending() else None
-    if not state.may_schedule or not all(trigger in fired for trigger in config.requires):
+    if state.blocked is not None:
         return None
-    if config.and_every is not None and state.next == 0:
-        return None  # no andEvery firing yet: nothing to schedule
+    if state.next == 0:  # its first instance exists from the first firing it sees
+        return next((trigger for trigger in sorted(config.triggers) if trigger in fired), None)
+    waiting = any(status == TaskStatus.UNSTARTED and name != state.vacant
+                  for name, status in state.open.items())
+    if not waiting or not all(trigger in fired for trigger in config.requires):
+        return None
     return (config.requires or (config.and_every or "",))[0] or None
-
-
-def _reevaluate(step: Transition, trigger: str, task: str) -> None:
-    """The rules for ``trigger`` as if it had just fired; and ``task``, if vetoed before it
-    had any instance, gets the abandoned #0 a veto gives it."""
-    step.reevaluate(trigger)
-    config = step.view.task(task)
-    if (config is not None and config.unless and all(map(step.has_fired, config.unless))
-            and step.peek_state(task).next == 0):
-        step.abandon_pending(config)
 
 
 def _apply_rules(manager: TriggerManager, errors: _Errors) -> list[Recovery]:
@@ -110,8 +104,8 @@ def _apply_rules(manager: TriggerManager, errors: _Errors) -> list[Recovery]:
         trigger = _needs_rules(config, states.get(config.name) or TaskState(), fired)
         if trigger is None:
             continue
-        def body(step: Transition, trigger: str = trigger, task: str = config.name) -> None:
-            _reevaluate(step, trigger, task)
+        def body(step: Transition, trigger: str = trigger) -> None:
+            step.reevaluate(trigger)
 
         commit = storage.transact(Plan(trigger=trigger), transition(body))
         changes = commit.changes

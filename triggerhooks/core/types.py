@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import PENDING, TaskConfig, TaskInstance, TaskStatus
-from ..serialization import JsonDict
+from ..serialization import JsonDict, loads
 
 _UNSTARTED = TaskStatus.UNSTARTED.value
 _WORK = (TaskStatus.SCHEDULED.value, TaskStatus.RUNNING.value)
 
-__all__ = ["Changes", "Commit", "Compute", "Notice", "Plan", "SessionView", "TaskState", "build_index"]
+__all__ = ["Changes", "Commit", "Compute", "Notice", "Plan", "SessionView", "TaskState", "build_index",
+           "first_record", "read_first"]
 
 
 class TaskState:
@@ -27,16 +28,23 @@ class TaskState:
 
     ``next`` is the number of instances created so far; ``open`` maps each
     unresolved instance to its status; ``logs`` maps instances whose logs at
-    WARNING or above are not resolved yet to their level.
+    WARNING or above are not resolved yet to their level. ``vacant`` names the
+    waiting instance of an ``andEvery`` task that no firing of its ``andEvery``
+    trigger has reached yet (the next one takes it). ``blocked`` says why the task
+    can never run: an instance it waited for was abandoned (its new instances are
+    abandoned at once, as a vetoed task's are).
     """
 
-    __slots__ = ("logs", "next", "open")
+    __slots__ = ("blocked", "logs", "next", "open", "vacant")
 
     def __init__(self, next: int = 0, open: dict[str, str] | None = None,
-                 logs: dict[str, int] | None = None) -> None:
+                 logs: dict[str, int] | None = None, vacant: str | None = None,
+                 blocked: JsonDict | None = None) -> None:
         self.next = next
         self.open: dict[str, str] = open if open is not None else {}
         self.logs: dict[str, int] = logs if logs is not None else {}
+        self.vacant = vacant
+        self.blocked = blocked
 
     @property
     def is_resolved(self) -> bool:
@@ -44,7 +52,7 @@ class TaskState:
         return self.next > 0 and not self.open
 
     def copy(self) -> TaskState:
-        return TaskState(self.next, dict(self.open), dict(self.logs))
+        return TaskState(self.next, dict(self.open), dict(self.logs), self.vacant, self.blocked)
 
     def pending(self) -> list[str]:
         """Names of instances not started yet, oldest first."""
@@ -68,18 +76,25 @@ class TaskState:
         data["open"] = self.open
         if self.logs:
             data["logs"] = self.logs
+        if self.vacant is not None:
+            data["v"] = self.vacant
+        if self.blocked is not None:
+            data["b"] = self.blocked
         return data
 
     @classmethod
     def from_json(cls, data: JsonDict) -> TaskState:
-        return cls(data["n"], data["open"], data.get("logs"))
+        return cls(data["n"], data["open"], data.get("logs"), data.get("v"), data.get("b"))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, TaskState) and (self.next, self.open, self.logs) == (
-            other.next, other.open, other.logs)
+        return isinstance(other, TaskState) and (
+            self.next, self.open, self.logs, self.vacant, self.blocked) == (
+            other.next, other.open, other.logs, other.vacant, other.blocked)
 
     def __repr__(self) -> str:
-        return f"TaskState(next={self.next}, open={self.open}, logs={self.logs})"
+        extra = "".join(f", {name}={value!r}" for name, value in
+                        (("vacant", self.vacant), ("blocked", self.blocked)) if value is not None)
+        return f"TaskState(next={self.next}, open={self.open}, logs={self.logs}{extra})"
 
 
 class SessionView(ABC):
@@ -123,6 +138,16 @@ class SessionView(ABC):
     def prefetch(self, triggers: Iterable[str]) -> None:
         """A hint: the kwargs of ``triggers`` are about to be read (a store with round
         trips reads those it lacks at once)."""
+        return None
+
+    def first(self, trigger: str) -> bytes | None:
+        """The record of the first firing of ``trigger`` (see :func:`first_record`), if the
+        store keeps one: what a waiting instance received of a trigger fired after it was
+        created. ``None``: not fired, or fired before the store kept these."""
+        return None
+
+    def prefetch_first(self, triggers: Iterable[str]) -> None:
+        """A hint: the first firings of ``triggers`` are about to be read."""
         return None
 
     def fire_record(self, key: str) -> bytes | None:
@@ -188,6 +213,11 @@ class Changes:
     first_fired: dict[str, int] = field(default_factory=dict)
     """Task -> how many of its ``requires`` fired for the first time in this transition:
     the store counts its missing triggers down by that much."""
+    new_triggers: list[str] = field(default_factory=list)
+    """Triggers that fired for the first time in this transition: the store keeps the
+    record of each one's first firing (:func:`first_record`, at ``at``), once."""
+    at: str = ""
+    """The time of this transition (its firings, its timestamps)."""
     fire_key: tuple[str, bytes] | None = None
     """A fire key and its record (JSON), stored with the firing; the store keeps it as long
     as the session and must refuse the commit if the key was recorded meanwhile."""
@@ -235,3 +265,15 @@ def build_index(configs: Mapping[str, TaskConfig]) -> dict[str, list[str]]:
         for trigger in sorted(config.triggers):
             index.setdefault(trigger, []).append(config.name)
     return index
+
+
+def first_record(at: str, kwargs: bytes) -> bytes:
+    """What a store keeps of a trigger's first firing: its time and its kwargs (JSON), put
+    together without decoding them."""
+    return b'{"at":"' + at.encode() + b'","kwargs":' + kwargs + b"}"
+
+
+def read_first(record: bytes) -> tuple[str, JsonDict]:
+    """``(time, kwargs)`` of a :func:`first_record`."""
+    data = loads(record)
+    return data["at"], data["kwargs"]

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from ..core.types import Commit, Compute, Plan, TaskState
+from ..core.types import Commit, Compute, Plan, TaskState, read_first
 from ..exceptions import InstanceNotFoundError, InvalidSessionError
-from ..models import TaskConfig, TaskInstance, instance_name, name_problem
+from ..models import TaskConfig, TaskInstance, TaskStatus, instance_name, name_problem
 from ..serialization import JsonDict, safe_text
 
 __all__ = ["StorageBackend"]
@@ -72,6 +73,45 @@ class StorageBackend(ABC):
     @abstractmethod
     def _load_metadata(self) -> JsonDict: ...
 
+    def _load_firsts(self, triggers: Sequence[str] | None = None) -> dict[str, bytes]:
+        """Trigger -> the record of its first firing (``core.types.first_record``), for the
+        named triggers that have one (all for ``None``). A store that keeps none returns
+        nothing: waiting instances then show the latest firings."""
+        return {}
+
+    def _instances(self, names: Sequence[str] | None = None) -> dict[str, TaskInstance]:
+        """:meth:`_load_instances`, with each waiting instance holding what it received: the
+        firings of its triggers that fired after it was created are applied on read (a fire
+        writes no waiting instance, however many triggers it waits for)."""
+        found = self._load_instances(names)
+        waiting = [i for i in found.values() if i.status is TaskStatus.UNSTARTED]
+        if not waiting:
+            return found
+        configs = self._load_tasks()
+        later: dict[str, list[str]] = {}
+        for instance in waiting:
+            config = configs.get(instance.task_name)
+            if config is not None:
+                triggers = [t for t in config.requires if t not in instance.kwargs]
+                if triggers:
+                    later[instance.name] = triggers
+        if later:
+            received = self._first_kwargs(sorted({t for ts in later.values() for t in ts}))
+            for name, triggers in later.items():
+                given = {t: received[t] for t in triggers if t in received}
+                found[name] = replace(found[name], kwargs={**found[name].kwargs, **given})
+        return found
+
+    def _first_kwargs(self, triggers: Sequence[str]) -> dict[str, JsonDict]:
+        """Trigger -> the kwargs of its first firing, for those of ``triggers`` that fired
+        (the latest, for one fired before the store kept first firings)."""
+        firsts = self._load_firsts(triggers)
+        received = {t: read_first(record)[1] for t, record in firsts.items()}
+        if len(received) < len(triggers):
+            latest = self._load_kwargs()
+            received.update({t: latest[t] for t in triggers if t not in received and t in latest})
+        return received
+
     @abstractmethod
     def clear(self) -> None:
         """Delete the whole session."""
@@ -111,7 +151,7 @@ class StorageBackend(ABC):
     @property
     def instances(self) -> dict[str, TaskInstance]:
         """Instance name -> instance, every instance of the session."""
-        return self._load_instances()
+        return self._instances()
 
     @property
     def latest_kwargs(self) -> dict[str, JsonDict]:
@@ -128,7 +168,7 @@ class StorageBackend(ABC):
         name = instance.name if isinstance(instance, TaskInstance) else instance
         if not isinstance(name, str) or name_problem(name):
             return None  # never stored: no store holds such a name
-        return self._load_instances([name]).get(name)
+        return self._instances([name]).get(name)
 
     def __getitem__(self, instance: str | TaskInstance) -> TaskInstance:
         found = self.get(instance)
@@ -141,7 +181,7 @@ class StorageBackend(ABC):
         return isinstance(instance, (str, TaskInstance)) and self.get(instance) is not None
 
     def __iter__(self) -> Iterator[TaskInstance]:
-        return iter(self._load_instances().values())
+        return iter(self._instances().values())
 
     def __len__(self) -> int:
         return sum(state.next for state in self._load_states().values())
@@ -153,7 +193,7 @@ class StorageBackend(ABC):
         if state is None:
             return []
         names = [instance_name(name, index) for index in range(state.next)]
-        return list(self._load_instances(names).values())
+        return list(self._instances(names).values())
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         """Tasks with no instance yet or with an unresolved instance."""
@@ -164,13 +204,13 @@ class StorageBackend(ABC):
     def get_unresolved_instances(self) -> list[TaskInstance]:
         """Instances that are not finished, skipped, replayed or abandoned."""
         names = [name for state in self._load_states().values() for name in state.open]
-        return list(self._load_instances(names).values())
+        return list(self._instances(names).values())
 
     def get_instances_with_unresolved_logs(self, level: int = logging.WARNING) -> list[TaskInstance]:
         """Instances that logged at ``level`` or above (WARNING at least) and are not resolved."""
         names = [name for state in self._load_states().values()
                  for name, logged in state.logs.items() if logged >= level]
-        return list(self._load_instances(names).values())
+        return list(self._instances(names).values())
 
     @property
     def is_finalized(self) -> bool:
@@ -183,7 +223,7 @@ class StorageBackend(ABC):
         return {
             "uid": self.uid,
             "tasks": {name: config.to_json() for name, config in self._load_tasks().items()},
-            "instances": {name: inst.to_json() for name, inst in self._load_instances().items()},
+            "instances": {name: inst.to_json() for name, inst in self._instances().items()},
             "latestKwargs": self._load_kwargs(),
             "metadata": self._load_metadata(),
         }

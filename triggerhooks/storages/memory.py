@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState
+from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState, first_record
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance
 from ..serialization import JsonDict, dumps, loads
 from .base import StorageBackend
@@ -27,6 +27,8 @@ class _Session(SessionView):
         self.configs: dict[str, TaskConfig] = {}
         self.index: dict[str, list[TaskConfig]] = {}
         self.fired_kwargs: dict[str, bytes] = {}
+        self.firsts: dict[str, bytes] = {}
+        """Trigger -> the record of its first firing (``first_record``)."""
         self.instance_data: dict[str, bytes] = {}
         self.states: dict[str, TaskState] = {}
         self.waiting: dict[str, int] = {}
@@ -51,6 +53,9 @@ class _Session(SessionView):
     def kwargs(self, trigger: str) -> bytes | None:
         return self.fired_kwargs.get(trigger)
 
+    def first(self, trigger: str) -> bytes | None:
+        return self.firsts.get(trigger)
+
     def state(self, task: str) -> TaskState:
         return self.states.get(task, _EMPTY_STATE)
 
@@ -70,6 +75,8 @@ class _Session(SessionView):
                    for name, inst in changes.instances.items()}
         if changes.fired:
             self.fired_kwargs.update(changes.fired)
+            for trigger in changes.new_triggers:
+                self.firsts.setdefault(trigger, first_record(changes.at, changes.fired[trigger]))
         if encoded:
             self.instance_data.update(encoded)
         if changes.states:
@@ -207,6 +214,13 @@ class MemoryStorageBackend(StorageBackend):
     def _load_metadata(self) -> JsonDict:
         with self._session.lock:
             return dict(self._session.metadata)
+
+    def _load_firsts(self, triggers: Sequence[str] | None = None) -> dict[str, bytes]:
+        firsts = self._session.firsts
+        with self._session.lock:
+            if triggers is None:
+                return dict(firsts)
+            return {t: firsts[t] for t in triggers if t in firsts}
 
     def clear(self) -> None:
         with self._session.lock:

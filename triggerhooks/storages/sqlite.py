@@ -23,7 +23,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from ..core.types import Changes, Commit, Compute, Plan, SessionView, TaskState, build_index
+from ..core.types import (
+    Changes,
+    Commit,
+    Compute,
+    Plan,
+    SessionView,
+    TaskState,
+    build_index,
+    first_record,
+)
 from ..exceptions import (
     ConflictError,
     ForeignDatabaseError,
@@ -39,9 +48,10 @@ __all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlit
 
 SQLITE_PATH_ENV = "TRIGGERHOOKS_SQLITE_PATH"
 DEFAULT_SQLITE_PATH = "triggerhooks.sqlite3"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the first tables; 2: ``th_waiting`` (counts of missing triggers); 3: ``th_keys`` (fire
-keys). Every change so far only added tables, so ``_SCHEMA`` (``CREATE TABLE IF NOT
+keys); 4: ``th_active`` (sessions with work); 5: ``th_first`` (first firings). Every
+change so far only added tables, so ``_SCHEMA`` (``CREATE TABLE IF NOT
 EXISTS``) upgrades an older file in place; a newer file is refused."""
 
 T = TypeVar("T")
@@ -121,13 +131,17 @@ CREATE TABLE IF NOT EXISTS th_keys (
     uid TEXT NOT NULL, key TEXT NOT NULL, record BLOB NOT NULL,
     PRIMARY KEY (uid, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS th_first (
+    uid TEXT NOT NULL, trigger TEXT NOT NULL, record BLOB NOT NULL,
+    PRIMARY KEY (uid, trigger)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS th_active (
     uid TEXT PRIMARY KEY, work INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 
 _TABLES = ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states", "th_waiting",
-           "th_instances", "th_keys", "th_active")
+           "th_instances", "th_keys", "th_active", "th_first")
 """Every table, each keyed by the session's uid."""
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -214,6 +228,11 @@ class _View(SessionView):
     def kwargs(self, trigger: str) -> bytes | None:
         return self._row(self._kwargs, "SELECT kwargs FROM th_fired WHERE uid = ? AND trigger = ?",
                          trigger, lambda raw: None if raw is None else bytes(raw))
+
+    def first(self, trigger: str) -> bytes | None:
+        row = self.conn.execute("SELECT record FROM th_first WHERE uid = ? AND trigger = ?",
+                                (self.uid, trigger)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def state(self, task: str) -> TaskState:
         return self._row(self._states, "SELECT state FROM th_states WHERE uid = ? AND task = ?",
@@ -521,6 +540,11 @@ class SqliteStorageBackend(StorageBackend):
                 "INSERT INTO th_fired (uid, trigger, kwargs) VALUES (?, ?, ?) "
                 "ON CONFLICT (uid, trigger) DO UPDATE SET kwargs = excluded.kwargs",
                 [(uid, trigger, raw) for trigger, raw in changes.fired.items()])
+            if changes.new_triggers:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO th_first (uid, trigger, record) VALUES (?, ?, ?)",
+                    [(uid, trigger, first_record(changes.at, changes.fired[trigger]))
+                     for trigger in changes.new_triggers])
         if instances:
             conn.executemany(
                 "INSERT INTO th_instances (uid, name, data) VALUES (?, ?, ?) "
@@ -640,6 +664,11 @@ class SqliteStorageBackend(StorageBackend):
     def _load_metadata(self) -> JsonDict:
         rows = self._rows("SELECT metadata FROM th_sessions WHERE uid = ?", (self.uid,))
         return loads(rows[0][0]) if rows else {}
+
+    def _load_firsts(self, triggers: Sequence[str] | None = None) -> dict[str, bytes]:
+        rows = self._rows("SELECT trigger, record FROM th_first WHERE uid = ?", (self.uid,))
+        wanted = None if triggers is None else set(triggers)
+        return {t: bytes(raw) for t, raw in rows if wanted is None or t in wanted}
 
     def session_uids(self) -> list[str]:
         """Every session of the file that holds anything (a row in any table), sorted.

@@ -120,7 +120,8 @@ class StorageContract:
                                             "withParams": {"b": {"p": 1, "y": 0}}}})
         manager.fire("c", {"z": 3})
         manager.fire("b", {"y": 2})
-        assert manager.storage.instances == {}
+        waiting = manager.storage["t#0"]
+        assert (waiting.status, waiting.kwargs) == ("unstarted", {"c": {"z": 3}, "b": {"y": 2}})
         manager.fire("a")
         instance = manager.storage["t#0"]
         assert instance.status == "finished"
@@ -150,10 +151,11 @@ class StorageContract:
         assert counted.changes.result in (None, 2)
         manager.update_configuration({"t": {"after": ["a", "d"], "run": NOOP},
                                       "u": {"after": ["a"], "run": NOOP}})
-        assert [i.name for i in storage] == ["u#0"]
+        assert sorted((i.name, i.status.value) for i in storage) == [
+            ("t#0", "unstarted"), ("u#0", "finished")]
         manager.fire("b")
         manager.fire("c")
-        assert "t#0" not in storage
+        assert storage["t#0"].status == "unstarted"
         manager.fire("d")
         assert storage["t#0"].kwargs == {"a": {}, "d": {}}
         counted = run_transition(storage, Plan(trigger="d"), lambda s: s.view.missing("t"))
@@ -189,8 +191,8 @@ class StorageContract:
         manager.fire("halt")
         assert manager.storage["pages#0"].status == "abandoned"
         manager.fire("start")
-        manager.fire("page")
-        assert len(manager.storage.instances_of_task("pages")) == 1
+        manager.fire("page")  # recorded, abandoned at once
+        assert [i.status for i in manager.storage.instances_of_task("pages")] == ["abandoned"] * 2
         assert manager.storage.is_finalized
 
     def test_long_cascade_is_stored_hop_by_hop(self, manager: TriggerManager) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
-from ...core.types import Changes, Commit, Compute, Plan, TaskState
+from ...core.types import Changes, Commit, Compute, Plan, TaskState, first_record
 from ...exceptions import ConflictError, InvalidSettingError, StorageUnavailableError
 from ...models import SESSION_FINALIZED, Firing, TaskConfig, TaskInstance, utcnow
 from ...serialization import JsonDict, dumps, kwargs_digest, loads
@@ -280,8 +280,8 @@ class RedisStorageBackend(StorageBackend):
         provisional = None if plan.key is None else _provisional_record(plan, kwargs)
         while True:
             stamp = writer.stamp()
-            raw = self._write(Mode.RECORD, plan, record_args(stamp, kwargs, provisional), turn,
-                              writer, stamp)
+            raw = self._write(Mode.RECORD, plan, record_args(stamp, kwargs, utcnow(), provisional),
+                              turn, writer, stamp)
             reply = record_reply(raw, plan)
             if not isinstance(reply, Busy):
                 break
@@ -414,6 +414,8 @@ class RedisStorageBackend(StorageBackend):
     def _writes(changes: Changes, view: RedisView, keyed: bool) -> Writes:
         writes = Writes(
             fired=changes.fired,
+            firsts={trigger: first_record(changes.at, changes.fired[trigger])
+                    for trigger in changes.new_triggers},
             first_fired=changes.first_fired,
             instances={name: dumps(inst.to_json(), f"instance {name}")
                        for name, inst in changes.instances.items()},
@@ -476,6 +478,17 @@ class RedisStorageBackend(StorageBackend):
     def _load_kwargs(self) -> dict[str, JsonDict]:
         raw = self._hgetall(self.keys.kw)
         return {trigger.decode(): loads(value) for trigger, value in raw.items()}
+
+    def _load_firsts(self, triggers: Sequence[str] | None = None) -> dict[str, bytes]:
+        if triggers is None:
+            return {t.decode(): raw for t, raw in self._hgetall(self.keys.fst).items()}
+        wanted = list(triggers)
+        if not wanted:
+            return {}
+        client = self._client()
+        found = cast("list[bytes | None]",
+                     client.call(lambda: client.redis.hmget(self.keys.fst, wanted)))
+        return {t: raw for t, raw in zip(wanted, found, strict=True) if raw is not None}
 
     def _load_metadata(self) -> JsonDict:
         raw = self._hgetall(self.keys.meta)
@@ -656,6 +669,10 @@ def _state_delta(view: RedisView, changes: Changes, task: str, state: TaskState)
         delta["n"] = state.next
     if bumps_version(old, state):
         delta["v"] = 1
+    if state.vacant != old.vacant:
+        delta["e"] = state.vacant or False
+    if state.blocked != old.blocked:
+        delta["b"] = state.blocked
     first = _numbered(changes, task)
     if first is not None:
         delta["r"] = first

@@ -3,9 +3,9 @@
 -- changes. It only reads, counts, checks and writes: every rule stays in Python
 -- (triggerhooks.core.rules). Its KEYS, ARGV and replies are described, and built and read by
 -- name, in protocol.py next to this file.
-local cfg, idx, kw, ts, tv, inst, meta, mc, fk, turn, active =
+local cfg, idx, kw, ts, tv, inst, meta, mc, fk, fst, turn, active =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
-  KEYS[11]
+  KEYS[11], KEYS[12]
 -- The session's member of the set of sessions with work (its uid as escaped in its keys).
 local tag = string.match(meta, '{([^}]*)}:meta$')
 
@@ -109,6 +109,10 @@ local function snapshot(recorded, head)
       if left and first and requiring[task] then left = left - 1 end
       local state = states[i]
       local may = (not state) or string.sub(state, 1, 6) == '{"w":1'
+      -- (An andEvery firing's new instance holds the kwargs of the triggers fired so far.)
+      if every[task] and left and left > 0 then
+        for _, t in ipairs(requires_of(task)) do want(t) end
+      end
       if left == 0 and (may or every[task]) then
         for _, t in ipairs(requires_of(task)) do want(t) end
         if state then
@@ -126,9 +130,13 @@ local function snapshot(recorded, head)
   local values = hmget(kw, triggers)
   triggers[wanted + 1] = nil
   local finalized = values[wanted + 1] and 1 or 0
+  local firsts = {}
+  if wanted > 0 then firsts = hmget(fst, triggers) end
   for i = 1, wanted do
     local value = values[i]
     if value and #value > limit then fired[i] = #value else fired[i] = value end
+    value = firsts[i]
+    if value and #value > limit then firsts[i] = #value end
   end
   if n > 0 then
     local names = {}
@@ -137,13 +145,13 @@ local function snapshot(recorded, head)
   end
   if #waiting > 0 then waiting_data = hmget(inst, waiting) end
   return {head, finalized, record, raw_entry, tasks, configs, states, versions, missing, triggers,
-          fired, instances, waiting, waiting_data}
+          fired, instances, waiting, waiting_data, firsts}
 end
 
 local function expire()
   if ttl ~= '' then
     local ms = tonumber(ttl)
-    for i = 1, 9 do redis.call('PEXPIRE', KEYS[i], ms) end
+    for i = 1, 10 do redis.call('PEXPIRE', KEYS[i], ms) end
   end
 end
 
@@ -225,7 +233,12 @@ if mode == 'f' then
     return unapplied({'snapshot', snapshot(false, head)})
   end
   if busy() then return unapplied({'busy'}) end
-  if redis.call('HSET', kw, trigger, ARGV[pos + 1]) == 1 and entry then
+  local first = redis.call('HSET', kw, trigger, ARGV[pos + 1]) == 1
+  if first then
+    -- The record of its first firing: what waiting instances created before it received.
+    redis.call('HSETNX', fst, trigger, '{"at":"' .. ARGV[pos + 2] .. '","kwargs":' .. ARGV[pos + 1] .. '}')
+  end
+  if first and entry then
     for _, task in ipairs(entry[3]) do
       if redis.call('HEXISTS', mc, task) == 1 and redis.call('HINCRBY', mc, task, -1) == 0 then
         -- Ready now, scheduled by this writer's next call: if that never comes (its
@@ -234,7 +247,7 @@ if mode == 'f' then
       end
     end
   end
-  if key ~= '' then redis.call('HSET', fk, key, ARGV[pos + 2]) end
+  if key ~= '' then redis.call('HSET', fk, key, ARGV[pos + 3]) end
   applied()
   expire()
   return {'recorded', snapshot(true, head)}
@@ -332,7 +345,8 @@ if mode == 'v' then
   return counters('ok')
 end
 
-local fired, first, instances, states, metadata = group(2), group(2), group(2), group(2), group(2)
+local fired, firsts, first = group(2), group(2), group(2)
+local instances, states, metadata = group(2), group(2), group(2)
 local fire_record = ''
 if key ~= '' then
   fire_record = ARGV[pos]
@@ -344,6 +358,7 @@ if #fired > 0 then
     if fired[i] == 'sessionFinalized' then finalized = 1 end
   end
 end
+for i = 1, #firsts, 2 do redis.call('HSETNX', fst, firsts[i], firsts[i + 1]) end
 for i = 1, #first, 2 do
   if redis.call('HEXISTS', mc, first[i]) == 1 then
     redis.call('HINCRBY', mc, first[i], -tonumber(first[i + 1]))
@@ -411,6 +426,11 @@ for i = 1, #states, 2 do
   end
   local body = {n = current.n, open = opened}
   if next(logged) ~= nil then body.logs = logged end
+  -- The vacant instance (change.e: false clears it) and why the task is blocked.
+  if change.e ~= nil then current.v = change.e or nil end
+  if current.v then body.v = current.v end
+  if change.b ~= nil then current.b = change.b end
+  if current.b then body.b = current.b end
   local text = cjson.encode(body)
   if may then text = '{"w":1,' .. string.sub(text, 2) end
   redis.call('HSET', ts, task, text)

@@ -45,6 +45,9 @@ class Facts:
     instances: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
     keys: dict[str, bytes | None] = field(default_factory=dict)
     """Fire key -> its record."""
+    firsts: dict[str, bytes | int | None] = field(default_factory=dict)
+    """Trigger -> the record of its first firing (its length when too long to come inline;
+    ``None``: none). Written once, it needs no check."""
 
 
 _parsed: dict[tuple[str, bytes], TaskConfig] = {}
@@ -140,6 +143,8 @@ def _planned_facts(facts: Facts, plan: Plan, snap: PlannedSnapshot) -> None:
         facts.missing[name] = None if missing is None else int(missing)
     for trigger, value in zip(snap.triggers, snap.fired, strict=True):
         facts.fired[trigger.decode()] = value
+    for trigger, value in zip(snap.triggers, snap.firsts, strict=True):
+        facts.firsts[trigger.decode()] = value
     if plan.trigger is not None:
         facts.index[plan.trigger] = parse_entry(snap.entry)
     for raw_name, data in zip(snap.unstarted, snap.unstarted_data, strict=True):

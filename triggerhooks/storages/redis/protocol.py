@@ -5,7 +5,7 @@ the part of a session a :class:`Plan` names, checks what a transition relied on,
 and commits; every rule stays in :mod:`triggerhooks.core.rules`. Only this
 module knows the positions of what goes in and comes out:
 
-- ``KEYS``: :class:`SessionKeys`, the session's nine hashes and its turn (sent
+- ``KEYS``: :class:`SessionKeys`, the session's ten hashes and its turn (sent
   encoded once per storage).
   ``cfg`` task -> configuration JSON; ``idx`` trigger -> :class:`IndexEntry`
   JSON; ``kw`` trigger -> latest kwargs (present = fired); ``ts`` task ->
@@ -16,6 +16,7 @@ module knows the positions of what goes in and comes out:
   (metadata), ``w:<writer>`` (the number of the writer's last writing call: see
   :class:`Stamp`); ``mc`` task -> how many of its ``requires`` have not fired;
   ``fk`` fire key -> the record (JSON) of its firing (see :attr:`Plan.key`);
+  ``fst`` trigger -> the record of its first firing (``core.types.first_record``);
   ``turn``: the token of a writer that holds the session's turn (a string with
   a short time to live). Every key but the turn gets the session's time to live.
 - ``ARGV``: :func:`plan_args` (the :class:`Mode`, the plan: inline limit, full,
@@ -114,6 +115,7 @@ class SessionKeys(NamedTuple):
     meta: str
     mc: str
     fk: str
+    fst: str
     turn: str
 
     @classmethod
@@ -199,10 +201,11 @@ class Stamp(NamedTuple):
 NO_STAMP = Stamp("", "")
 
 
-def record_args(stamp: Stamp, kwargs: bytes, provisional: bytes | None) -> list[Any]:
-    """The rest of ``ARGV`` for :attr:`Mode.RECORD`: ``provisional`` is the record stored
-    with the firing under the plan's key (only with a key)."""
-    args: list[Any] = [stamp.arg, kwargs]
+def record_args(stamp: Stamp, kwargs: bytes, at: str, provisional: bytes | None) -> list[Any]:
+    """The rest of ``ARGV`` for :attr:`Mode.RECORD`: ``at`` is the time of the firing (kept
+    in ``fst`` with a first firing), ``provisional`` the record stored with the firing
+    under the plan's key (only with a key)."""
+    args: list[Any] = [stamp.arg, kwargs, at]
     if provisional is not None:
         args.append(provisional)
     return args
@@ -251,6 +254,9 @@ class Writes(NamedTuple):
     """What a commit writes, every value already encoded."""
 
     fired: Mapping[str, bytes]
+    firsts: Mapping[str, bytes]
+    """Trigger -> the record of its first firing, for the triggers that fired for the first
+    time (kept if ``fst`` holds none yet)."""
     first_fired: Mapping[str, int]
     """Task -> how many of its ``requires`` fired for the first time."""
     instances: Mapping[str, bytes]
@@ -298,8 +304,8 @@ def commit_args(header: CommitHeader, checks: Checks, writes: Writes) -> list[An
     args += checks.unfired
     _group(args, checks.kwargs)
     _group(args, checks.waiting)
-    for group in (writes.fired, writes.first_fired, writes.instances, writes.states,
-                  writes.metadata):
+    for group in (writes.fired, writes.firsts, writes.first_fired, writes.instances,
+                  writes.states, writes.metadata):
         _group(args, group)
     if writes.fire_record is not None:
         args.append(writes.fire_record)
@@ -367,6 +373,8 @@ class PlannedSnapshot(NamedTuple):
     """The unstarted instances of the tasks that are ready and could schedule ..."""
     unstarted_data: Sequence[bytes | None]
     """... and their JSON: the instances that become scheduled."""
+    firsts: Sequence[bytes | int | None]
+    """Each of ``triggers``'s first firing's record (as ``fired``)."""
 
 
 Snapshot = FullSnapshot | PlannedSnapshot

@@ -157,6 +157,30 @@ class RedisView(SessionView):
                 fired[trigger] = value
             self._read_here.update(wanted)
 
+    def first(self, trigger: str) -> bytes | None:
+        value = self.facts.firsts.get(trigger, MISSING)
+        if value is MISSING or isinstance(value, int):
+            self.prefetch_first((trigger,))
+            value = self.facts.firsts[trigger]
+        return value  # type: ignore[no-any-return]
+
+    def prefetch_first(self, triggers: Iterable[str]) -> None:
+        """Read the first firings of those of ``triggers`` this view lacks, and whether
+        those it does not know fired, in one round trip."""
+        firsts, fired = self.facts.firsts, self.facts.fired
+        wanted = [t for t in triggers
+                  if (value := firsts.get(t, MISSING)) is MISSING or isinstance(value, int)]
+        if not wanted:
+            return
+        unknown = [t for t in wanted if fired.get(t, MISSING) is MISSING and not self.full]
+        keys = self.keys
+        found = self._fetch(lambda p: (p.hmget(keys.fst, wanted),
+                                       *([p.hmget(keys.kw, unknown)] if unknown else [])))
+        firsts.update(zip(wanted, found[0], strict=True))
+        if unknown:
+            fired.update(zip(unknown, found[1], strict=True))
+            self._read_here.update(unknown)
+
     def state(self, task: str) -> TaskState:
         states = self.facts.states
         known = states.get(task)
