@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, Ro
 from .core.rules import cycle_problems
 from .exceptions import ConfigurationError, Problem, UnstorableKwargsError
 from .models import RESERVED_TASK_NAMES, TaskConfig, name_problem
+from .registries import failed_plugins_hint
 from .serialization import dumps_value, safe_text
 
 __all__ = ["TaskSpec", "Workflow", "parse_configuration", "workflow_json_schema"]
@@ -91,12 +92,21 @@ def _registry_problems(name: str, run: str | None, using: str | None,
     problems = []
     if known_tasks is not None and run is not None and run not in known_tasks:
         listed = ", ".join(sorted(known_tasks)) or "none"
-        problems.append(Problem(f"{name}.run", f"unknown trigger task {run!r}; known: {listed}"))
+        problems.append(Problem(f"{name}.run", f"unknown trigger task {run!r}; known: {listed}"
+                                + _failed_plugins()))
     if known_runners is not None and using is not None and using not in known_runners:
         listed = ", ".join(sorted(known_runners))
         problems.append(Problem(f"{name}.using",
-                                f"unknown task runner {using!r}; known: {listed}"))
+                                f"unknown task runner {using!r}; known: {listed}"
+                                + _failed_plugins()))
     return problems
+
+
+def _failed_plugins() -> str:
+    """`` (plugins that failed to load: ...)`` for a name no registry knows, as a registry
+    lookup says it (a missing name is often a plugin that did not load)."""
+    hint = failed_plugins_hint()
+    return f" ({hint})" if hint else ""
 
 
 def _extras_problems(name: str, extras: Mapping[str, Any]) -> list[Problem]:

@@ -32,7 +32,7 @@ from .models import (
     name_problem,
     split_instance_name,
 )
-from .registries import trigger_managers, trigger_tasks
+from .registries import failed_plugins_hint, trigger_managers, trigger_tasks
 from .runners import TaskRunner, task_runners
 from .serialization import JsonDict, dotted_name, dumps_mapping, loads, safe_text
 from .storages.base import StorageBackend
@@ -102,7 +102,7 @@ class TriggerManager:
         runner = (task_runner or type(self).default_task_runner_name
                   or os.environ.get(TASK_RUNNER_ENV) or "inline")
         if runner not in task_runners:
-            raise UnknownKeyError("task runner", runner, task_runners.keys())
+            raise UnknownKeyError("task runner", runner, task_runners.keys(), failed_plugins_hint())
         self.task_runner_name: str = runner
         """The runner of tasks without ``using``."""
         if finalize_log_level is not None:

@@ -34,6 +34,7 @@ __all__ = [
     "Change",
     "Loader",
     "Registry",
+    "failed_plugins_hint",
     "recording",
     "storage_backends",
     "task_runners",
@@ -83,6 +84,16 @@ def use_loader(loader: Loader) -> None:
     """Let every registry fill itself through ``loader`` (the plugin system calls this once)."""
     global _loader
     _loader = loader
+
+
+def failed_plugins_hint() -> str:
+    """``plugins that failed to load: name: why; ...``, or ``""`` when none failed: what an
+    error about an unknown key adds, since a missing key is often a plugin that did not load."""
+    failed = _loader.failed()
+    if not failed:
+        return ""
+    return "plugins that failed to load: " + "; ".join(
+        f"{name}: {why}" for name, why in sorted(failed.items()))
 
 
 def _same_definition(a: type, b: type) -> bool:
@@ -164,12 +175,7 @@ class Registry(ClassRegistry[T]):
         return key in self._registry
 
     def __missing__(self, key: Hashable) -> type[T]:
-        failed = _loader.failed()
-        hint = ""
-        if failed:
-            hint = "plugins that failed to load: " + "; ".join(
-                f"{name}: {why}" for name, why in sorted(failed.items()))
-        raise UnknownKeyError(self.kind, key, self._registry.keys(), hint)
+        raise UnknownKeyError(self.kind, key, self._registry.keys(), failed_plugins_hint())
 
     @overload
     def register(self, key: D, /) -> D: ...

@@ -53,6 +53,13 @@ def user_error(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
     return result.stderr
 
 
+def task_failed(result: subprocess.CompletedProcess[str]) -> str:
+    """The change was stored but a task it ran failed: exit status 3, no traceback."""
+    assert result.returncode == 3, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr + result.stdout
+    return result.stdout
+
+
 def show_json(session: str, url: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(ok(run("show", session, "--json", url=url)))
     return data
@@ -79,7 +86,7 @@ def test_load_fire_show_replay_across_processes(url: str, workflow_file: Path) -
     out = ok(run(*imports, "load", "s1", str(workflow_file), url=url))
     assert "loaded 3 tasks" in out
 
-    out = ok(run(*imports, "fire", "s1", "a", "--kwargs", '{"x": 1}', url=url))
+    out = task_failed(run(*imports, "fire", "s1", "a", "--kwargs", '{"x": 1}', url=url))
     assert "t_echo#0 finished" in out
     assert "t_flaky#0 failed: ValueError: not ok yet" in out
     data = show_json("s1", url)
@@ -110,7 +117,7 @@ def test_replay_with_merge_keeps_the_other_triggers(url: str, tmp_path: Path) ->
     path.write_text(json.dumps({"t": {"after": ["order", "a"], "run": "tests.cli.needs_the_order"}}))
     ok(run(*imports, "load", "s", str(path), url=url))
     ok(run(*imports, "fire", "s", "order", "--kwargs", '{"id": 7}', url=url))
-    ok(run(*imports, "fire", "s", "a", url=url))
+    task_failed(run(*imports, "fire", "s", "a", url=url))
     out = ok(run(*imports, "replay", "s", "t#0", "--kwargs", '{"a": {"ok": true}}', "--merge",
                  url=url))
     assert "replayed t#0 as t#1 (finished)" in out
@@ -123,7 +130,7 @@ def test_replay_with_merge_keeps_the_other_triggers(url: str, tmp_path: Path) ->
 def test_skip_with_cascade(url: str, workflow_file: Path) -> None:
     imports = ("--import", "tests.cli.tasks")
     ok(run(*imports, "load", "s2", str(workflow_file), url=url))
-    ok(run(*imports, "fire", "s2", "a", url=url))
+    task_failed(run(*imports, "fire", "s2", "a", url=url))
     out = ok(run(*imports, "skip", "s2", "t_flaky#0", "--cascade", "--result", '{"v": 7}', url=url))
     assert "skipped t_flaky#0 and fired its cascade" in out
     data = show_json("s2", url)
@@ -258,7 +265,7 @@ def test_graph_of_a_file(tmp_path: Path) -> None:
 def test_graph_pictures_of_a_session(url: str, workflow_file: Path, tmp_path: Path) -> None:
     imports = ("--import", "tests.cli.tasks")
     ok(run(*imports, "load", "g", str(workflow_file), url=url))
-    ok(run(*imports, "fire", "g", "a", url=url))
+    task_failed(run(*imports, "fire", "g", "a", url=url))
     mermaid = ok(run("graph", "g", url=url))
     assert "#0 failed" in mermaid and "#0 finished" in mermaid
     assert "classDef failed fill:#fca5a5" in mermaid
@@ -427,7 +434,7 @@ def test_tracebacks_only_with_the_traceback_option(url: str, tmp_path: Path) -> 
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     ok(run("-q", "--import", "shop", "load", "s", str(tmp_path / "w.json"), url=url, env=env))
     quiet = run("-q", "--import", "shop", "fire", "s", "paid", url=url, env=env)
-    ok(quiet)
+    task_failed(quiet)
     assert "Traceback" not in quiet.stderr
     assert "receiver shop.broken of signal post_fire failed: RuntimeError: receiver" in quiet.stderr
     assert "ValueError: no address" in quiet.stderr  # the task's own log, on one line

@@ -46,7 +46,7 @@ def test_another_process_sees_and_continues_the_session(storage: StorageBackend)
     assert seen == {"tasks": ["t", "pages"],
                     "kwargs": {"a": {"from": "parent"}, "page": {"n": 1},
                                "pages": {"received": {"a": {"from": "parent"}, "page": {"n": 1}}}},
-                    "instances": {"pages#0": "finished"}}
+                    "instances": {"t#0": "unstarted", "pages#0": "finished"}}
     assert storage["t#0"].kwargs == {"a": {"from": "parent"}, "b": {"from": "child"}}
     assert storage["t#0"].status == "finished"
     assert [i.kwargs["page"] for i in storage.instances_of_task("pages")] == [{"n": 1}, {"n": 2}]

@@ -50,6 +50,7 @@ from ..workflow import (
     load_workflow,
     validate_workflow,
 )
+from .checks import check_registered, report_outcome, watching
 from .render import SignalPrinter, format_plugins, recovery_table, session_json, session_tables
 from .why import explanation_tree
 
@@ -412,15 +413,16 @@ def fire(session: str, trigger: str, kwargs_text: str | None, key: str | None) -
     if not manager.storage.tasks:
         click.echo(f"note: session {session!r} has no tasks yet; the trigger is recorded",
                    err=True)
-    with settings.reporting():
+    check_registered(manager.storage, "fired", IMPORT_ENV)
+    with watching() as outcome, settings.reporting():
         firing = manager.fire(trigger, kwargs, key=key)
     if firing.repeated:
         settings.console.print(
             f"[yellow]=[/] key [bold]{key}[/] was fired already (at {firing.fired_at}); "
             f"nothing changed", highlight=False)
         return
-    settings.console.print(f"[green]✓[/] fired [bold]{trigger}[/] in session [bold]{session}[/]",
-                           highlight=False)
+    report_outcome(settings.console, outcome, session,
+                   f"fired [bold]{trigger}[/] in session [bold]{session}[/]")
 
 
 @cli.command()
@@ -439,11 +441,12 @@ def replay(session: str, instance: str, kwargs_text: str | None, merge: bool) ->
     if merge and kwargs is None:
         raise click.BadParameter("only makes sense with --kwargs", param_hint="--merge")
     manager = settings.manager(session)
-    with settings.reporting():
+    check_registered(manager.storage, "replayed", IMPORT_ENV)
+    with watching() as outcome, settings.reporting():
         copy = manager.replay_failed_instance(instance, kwargs, merge=merge)
     status = manager.storage[copy.name].status.value
-    settings.console.print(f"[green]✓[/] replayed {instance} as [bold]{copy.name}[/] ({status})",
-                           highlight=False)
+    report_outcome(settings.console, outcome, session,
+                   f"replayed {instance} as [bold]{copy.name}[/] ({status})")
 
 
 @cli.command()
@@ -460,10 +463,12 @@ def skip(session: str, instance: str, cascade: bool, result_text: str | None) ->
     if result is not None and not cascade:
         raise click.BadParameter("only makes sense with --cascade", param_hint="--result")
     manager = settings.manager(session)
-    with settings.reporting():
+    if cascade:
+        check_registered(manager.storage, "skipped", IMPORT_ENV)
+    with watching() as outcome, settings.reporting():
         manager.skip_failed_instance(instance, cascade=cascade, result=result)
-    settings.console.print(f"[green]✓[/] skipped [bold]{instance}[/]"
-                           + (" and fired its cascade" if cascade else ""), highlight=False)
+    report_outcome(settings.console, outcome, session, f"skipped [bold]{instance}[/]"
+                   + (" and fired its cascade" if cascade else ""))
 
 
 @cli.command("resolve-logs")

@@ -174,8 +174,26 @@ class StorageBackend(ABC):
         found = self.get(instance)
         if found is None:
             name = instance.name if isinstance(instance, TaskInstance) else instance
-            raise InstanceNotFoundError(f"session {self.uid!r} has no instance {name!r}")
+            raise InstanceNotFoundError(f"session {self.uid!r} has no instance {name!r}"
+                                        + self._instances_named(name))
         return found
+
+    def _instances_named(self, name: object) -> str:
+        """What a caller who gave a task's name for an instance's (``storage["t_x"]``)
+        probably meant: ``; did you mean 't_x#0'?`` (the task's instances); else ``""``."""
+        if not isinstance(name, str) or "#" in name:
+            return ""
+        state = self._load_states().get(name)
+        count = state.next if state is not None else 0
+        if not count:
+            return f"; task {name!r} has no instance yet" if name in self._load_tasks() else ""
+        shown = [repr(instance_name(name, index)) for index in range(min(count, 3))]
+        if count > 3:
+            last = instance_name(name, count - 1)
+            return f"; did you mean one of {', '.join(shown)}, ... {last!r} ({count} instances)?"
+        if len(shown) > 1:
+            return f"; did you mean {', '.join(shown[:-1])} or {shown[-1]}?"
+        return f"; did you mean {shown[0]}?"
 
     def __contains__(self, instance: object) -> bool:
         return isinstance(instance, (str, TaskInstance)) and self.get(instance) is not None

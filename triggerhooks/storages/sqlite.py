@@ -92,8 +92,22 @@ def split_sqlite_url(url: str) -> tuple[str | None, str]:
     ``sqlite:///relative/path``, ``sqlite:////absolute/path``."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "sqlite" or parts.netloc:
-        raise InvalidSettingError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file)")
+        raise InvalidSettingError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file"
+                                  f"{_meant_file(parts.netloc, parts.path)})")
     return unquote(parts.path[1:]) or None, parts.query
+
+
+def _meant_file(host: str, path: str) -> str:
+    """For ``sqlite://data/x.db`` (two slashes, so ``data`` reads as a host): the absolute
+    file that ``sqlite:///data/x.db`` would use, since a relative path depends on the working
+    directory. Nothing for a host with user-info, which may hold a password."""
+    if not host or "@" in host:
+        return ""
+    try:
+        meant = sqlite_file(unquote(host + path))
+    except ValueError:
+        return ""
+    return f"; did you mean sqlite:///{unquote(host + path)}, the file {meant}?"
 
 
 _SCHEMA = """

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from ..exceptions import UnknownKeyError
-from ..registries import storage_backends
+from ..registries import failed_plugins_hint, storage_backends
 from ..serialization import JsonDict
 from .base import StorageBackend
 from .sqlite import split_sqlite_url, sqlite_file
@@ -169,14 +169,13 @@ def redact_text(text: str, *urls: str) -> str:
 
 
 def shown_url(url: str) -> str:
-    """``url`` for people: without its password, and a SQLite URL without a path shows
-    the file it uses."""
+    """``url`` for people: without its password, and a SQLite URL names the absolute file it
+    uses (a relative path depends on the working directory; no path is the default file)."""
     if url_scheme(url) == "sqlite":
         # Not a usable SQLite URL, or an unusable $TRIGGERHOOKS_SQLITE_PATH: opening it says so.
         with suppress(ValueError):
             path, query = split_sqlite_url(url)
-            if path is None:
-                url = f"sqlite:///{sqlite_file()}" + (f"?{query}" if query else "")
+            url = f"sqlite:///{sqlite_file(path)}" + (f"?{query}" if query else "")
     return redact_url(url)
 
 
@@ -197,7 +196,8 @@ def open_storage(url: str | None, uid: str, **options: Any) -> StorageBackend:
     else ``sqlite://``: the file ``$TRIGGERHOOKS_SQLITE_PATH``, else
     ``triggerhooks.sqlite3`` in the working directory); the URL's scheme selects the backend.
 
-    A scheme no backend handles raises :class:`UnknownKeyError` listing the known schemes.
+    A scheme no backend handles raises :class:`UnknownKeyError` listing the known schemes
+    (and the plugins that failed to load).
     """
     url = url or os.environ.get(STORAGE_URL_ENV) or DEFAULT_STORAGE_URL
     scheme = url_scheme(url)
@@ -207,7 +207,9 @@ def open_storage(url: str | None, uid: str, **options: Any) -> StorageBackend:
             return cls.from_url(url, uid, **options)
     known = {s for k in storage_backends for s in storage_backends.get_class(k).url_schemes}
     where = f"URL {redact_url(url)!r}" + ("" if scheme else " has no scheme://")
-    raise UnknownKeyError("storage URL scheme", scheme, known, where)
+    failed = failed_plugins_hint()  # a scheme is often a plugin's that did not load
+    raise UnknownKeyError("storage URL scheme", scheme, known,
+                          f"{where}; {failed}" if failed else where)
 
 
 def open_reference(reference: JsonDict) -> StorageBackend:
