@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import keyword
+import re
 import typing
 import weakref
 from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Mapping, MutableSet
@@ -249,19 +250,26 @@ def pop_sender(sender: Any, kwargs: dict[str, Any], call: str) -> Any:
     return None if sender is NO_SENDER else sender
 
 
-def _bare(hint: Any) -> Any:
-    """``hint`` without ``Required`` / ``NotRequired`` (which say nothing of the type); an
-    annotation a ``TypedDict`` keeps as a forward reference as its text."""
+_WRAPPED = re.compile(r"(?:typing(?:_extensions)?\.)?(NotRequired|Required)\[(.*)\]", re.DOTALL)
+
+
+def _unwrap(hint: Any) -> tuple[bool | None, Any]:
+    """Whether ``hint`` says ``Required`` (True) or ``NotRequired`` (False) or neither
+    (None), and the type inside; an annotation kept as a forward reference as its text."""
     if isinstance(hint, typing.ForwardRef):
         hint = hint.__forward_arg__
     if isinstance(hint, str):
-        for wrapper in ("NotRequired[", "Required["):
-            if hint.startswith(wrapper) and hint.endswith("]"):
-                return hint[len(wrapper):-1]
-        return hint
-    if typing.get_origin(hint) in (typing.Required, typing.NotRequired):
-        return typing.get_args(hint)[0]
-    return hint
+        found = _WRAPPED.fullmatch(hint.strip())
+        return (found[1] == "Required", found[2]) if found else (None, hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Required, typing.NotRequired):
+        return origin is typing.Required, typing.get_args(hint)[0]
+    return None, hint
+
+
+def _bare(hint: Any) -> Any:
+    """``hint`` without ``Required`` / ``NotRequired`` (which say nothing of the type)."""
+    return _unwrap(hint)[1]
 
 
 def _type_text(hint: Any) -> str:
@@ -287,14 +295,15 @@ def _payload_arguments(payload: type, notes: Mapping[str, str]) -> tuple[EventAr
     optional: frozenset[str] = getattr(payload, "__optional_keys__", frozenset())
     arguments = []
     for name, written in raw.items():
-        annotation = _bare(written)
+        # A TypedDict of string annotations does not see NotRequired in them: read it here.
+        said, annotation = _unwrap(written)
         hint = _bare(resolved.get(name, annotation))
         metadata = [each for each in getattr(hint, "__metadata__", ()) if isinstance(each, str)]
         # The annotation as written, unless only its resolved form is readable (Annotated).
         readable = isinstance(annotation, str) and "Annotated[" not in annotation
         arguments.append(EventArgument(name, _type_text(annotation if readable else hint),
                                        notes.get(name) or " ".join(metadata),
-                                       name not in optional))
+                                       name not in optional if said is None else said))
     return tuple(arguments)
 
 
@@ -376,6 +385,8 @@ class OrderedSignal(NamedSignal):
         """When it is sent relative to other signals (Markdown; ``""``: not said)."""
         if doc is not None:
             self.__doc__ = doc
+        self.described = payload is not None or arguments is not None
+        """Whether the signal says what it passes (then each send is checked against it)."""
         self._fields = tuple(each.name for each in described)
         self._known = frozenset(self._fields)
         self._required = tuple(each.name for each in described if each.required)
@@ -386,8 +397,8 @@ class OrderedSignal(NamedSignal):
         return self._fields
 
     def check_arguments(self, kwargs: Mapping[str, Any]) -> None:
-        """Raise ``TypeError`` unless ``kwargs`` are the signal's arguments (if it has any)."""
-        if not self._fields or kwargs.keys() == self._known:
+        """Raise ``TypeError`` unless ``kwargs`` are the signal's arguments (if it says)."""
+        if not self.described or kwargs.keys() == self._known:
             return
         missing = [name for name in self._required if name not in kwargs]
         unexpected = [name for name in kwargs if name not in self._known]
@@ -395,7 +406,8 @@ class OrderedSignal(NamedSignal):
             problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
                 [f"unexpected {', '.join(unexpected)}"] if unexpected else [])
             raise TypeError(f"signal {self.name} was sent with the wrong arguments ("
-                            f"{'; '.join(problems)}): it passes {', '.join(self._fields)}")
+                            f"{'; '.join(problems)}): it passes "
+                            f"{', '.join(self._fields) or 'no arguments'}")
 
     def send(self, sender: Any = NO_SENDER, /, *,
              _async_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
