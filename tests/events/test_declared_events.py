@@ -107,10 +107,10 @@ def test_received_with_a_sender_and_a_predicate() -> None:
 
 def test_receivers_and_predicates_are_checked_against_the_declaration() -> None:
     event = completed_work_item()
-    with pytest.raises(TypeError, match="'work_iten', which tests.completed_work_item never "
-                                        "passes \\(did you mean 'work_item'\\?"):
+    with pytest.raises(TypeError, match=r"'work_iten', which tests\.completed_work_item never "
+                                        r"passes \(did you mean 'work_item'\?"):
         on(event)(filter_events(lambda work_iten: True)(lambda sender, **kwargs: None))
-    with pytest.raises(TypeError, match="cannot take what tests.completed_work_item passes"):
+    with pytest.raises(TypeError, match=r"cannot take what tests\.completed_work_item passes"):
         on(event)(lambda sender, work_item: None)
     with pytest.raises(TypeError, match="missing user"):
         send_event(event, CompleteWorkItem, work_item="w")
@@ -210,11 +210,11 @@ def test_mistakes_in_a_declaration(name: str, arguments: Any, doc: str, error: t
 
 def test_look_alikes_of_a_declared_event_are_refused() -> None:
     event = completed_work_item()
-    with pytest.raises(TypeError, match="pass the signal, not its name: the one "
-                                        "declare_event\\('tests.completed_work_item', ...\\)"):
+    with pytest.raises(TypeError, match=r"pass the signal, not its name: the one "
+                                        r"declare_event\('tests\.completed_work_item', \.\.\.\)"):
         on("tests.completed_work_item")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="not the event declared under that name in "
-                                        "tests.events.test_declared_events"):
+    with pytest.raises(TypeError, match=r"not the event declared under that name in "
+                                        r"tests\.events\.test_declared_events"):
         on(blinker.signal("tests.completed_work_item"))
     on(event)(lambda sender, **kwargs: None)
 
