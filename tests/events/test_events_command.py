@@ -173,6 +173,17 @@ def test_receiver_modules_and_plugins_are_loaded_and_named_as_sources(
     ]
 
 
+def test_modules_named_by_the_global_option_or_its_variable_are_imported_too(
+        write: Callable[[str, str], str]) -> None:
+    prefix = f"env{uuid.uuid4().hex[:8]}"
+    module = write(f"{prefix}_events", APP_EVENTS.format(prefix=prefix))
+    by_variable = listed(invoke("events", "--json", f"{prefix}.*",
+                                env={"TRIGGERHOOKS_IMPORT": module}))
+    assert list(by_variable) == [f"{prefix}.completed_work_item"]
+    by_option = listed(invoke("--import", module, "events", "--json", f"{prefix}.*"))
+    assert by_option == by_variable
+
+
 def test_the_core_signals_as_a_table() -> None:
     result = invoke("events")
     assert result.exit_code == 0, result.output

@@ -230,7 +230,8 @@ def test_plugins_are_loaded_on_first_use_not_on_import(install: Install) -> None
         print(json.dumps({"import": on_import, "manager": loaded()}))
     """, install("example"))
     assert result == {"import": [], "manager": [
-        "triggerhooks_example", "triggerhooks_example.manager", "triggerhooks_example.plugin",
+        "triggerhooks_example", "triggerhooks_example.events", "triggerhooks_example.manager",
+        "triggerhooks_example.plugin",
         "triggerhooks_example.receivers", "triggerhooks_example.runner",
         "triggerhooks_example.storage", "triggerhooks_example.tasks"]}
 
