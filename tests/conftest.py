@@ -88,11 +88,15 @@ def _no_leftover_threads() -> Iterator[None]:
 
 @pytest.fixture
 def isolated_signals() -> Iterator[None]:
-    """Disconnect, after the test, every receiver it connected to a triggerhooks signal."""
+    """Disconnect, after the test, every receiver it connected to a triggerhooks signal, and
+    forget the events it declared (``declare_event``)."""
+    from triggerhooks.events.declaring import _forget_events, declared_events
     from triggerhooks.signals import namespace
 
     before = {name: set(signal.receivers) for name, signal in namespace.items()}
+    declared = set(declared_events())
     yield
+    _forget_events(set(declared_events()) - declared)
     for name, signal in namespace.items():
         for receiver_id in set(signal.receivers) - before[name]:
             receiver = signal.receivers[receiver_id]

@@ -51,6 +51,7 @@ from ..workflow import (
     validate_workflow,
 )
 from .checks import check_registered, report_outcome, watching
+from .events import events as events_command
 from .render import SignalPrinter, format_plugins, recovery_table, session_json, session_tables
 from .why import explanation_tree
 
@@ -655,6 +656,9 @@ def plugins(as_json: bool) -> None:
         click.echo(format_plugins(infos, failed))
     if failed:
         raise SystemExit(1)
+
+
+cli.add_command(events_command)
 
 
 # -- the demo ----------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Receivers for triggerhooks signals: ``@on``, ``filter_events`` and a robust ``send_event``.
 
 Modelled on Caluma's events. :mod:`~triggerhooks.events.receivers` connects
-receivers (``@on``, ``filter_events``), :mod:`~triggerhooks.events.dispatch`
+receivers (``@on``, ``filter_events``), :mod:`~triggerhooks.events.declaring`
+declares an application's own events (``declare_event``),
+:mod:`~triggerhooks.events.table` makes the events table of every known
+event, :mod:`~triggerhooks.events.dispatch`
 sends (``send_event``: a receiver's failure is logged with its dotted name and
 never changes stored state; failures of receivers connected with
 ``raise_exception=True`` are raised together, after every receiver ran, as
@@ -15,6 +18,7 @@ live in :mod:`triggerhooks.testing.signals`.
 
 from __future__ import annotations
 
+from .declaring import declare_event, declared_events, known_events
 from .dispatch import send_event
 from .modules import RECEIVER_MODULES_ENV, ReceiverModuleError, load_receiver_modules
 from .receivers import ANY, BEFORE_CHANGE_SIGNALS, PREDICATE_EXTRAS, filter_events, on, sender_name
@@ -25,7 +29,10 @@ __all__ = [
     "PREDICATE_EXTRAS",
     "RECEIVER_MODULES_ENV",
     "ReceiverModuleError",
+    "declare_event",
+    "declared_events",
     "filter_events",
+    "known_events",
     "load_receiver_modules",
     "on",
     "send_event",

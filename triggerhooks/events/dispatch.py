@@ -21,6 +21,7 @@ from blinker._utilities import make_id
 
 from ..exceptions import SignalHandlingError
 from ..serialization import dotted_name
+from ..signals import NO_SENDER, OrderedSignal, pop_sender
 from .receivers import as_sender, background_receivers, raising_receivers
 
 __all__ = ["HandOff", "send_event", "use_background_hand_off"]
@@ -46,12 +47,19 @@ def use_background_hand_off(hand_off: HandOff) -> None:
     _hand_off = hand_off
 
 
-def send_event(signal: Signal, sender: Any = None, /,
+def send_event(signal: Signal, sender: Any = NO_SENDER, /,
                **kwargs: Any) -> list[tuple[Callable[..., Any], Any]]:
     """Call every receiver of ``signal`` for ``sender``, in order; a failure never stops the others.
 
-    ``sender`` may be passed by keyword too (``sender=CompleteWorkItem``), and a
-    ``@trigger_task`` function stands for its task class, as in ``@on``.
+    The sender is given by position or by keyword (``sender=CompleteWorkItem``, as
+    Caluma's and Django's code write it), with the same meaning: receivers
+    connected for that sender are called, and every receiver gets it as its
+    first positional argument (never also as a keyword). Giving it both ways
+    is a ``TypeError``; not at all, ``None``. A ``@trigger_task`` function
+    stands for its task class, as in ``@on``. A signal that describes its
+    arguments (every triggerhooks signal, every declared event) refuses a send
+    with missing or unexpected ones (``TypeError``) before any receiver runs.
+
     Receivers are called in the signal's order (for triggerhooks' signals:
     priority, then connection); a background receiver's call is handed to its
     runner in its place in that order.
@@ -62,10 +70,9 @@ def send_event(signal: Signal, sender: Any = None, /,
     ``raise_exception=True`` failed, their exceptions are raised together as
     :class:`~triggerhooks.exceptions.SignalHandlingError` after every receiver ran.
     """
-    if "sender" in kwargs:
-        if sender is not None:
-            raise TypeError("send_event() got the sender twice (by position and by keyword)")
-        sender = kwargs.pop("sender")
+    sender = pop_sender(sender, kwargs, "send_event")
+    if isinstance(signal, OrderedSignal):
+        signal.check_arguments(kwargs)
     if not signal.receivers or signal.is_muted:
         return []
     sender = as_sender(sender)

@@ -29,6 +29,7 @@ from ..registries import trigger_managers
 from ..serialization import dotted_name
 from ..signals import OrderedSignal, namespace
 from ..task import TriggerTask
+from .declaring import declared_events
 
 __all__ = [
     "ANY",
@@ -154,16 +155,26 @@ def _check_sender(given: Any, sender: Any, signals: list[Signal]) -> None:
 
 def _signal_problem(each: Any) -> str | None:
     """Why ``each`` is not a signal ``@on`` should connect to (None: it is fine)."""
+    declared = declared_events()
     if isinstance(each, str):
         if each in namespace:
             return f"pass the signal, not its name: from triggerhooks.signals import {each}"
+        if each in declared:
+            return (f"pass the signal, not its name: the one declare_event({each!r}, ...) "
+                    f"returned, in {declared[each].declared_in}")
         return f"@on expects blinker signals, not the string {each!r}"
     if not isinstance(each, Signal):
         return f"@on expects blinker signals, not {each!r}"
-    if isinstance(each, NamedSignal) and namespace.get(name := each.name, each) is not each:
+    if not isinstance(each, NamedSignal):
+        return None
+    name = each.name
+    if namespace.get(name, each) is not each:
         return (f"{each!r} is a blinker signal named {name!r}, but not triggerhooks' own "
                 "(blinker.signal(name) belongs to blinker's default namespace, which "
                 f"triggerhooks never sends to): from triggerhooks.signals import {name}")
+    if declared.get(name, each) is not each:
+        return (f"{each!r} is a signal named {name!r}, but not the event declared under that "
+                f"name in {declared[name].declared_in}: use the signal declare_event returned")
     return None
 
 
