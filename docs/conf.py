@@ -38,7 +38,7 @@ html_theme_options = {"description": "Tasks that run when the right triggers hav
 PAGE_ORDER = [
     "introduction", "getting-started", "configuration", "statuses", "tasks", "runners",
     "events", "plugins", "storages", "cli", "inspecting", "testing", "cookbook", "celery",
-    "django", "migrating", "security", "internals", "api",
+    "django", "migrating", "from-caluma", "security", "internals", "api",
 ]
 TOCTREE_GLOB = ":glob:\n\n*\n"
 
