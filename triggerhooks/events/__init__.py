@@ -12,12 +12,15 @@ never changes stored state; failures of receivers connected with
 :mod:`~triggerhooks.events.modules` imports the configured receiver modules and
 :mod:`~triggerhooks.events.background` turns each call of a ``background=True``
 receiver into JSON for the task runner of the session's manager (a Celery
-worker, a thread, ...). The test tools ``capture_signals`` and ``connected``
-live in :mod:`triggerhooks.testing.signals`.
+worker, a thread, ...), and :mod:`~triggerhooks.events.adapters` lets a plugin
+bring signals of another library (Django's) to ``@on`` and ``send_event``. The
+test tools ``capture_signals`` and ``connected`` live in
+:mod:`triggerhooks.testing.signals`.
 """
 
 from __future__ import annotations
 
+from .adapters import SignalAdapter, register_signal_adapter, unregister_signal_adapter
 from .declaring import declare_event, declared_events, known_events
 from .dispatch import send_event
 from .modules import RECEIVER_MODULES_ENV, ReceiverModuleError, load_receiver_modules
@@ -29,12 +32,15 @@ __all__ = [
     "PREDICATE_EXTRAS",
     "RECEIVER_MODULES_ENV",
     "ReceiverModuleError",
+    "SignalAdapter",
     "declare_event",
     "declared_events",
     "filter_events",
     "known_events",
     "load_receiver_modules",
     "on",
+    "register_signal_adapter",
     "send_event",
     "sender_name",
+    "unregister_signal_adapter",
 ]

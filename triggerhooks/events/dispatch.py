@@ -8,6 +8,8 @@ Receivers connected with ``background=True`` are not called here: in its place
 in the order, each call goes to the hand-off that :func:`use_background_hand_off` installed
 (:func:`triggerhooks.events.background.hand_off`, wired when ``triggerhooks``
 is imported), which passes it to the task runner of the session's manager.
+A signal of another library goes to the ``send`` of the adapter registered for
+its kind (:mod:`triggerhooks.events.adapters`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from blinker._utilities import make_id
 from ..exceptions import SignalHandlingError
 from ..serialization import dotted_name
 from ..signals import NO_SENDER, OrderedSignal, pop_sender
+from .adapters import ForeignSignal, adapter_for, signal_name
 from .receivers import as_sender, background_receivers, raising_receivers
 
-__all__ = ["HandOff", "send_event", "use_background_hand_off"]
+__all__ = ["HandOff", "log_receiver_failure", "send_event", "use_background_hand_off"]
 
 # The name users configure and read in the docs: the public package, not this module.
 log = logging.getLogger("triggerhooks.events")
@@ -47,7 +50,7 @@ def use_background_hand_off(hand_off: HandOff) -> None:
     _hand_off = hand_off
 
 
-def send_event(signal: Signal, sender: Any = NO_SENDER, /,
+def send_event(signal: Signal | ForeignSignal, sender: Any = NO_SENDER, /,
                **kwargs: Any) -> list[tuple[Callable[..., Any], Any]]:
     """Call every receiver of ``signal`` for ``sender``, in order; a failure never stops the others.
 
@@ -69,8 +72,17 @@ def send_event(signal: Signal, sender: Any = NO_SENDER, /,
     under the receiver's dotted name. If receivers connected with
     ``raise_exception=True`` failed, their exceptions are raised together as
     :class:`~triggerhooks.exceptions.SignalHandlingError` after every receiver ran.
+
+    A signal of another library (Django's, with the Django plugin) is sent by
+    the adapter registered for its kind, with the same rules.
     """
     sender = pop_sender(sender, kwargs, "send_event")
+    if not isinstance(signal, Signal):
+        adapter = adapter_for(signal)
+        if adapter is None:
+            raise TypeError(f"send_event sends blinker signals (or those of a registered "
+                            f"adapter's kind, such as Django's), not {signal!r}")
+        return adapter.send(signal, as_sender(sender), kwargs)
     if isinstance(signal, OrderedSignal):
         signal.check_arguments(kwargs)
     if not signal.receivers or signal.is_muted:
@@ -90,15 +102,19 @@ def send_event(signal: Signal, sender: Any = NO_SENDER, /,
             raising = (signal, make_id(receiver)) in raising_receivers
             if raising:
                 caught.append(exc)
-            _log_failure(signal, receiver, exc, raising)
+            log_receiver_failure(signal, receiver, exc,
+                                 "raise_exception: raised once all receivers ran" if raising
+                                 else "")
     if caught:
         raise SignalHandlingError(caught)
     return results
 
 
-def _log_failure(signal: Signal, receiver: Callable[..., Any], exc: Exception,
-                 raising: bool) -> None:
+def log_receiver_failure(signal: Any, receiver: Callable[..., Any], exc: BaseException,
+                         note: str = "") -> None:
+    """Log a receiver's failure as the send loop does: ERROR on ``triggerhooks.events``, with
+    the receiver's dotted name, the signal's name, ``note`` (what happens to the error, if
+    anything is said) and the traceback. For adapters of other libraries' signals."""
     log.error("receiver %s of signal %s failed%s: %s: %s", dotted_name(receiver),
-              getattr(signal, "name", repr(signal)),
-              " (raise_exception: raised once all receivers ran)" if raising else "",
-              type(exc).__name__, exc, exc_info=exc)
+              signal_name(signal), f" ({note})" if note else "", type(exc).__name__, exc,
+              exc_info=exc)
