@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 from triggerhooks_django import get_manager
 from triggerhooks_django.databases import postgres_storage_installed
+from triggerhooks_django.signals import DJANGO_SIGNALS
 
 from triggerhooks import ThreadingTaskRunner, TriggerManager
 
@@ -51,6 +52,16 @@ def _storage_connections_closed(django_db_setup: Any, django_db_blocker: Any) ->
 def _threads_joined() -> Iterator[None]:
     yield
     ThreadingTaskRunner.join_all(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _django_receivers_disconnected() -> Iterator[None]:
+    """What a test (or a docs example) connects to Django signals with ``@on`` goes after it."""
+    before = set(DJANGO_SIGNALS.connected_receivers())
+    yield
+    for signal, receiver in DJANGO_SIGNALS.connected_receivers():
+        if (signal, receiver) not in before:
+            DJANGO_SIGNALS.disconnect(signal, receiver)
 
 
 @pytest.fixture

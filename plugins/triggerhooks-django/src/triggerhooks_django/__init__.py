@@ -7,13 +7,20 @@ the database transaction commits; ``manage.py triggerhooks ...``; an admin of
 sessions and instances. See ``docs/django.md``.
 
 Importing this package needs no configured settings: the names below import
-Django's machinery only when they are used.
+Django's machinery only when they are used. It registers the adapter that lets
+``@on`` and ``filter_events`` take Django signals (``@on(post_save, sender=Answer)``,
+see :mod:`.signals`); Django imports every installed app before any app is ready,
+so receiver modules anywhere in the project can count on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from triggerhooks.ext import register_signal_adapter
+
+from .signals import DJANGO_SIGNALS
 
 if TYPE_CHECKING:
     from triggerhooks import StorageBackend, TriggerManager
@@ -22,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["fire_on_commit", "get_manager", "get_settings", "open_session_storage",
            "storage_url"]
+
+register_signal_adapter(DJANGO_SIGNALS)
 
 
 def get_manager(session: str) -> TriggerManager:
