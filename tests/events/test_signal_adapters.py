@@ -151,6 +151,8 @@ def test_a_registered_kind_is_connected_through_its_adapter(adapter: FakeAdapter
     assert calls == [(Mutation, {"instance": 1, "created": True}), ("only", {"instance": 1}),
                      (OtherMutation, {"instance": 2, "created": False})]
     assert adapter_for(saved) is adapter and adapter_for(post_fire) is None
+    with pytest.raises(TypeError, match=r"^@on\(fake\.saved, sender=None\): leave sender out"):
+        on(saved, sender=None)
     assert signal_name(saved) == "fake.saved" and signal_name(post_fire) == "post_fire"
 
 

@@ -24,7 +24,15 @@ from .adapters import SignalAdapter, register_signal_adapter, unregister_signal_
 from .declaring import declare_event, declared_events, known_events
 from .dispatch import send_event
 from .modules import RECEIVER_MODULES_ENV, ReceiverModuleError, load_receiver_modules
-from .receivers import ANY, BEFORE_CHANGE_SIGNALS, PREDICATE_EXTRAS, filter_events, on, sender_name
+from .receivers import (
+    ANY,
+    BEFORE_CHANGE_SIGNALS,
+    PREDICATE_EXTRAS,
+    disconnect,
+    filter_events,
+    on,
+    sender_name,
+)
 
 __all__ = [
     "ANY",
@@ -35,6 +43,7 @@ __all__ = [
     "SignalAdapter",
     "declare_event",
     "declared_events",
+    "disconnect",
     "filter_events",
     "known_events",
     "load_receiver_modules",

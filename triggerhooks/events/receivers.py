@@ -144,6 +144,9 @@ def _check_sender(given: Any, sender: Any, signals: list[Signal]) -> None:
     if sender is ANY:
         return
     if given is None:
+        if not any(isinstance(each, Signal) for each in signals):  # another library's signals
+            raise TypeError(f"@on({signal_name(signals[0])}, sender=None): leave sender out to "
+                            "receive the signal from every sender")
         raise TypeError("sender=None is not 'any sender' (it would select only the signals of "
                         "tasks not registered in this process): leave sender out to receive "
                         "the signal from every sender")
