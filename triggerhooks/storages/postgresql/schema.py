@@ -1,0 +1,179 @@
+"""The tables of a PostgreSQL storage and every statement run on them, for one schema.
+
+Every table is keyed by the session's uid first. Names are text in the ``"C"``
+collation (compared byte by byte: quicker, and the same on every server); JSON
+documents are ``json`` (kept exactly as written, as they come back). A table
+``th_version`` holds the schema version; each version so far only adds, so
+``CREATE ... IF NOT EXISTS`` upgrades an older schema in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from .settings import quote_ident
+
+__all__ = ["SCHEMA_VERSION", "TABLES", "Sql", "statements"]
+
+SCHEMA_VERSION = 1
+"""1: the first tables."""
+
+TABLES = ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states", "th_waiting",
+          "th_instances", "th_keys", "th_active")
+"""Every table that holds sessions, each keyed by the uid."""
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {s}.th_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.th_sessions (
+    uid NAME PRIMARY KEY, counted INTEGER NOT NULL DEFAULT 0,
+    unresolved INTEGER NOT NULL DEFAULT 0, metadata JSON NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS {s}.th_tasks (
+    uid NAME, name NAME, pos INTEGER NOT NULL, unless JSON NOT NULL DEFAULT '[]',
+    config JSON NOT NULL, PRIMARY KEY (uid, name));
+CREATE TABLE IF NOT EXISTS {s}.th_index (
+    uid NAME, trigger NAME, pos INTEGER NOT NULL, task NAME, PRIMARY KEY (uid, trigger, pos));
+CREATE TABLE IF NOT EXISTS {s}.th_fired (
+    uid NAME, trigger NAME, kwargs JSON NOT NULL, PRIMARY KEY (uid, trigger));
+CREATE TABLE IF NOT EXISTS {s}.th_states (
+    uid NAME, task NAME, state JSON NOT NULL, PRIMARY KEY (uid, task));
+CREATE TABLE IF NOT EXISTS {s}.th_waiting (
+    uid NAME, task NAME, missing INTEGER NOT NULL, PRIMARY KEY (uid, task));
+CREATE TABLE IF NOT EXISTS {s}.th_instances (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY, uid NAME, name NAME, data JSON NOT NULL,
+    PRIMARY KEY (uid, name));
+CREATE INDEX IF NOT EXISTS th_instances_order ON {s}.th_instances (uid, seq);
+CREATE TABLE IF NOT EXISTS {s}.th_keys (
+    uid NAME, key NAME, record JSON NOT NULL, PRIMARY KEY (uid, key));
+CREATE TABLE IF NOT EXISTS {s}.th_active (uid NAME PRIMARY KEY, work INTEGER NOT NULL)
+""".replace(" NAME", ' TEXT COLLATE "C" NOT NULL')
+"""Schema version 1. (``NAME``: a name column.)"""
+
+_CONFIG_ROW = "t.name, t.config, st.state, w.missing"
+_CONFIG_JOINS = ("LEFT JOIN {s}.th_states st ON st.uid = t.uid AND st.task = t.name "
+                 "LEFT JOIN {s}.th_waiting w ON w.uid = t.uid AND w.task = t.name")
+
+
+@dataclass(frozen=True, slots=True)
+class Sql:
+    """The statements of one schema. Parameters: ``%(uid)s`` and the others by name."""
+
+    ddl: list[str]
+    version: str
+    set_version: list[str]
+    lock: str
+    session: str
+    trigger_tasks: str
+    trigger_fired: str
+    tasks: str
+    all_tasks: str
+    fired_names: str
+    kwargs: str
+    states: str
+    missing: str
+    instances: str
+    key: str
+    put_fired: str
+    put_instances: str
+    put_states: str
+    count_down: str
+    put_key: str
+    add_work: str
+    drop_idle: str
+    put_session: str
+    configure: list[str]
+    clear: list[str]
+    load_tasks: str
+    load_states: str
+    load_instances: str
+    load_kwargs: str
+    load_metadata: str
+    session_uids: str
+    active: str
+
+
+def _upsert(table: str, key: str, value: str, cast: str) -> str:
+    """Insert or replace many ``(key, value)`` rows of a session, in array order."""
+    return (f"INSERT INTO {{s}}.{table} (uid, {key}, {value}) "
+            f"SELECT %(uid)s, k, v::{cast} FROM unnest(%(keys)s::text[], %(values)s::text[]) "
+            f"WITH ORDINALITY AS u(k, v, n) ORDER BY n "
+            f"ON CONFLICT (uid, {key}) DO UPDATE SET {value} = excluded.{value}")
+
+
+@cache
+def statements(schema: str) -> Sql:
+    """The statements for the tables in ``schema`` (made once per schema)."""
+    s = quote_ident(schema)
+
+    def q(text: str) -> str:
+        return text.replace("{s}", s)
+
+    by_uid = "WHERE uid = %(uid)s"
+    return Sql(
+        ddl=[q(part.strip()) for part in _DDL.split(";") if part.strip()],
+        version=q("SELECT version FROM {s}.th_version"),
+        set_version=[q("DELETE FROM {s}.th_version"),
+                     q("INSERT INTO {s}.th_version (version) VALUES (%(version)s)")],
+        lock="SELECT pg_advisory_xact_lock(%(lock)s), pg_current_xact_id()::text",
+        session=q("SELECT se.counted, se.unresolved, se.metadata, EXISTS (SELECT FROM "
+                  "{s}.th_fired f WHERE f.uid = %(uid)s AND f.trigger = 'sessionFinalized') "
+                  "FROM (SELECT) AS one LEFT JOIN {s}.th_sessions se ON se.uid = %(uid)s"),
+        trigger_tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_index i JOIN {{s}}.th_tasks t "
+                        f"ON t.uid = i.uid AND t.name = i.task {_CONFIG_JOINS} "
+                        "WHERE i.uid = %(uid)s AND i.trigger = %(trigger)s ORDER BY i.pos"),
+        trigger_fired=q("SELECT f.trigger, f.kwargs FROM {s}.th_fired f WHERE f.uid = %(uid)s "
+                        "AND (f.trigger = %(trigger)s OR f.trigger IN (SELECT "
+                        'json_array_elements_text(t.unless) COLLATE "C" FROM {s}.th_index i '
+                        "JOIN {s}.th_tasks t ON t.uid = i.uid AND t.name = i.task "
+                        "WHERE i.uid = %(uid)s AND i.trigger = %(trigger)s))"),
+        tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_tasks t {_CONFIG_JOINS} "
+                "WHERE t.uid = %(uid)s AND t.name = ANY(%(names)s::text[])"),
+        all_tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_tasks t {_CONFIG_JOINS} "
+                    "WHERE t.uid = %(uid)s ORDER BY t.pos"),
+        fired_names=q("SELECT trigger FROM {s}.th_fired " + by_uid),
+        kwargs=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)s "
+                 "AND trigger = ANY(%(names)s::text[])"),
+        states=q("SELECT task, state FROM {s}.th_states WHERE uid = %(uid)s "
+                 "AND task = ANY(%(names)s::text[])"),
+        missing=q("SELECT missing FROM {s}.th_waiting WHERE uid = %(uid)s AND task = %(task)s"),
+        instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)s "
+                    "AND name = ANY(%(names)s::text[])"),
+        key=q("SELECT record FROM {s}.th_keys WHERE uid = %(uid)s AND key = %(key)s"),
+        put_fired=q(_upsert("th_fired", "trigger", "kwargs", "json")),
+        put_instances=q(_upsert("th_instances", "name", "data", "json")),
+        put_states=q(_upsert("th_states", "task", "state", "json")),
+        count_down=q("UPDATE {s}.th_waiting w SET missing = w.missing - d.n FROM "
+                     "unnest(%(keys)s::text[], %(counts)s::int[]) AS d(task, n) "
+                     "WHERE w.uid = %(uid)s AND w.task = d.task"),
+        put_key=q("INSERT INTO {s}.th_keys (uid, key, record) VALUES (%(uid)s, %(key)s, "
+                  "%(record)s::json)"),
+        add_work=q("INSERT INTO {s}.th_active AS a (uid, work) VALUES (%(uid)s, %(work)s) "
+                   "ON CONFLICT (uid) DO UPDATE SET work = a.work + excluded.work"),
+        drop_idle=q("DELETE FROM {s}.th_active WHERE uid = %(uid)s AND work <= 0"),
+        put_session=q("INSERT INTO {s}.th_sessions AS se (uid, counted, unresolved, metadata) "
+                      "VALUES (%(uid)s, %(counted)s, %(unresolved)s, %(metadata)s::json) "
+                      "ON CONFLICT (uid) DO UPDATE SET counted = excluded.counted, "
+                      "unresolved = excluded.unresolved, metadata = excluded.metadata"),
+        configure=[
+            q("DELETE FROM {s}.th_waiting " + by_uid),
+            q("DELETE FROM {s}.th_tasks " + by_uid),
+            q("DELETE FROM {s}.th_index " + by_uid),
+            q("INSERT INTO {s}.th_waiting (uid, task, missing) SELECT %(uid)s, k, n FROM "
+              "unnest(%(waiting)s::text[], %(counts)s::int[]) AS u(k, n)"),
+            q("INSERT INTO {s}.th_tasks (uid, name, pos, unless, config) SELECT %(uid)s, k, "
+              "n - 1, u::json, c::json FROM unnest(%(names)s::text[], %(unless)s::text[], "
+              "%(configs)s::text[]) WITH ORDINALITY AS r(k, u, c, n)"),
+            q("INSERT INTO {s}.th_index (uid, trigger, pos, task) SELECT %(uid)s, t, p, k FROM "
+              "unnest(%(triggers)s::text[], %(positions)s::int[], %(tasks)s::text[]) "
+              "AS u(t, p, k)"),
+        ],
+        clear=[q(f"DELETE FROM {{s}}.{table} " + by_uid) for table in TABLES],
+        load_tasks=q("SELECT name, config FROM {s}.th_tasks WHERE uid = %(uid)s ORDER BY pos"),
+        load_states=q("SELECT task, state FROM {s}.th_states " + by_uid),
+        load_instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)s "
+                         "ORDER BY seq"),
+        load_kwargs=q("SELECT trigger, kwargs FROM {s}.th_fired " + by_uid),
+        load_metadata=q("SELECT metadata FROM {s}.th_sessions " + by_uid),
+        session_uids=q("SELECT uid FROM {s}.th_sessions ORDER BY uid"),
+        active=q("SELECT uid FROM {s}.th_active WHERE work > 0 ORDER BY uid"),
+    )
