@@ -49,6 +49,7 @@ from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner
 from .sessions import SessionReferenceError
 from .storages import (
     MemoryStorageBackend,
+    PostgresStorageBackend,
     RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
@@ -86,6 +87,7 @@ __all__ = [
     "MaxRetriesExceeded",
     "MemoryStorageBackend",
     "PluginLoadWarning",
+    "PostgresStorageBackend",
     "ReceiverModuleError",
     "RedisStorageBackend",
     "Retry",

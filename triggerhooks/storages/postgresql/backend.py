@@ -34,7 +34,7 @@ with contextlib.suppress(ImportError):  # require_driver() says so when a storag
 
 __all__ = ["PostgresStorageBackend"]
 
-logger = logging.getLogger("triggerhooks.storages.postgresql")
+log = logging.getLogger(__name__)
 
 
 class _Stale(Exception):
@@ -167,7 +167,7 @@ class PostgresStorageBackend(StorageBackend):
         transaction committed. If it did, carry on as if the reply had come."""
         committed = pool.outcome(view.xid)
         if committed:
-            logger.warning("%s: the connection to PostgreSQL broke while session %r committed; "
+            log.warning("%s: the connection to PostgreSQL broke while session %r committed; "
                            "the server says the commit was stored", pool.shown, self.uid)
             return
         outcome = ("nothing was stored" if committed is False
