@@ -56,7 +56,8 @@ _CONFIG_JOINS = ("LEFT JOIN {s}.th_states st ON st.uid = t.uid AND st.task = t.n
 
 @dataclass(frozen=True, slots=True)
 class Sql:
-    """The statements of one schema. Parameters: ``%(uid)s`` and the others by name."""
+    """The statements of one schema. Parameters: ``%(uid)s`` and the others by name (the
+    writes' names differ, so that a commit joins them in one statement)."""
 
     ddl: list[str]
     version: str
@@ -78,8 +79,8 @@ class Sql:
     put_states: str
     count_down: str
     put_key: str
-    add_work: str
-    drop_idle: str
+    put_work: str
+    drop_work: str
     put_session: str
     configure: list[str]
     clear: list[str]
@@ -92,10 +93,12 @@ class Sql:
     active: str
 
 
-def _upsert(table: str, key: str, value: str, cast: str) -> str:
-    """Insert or replace many ``(key, value)`` rows of a session, in array order."""
+def _upsert(table: str, key: str, value: str, param: str) -> str:
+    """Insert or replace many ``(key, value)`` rows of a session, in array order (the arrays:
+    parameters ``<param>`` and ``<param>_json``)."""
     return (f"INSERT INTO {{s}}.{table} (uid, {key}, {value}) "
-            f"SELECT %(uid)s, k, v::{cast} FROM unnest(%(keys)s::text[], %(values)s::text[]) "
+            f"SELECT %(uid)s, k, v::json FROM unnest(%({param})s::text[], "
+            f"%({param}_json)s::text[]) "
             f"WITH ORDINALITY AS u(k, v, n) ORDER BY n "
             f"ON CONFLICT (uid, {key}) DO UPDATE SET {value} = excluded.{value}")
 
@@ -116,14 +119,15 @@ def statements(schema: str) -> Sql:
                      q("INSERT INTO {s}.th_version (version) VALUES (%(version)s)")],
         lock="SELECT pg_advisory_xact_lock(%(lock)s), pg_current_xact_id()::text",
         session=q("SELECT se.counted, se.unresolved, se.metadata, EXISTS (SELECT FROM "
-                  "{s}.th_fired f WHERE f.uid = %(uid)s AND f.trigger = 'sessionFinalized') "
+                  "{s}.th_fired f WHERE f.uid = %(uid)s AND f.trigger = 'sessionFinalized'), "
+                  "(SELECT work FROM {s}.th_active a WHERE a.uid = %(uid)s) "
                   "FROM (SELECT) AS one LEFT JOIN {s}.th_sessions se ON se.uid = %(uid)s"),
         trigger_tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_index i JOIN {{s}}.th_tasks t "
                         f"ON t.uid = i.uid AND t.name = i.task {_CONFIG_JOINS} "
                         "WHERE i.uid = %(uid)s AND i.trigger = %(trigger)s ORDER BY i.pos"),
-        trigger_fired=q("SELECT f.trigger, f.kwargs FROM {s}.th_fired f WHERE f.uid = %(uid)s "
-                        "AND (f.trigger = %(trigger)s OR f.trigger IN (SELECT "
-                        'json_array_elements_text(t.unless) COLLATE "C" FROM {s}.th_index i '
+        trigger_fired=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)s "
+                        "AND trigger = ANY (ARRAY(SELECT %(trigger)s::text UNION ALL SELECT "
+                        "json_array_elements_text(t.unless) FROM {s}.th_index i "
                         "JOIN {s}.th_tasks t ON t.uid = i.uid AND t.name = i.task "
                         "WHERE i.uid = %(uid)s AND i.trigger = %(trigger)s))"),
         tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_tasks t {_CONFIG_JOINS} "
@@ -139,18 +143,18 @@ def statements(schema: str) -> Sql:
         instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)s "
                     "AND name = ANY(%(names)s::text[])"),
         key=q("SELECT record FROM {s}.th_keys WHERE uid = %(uid)s AND key = %(key)s"),
-        put_fired=q(_upsert("th_fired", "trigger", "kwargs", "json")),
-        put_instances=q(_upsert("th_instances", "name", "data", "json")),
-        put_states=q(_upsert("th_states", "task", "state", "json")),
+        put_fired=q(_upsert("th_fired", "trigger", "kwargs", "fired")),
+        put_instances=q(_upsert("th_instances", "name", "data", "instances")),
+        put_states=q(_upsert("th_states", "task", "state", "states")),
         count_down=q("UPDATE {s}.th_waiting w SET missing = w.missing - d.n FROM "
-                     "unnest(%(keys)s::text[], %(counts)s::int[]) AS d(task, n) "
+                     "unnest(%(first)s::text[], %(first_counts)s::int[]) AS d(task, n) "
                      "WHERE w.uid = %(uid)s AND w.task = d.task"),
         put_key=q("INSERT INTO {s}.th_keys (uid, key, record) VALUES (%(uid)s, %(key)s, "
                   "%(record)s::json)"),
-        add_work=q("INSERT INTO {s}.th_active AS a (uid, work) VALUES (%(uid)s, %(work)s) "
-                   "ON CONFLICT (uid) DO UPDATE SET work = a.work + excluded.work"),
-        drop_idle=q("DELETE FROM {s}.th_active WHERE uid = %(uid)s AND work <= 0"),
-        put_session=q("INSERT INTO {s}.th_sessions AS se (uid, counted, unresolved, metadata) "
+        put_work=q("INSERT INTO {s}.th_active (uid, work) VALUES (%(uid)s, %(work)s) "
+                   "ON CONFLICT (uid) DO UPDATE SET work = excluded.work"),
+        drop_work=q("DELETE FROM {s}.th_active WHERE uid = %(uid)s"),
+        put_session=q("INSERT INTO {s}.th_sessions (uid, counted, unresolved, metadata) "
                       "VALUES (%(uid)s, %(counted)s, %(unresolved)s, %(metadata)s::json) "
                       "ON CONFLICT (uid) DO UPDATE SET counted = excluded.counted, "
                       "unresolved = excluded.unresolved, metadata = excluded.metadata"),

@@ -56,6 +56,8 @@ class PostgresView(SessionView):
         self.unresolved = 0
         self.metadata = b"{}"
         self.finalized = False
+        self.work = 0
+        """How many of the session's instances are scheduled or running (``th_active``)."""
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -96,8 +98,10 @@ class PostgresView(SessionView):
                  key=stored_name(key))
         row = locked.fetchone()  # the round trip
         self.xid = str(row[1]) if row else ""
-        counted, unresolved, metadata, finalized = session.fetchone() or (None, None, None, False)
+        counted, unresolved, metadata, finalized, work = (
+            session.fetchone() or (None, None, None, False, None))
         self.exists = counted is not None
+        self.work = work or 0
         self.counted, self.unresolved = counted or 0, unresolved or 0
         self.metadata = metadata or b"{}"
         self.finalized = bool(finalized)

@@ -1,6 +1,6 @@
-"""What a PostgreSQL transition writes: only what changed, one statement per table whatever
-the number of rows (arrays unnested on the server), queued on the transaction's pipeline
-to go with its ``COMMIT`` in one round trip."""
+"""What a PostgreSQL transition writes: only what changed, in one statement whatever the
+number of rows and tables (arrays unnested on the server, one data-modifying ``WITH`` part
+per table), sent with the transaction's ``COMMIT`` in one round trip."""
 
 from __future__ import annotations
 
@@ -29,40 +29,45 @@ def queue_writes(conn: psycopg.Connection[Any], view: PostgresView, changes: Cha
 
     Everything is encoded before the first statement is queued, so a value that cannot be
     stored raises (:class:`UnstorableKwargsError`) with nothing sent."""
-    sql, uid = view.sql, view.uid
-    instances = {stored_name(name): dumps(inst.to_json(), f"instance {name}").decode()
-                 for name, inst in changes.instances.items()}
-    states = {stored_name(task): orjson.dumps(state.to_json()).decode()
-              for task, state in changes.states.items()}
-    work = sum(state.work - view.state(task).work for task, state in changes.states.items())
+    sql = view.sql
+    params: dict[str, Any] = {"uid": view.uid}
+    parts: list[str] = []
+
+    def rows(statement: str, name: str, found: Mapping[str, str]) -> None:
+        if found:
+            parts.append(statement)
+            params[name], params[f"{name}_json"] = list(found), list(found.values())
+
+    rows(sql.put_fired, "fired", {stored_name(t): raw.decode() for t, raw in changes.fired.items()})
+    rows(sql.put_instances, "instances", {
+        stored_name(name): dumps(inst.to_json(), f"instance {name}").decode()
+        for name, inst in changes.instances.items()})
+    rows(sql.put_states, "states", {stored_name(task): orjson.dumps(state.to_json()).decode()
+                                    for task, state in changes.states.items()})
     configs = None if changes.configs is None else _configs(changes.configs, changes.missing or {})
-    record = None if changes.fire_key is None else (stored_name(changes.fire_key[0]),
-                                                    changes.fire_key[1].decode())
-    counters, session = _counters(view, changes)
-
-    def many(statement: str, rows: Mapping[str, str]) -> None:
-        if rows:
-            conn.execute(statement, {"uid": uid, "keys": list(rows), "values": list(rows.values())})
-
-    many(sql.put_fired, {stored_name(t): raw.decode() for t, raw in changes.fired.items()})
-    many(sql.put_instances, instances)
-    many(sql.put_states, states)
-    if configs is not None:
-        for statement in sql.configure:
-            conn.execute(statement, {"uid": uid, **configs})
     if changes.first_fired:
-        conn.execute(sql.count_down, {"uid": uid,
-                                      "keys": [stored_name(t) for t in changes.first_fired],
-                                      "counts": list(changes.first_fired.values())})
-    if record is not None:
+        parts.append(sql.count_down)
+        params["first"] = [stored_name(task) for task in changes.first_fired]
+        params["first_counts"] = list(changes.first_fired.values())
+    if changes.fire_key is not None:
         # A plain INSERT: the view found no record of the key under this same lock.
-        conn.execute(sql.put_key, {"uid": uid, "key": record[0], "record": record[1]})
+        parts.append(sql.put_key)
+        params["key"], params["record"] = (stored_name(changes.fire_key[0]),
+                                           changes.fire_key[1].decode())
+    work = sum(state.work - view.state(task).work for task, state in changes.states.items())
     if work:
-        conn.execute(sql.add_work, {"uid": uid, "work": work})
-        if work < 0:
-            conn.execute(sql.drop_idle, {"uid": uid})
+        params["work"] = view.work + work
+        parts.append(sql.put_work if params["work"] > 0 else sql.drop_work)
+    counters, session = _counters(view, changes)
     if session is not None:
-        conn.execute(sql.put_session, session)
+        parts.append(sql.put_session)
+        params.update(session)
+    if configs is not None:  # first: the counts of missing triggers start again from them
+        for statement in sql.configure:
+            conn.execute(statement, {"uid": view.uid, **configs})
+    if parts:
+        conn.execute("WITH " + ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts))
+                     + " SELECT", params, prepare=True)
     return counters
 
 
@@ -81,7 +86,7 @@ def _counters(view: PostgresView, changes: Changes) -> tuple[Counters, dict[str,
     if view.exists and metadata is view.metadata and (counted, unresolved) == (
             view.counted, view.unresolved):
         return counters, None
-    return counters, {"uid": view.uid, "counted": counted, "unresolved": unresolved,
+    return counters, {"counted": counted, "unresolved": unresolved,
                       "metadata": metadata.decode()}
 
 
