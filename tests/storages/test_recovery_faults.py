@@ -62,7 +62,7 @@ from triggerhooks.testing import (
     wait_for,
 )
 
-BOTH = pytest.mark.parametrize("backend", ["sqlite", "redis"], indirect=True)
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"], indirect=True)
 REDIS = pytest.mark.parametrize("backend", ["redis"], indirect=True)
 DEADLINE = 90.0
 """Seconds a spawned process may take before the test fails."""
