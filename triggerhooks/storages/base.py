@@ -87,6 +87,13 @@ class StorageBackend(ABC):
         keeps them indexed; this default lists every session."""
         return self.session_uids()
 
+    def migrate(self) -> int | None:
+        """Create or upgrade what the store keeps sessions in (tables, a file) and return its
+        schema version; ``None`` for a store that needs nothing made (memory, Redis).
+        Backends with tables make them on first use too: this is for doing it ahead, as a
+        role that may (``triggerhooks migrate``)."""
+        return None
+
     def reference(self) -> JsonDict:
         """A JSON description from which a worker rebuilds this storage (see ``open_reference``)."""
         return {"backend": self.name, "uid": self.uid}

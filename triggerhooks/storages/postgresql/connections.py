@@ -8,6 +8,7 @@ module still imports, and a storage says what to install when it is built.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -78,7 +79,7 @@ class Pool:
             settings.conninfo, min_size=1, max_size=settings.pool_size,
             timeout=settings.pool_timeout, reconnect_timeout=max(settings.pool_timeout, 5.0),
             kwargs={"autocommit": True}, configure=self._configure, open=False,
-            name=f"triggerhooks {self.shown}", num_workers=1)
+            name=_POOL_NAME + self.shown, num_workers=1)
         self.pool.open(wait=False)
         self._ready: set[str] = set()
         self._lock = threading.Lock()
@@ -197,8 +198,8 @@ class Pool:
             version = self._version(conn, schema)
             if version is None:
                 self._refuse_foreign(conn, schema)
-                exists = conn.execute("SELECT to_regnamespace(%s::text) IS NOT NULL",
-                                      (schema,)).fetchone()
+                exists = conn.execute("SELECT EXISTS (SELECT FROM pg_namespace "
+                                      "WHERE nspname = %s)", (schema,)).fetchone()
                 if not exists or not exists[0]:
                     conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")
             elif version > SCHEMA_VERSION:
@@ -250,6 +251,19 @@ class Pool:
             time.sleep(pause)
             pause = min(2 * pause, 0.4)
 
+
+_POOL_NAME = "triggerhooks "
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+    """Leave out psycopg_pool's warnings of a failed connection of one of our pools: the
+    storage's own error reports it (once per call, not once per retry)."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (record.levelno == logging.WARNING and args
+                and str(args[0]).startswith(_POOL_NAME))
+
+
+logging.getLogger("psycopg.pool").addFilter(_quiet)
 
 pools: dict[tuple[int, Settings], Pool] = {}
 _pools_lock = threading.Lock()
