@@ -73,8 +73,12 @@ class Pool:
         millis = round(settings.timeout * 1000)
         # A transaction idle for as long as a writer would wait for its lock belongs to a
         # client that stopped (a frozen process): the server ends it and frees the session.
+        # Statements are prepared (psycopg does it after a few runs), but planned afresh each
+        # time: a generic plan made while a table was small (a sequential scan) would stay,
+        # and make every read grow with the table.
         self._setup = (f"SET lock_timeout = {millis}",
-                       f"SET idle_in_transaction_session_timeout = {millis}")
+                       f"SET idle_in_transaction_session_timeout = {millis}",
+                       "SET plan_cache_mode = force_custom_plan")
         self.pool = psycopg_pool.ConnectionPool(
             settings.conninfo, min_size=1, max_size=settings.pool_size,
             timeout=settings.pool_timeout, reconnect_timeout=max(settings.pool_timeout, 5.0),

@@ -56,8 +56,8 @@ _CONFIG_JOINS = ("LEFT JOIN {s}.th_states st ON st.uid = t.uid AND st.task = t.n
 
 @dataclass(frozen=True, slots=True)
 class Sql:
-    """The statements of one schema. Parameters: ``%(uid)s`` and the others by name (the
-    writes' names differ, so that a commit joins them in one statement)."""
+    """The statements of one schema. Parameters go by name (the writes' names differ, so that
+    a commit joins them in one statement), in binary (no quoting of text and arrays to do)."""
 
     ddl: list[str]
     version: str
@@ -97,8 +97,8 @@ def _upsert(table: str, key: str, value: str, param: str) -> str:
     """Insert or replace many ``(key, value)`` rows of a session, in array order (the arrays:
     parameters ``<param>`` and ``<param>_json``)."""
     return (f"INSERT INTO {{s}}.{table} (uid, {key}, {value}) "
-            f"SELECT %(uid)s, k, v::json FROM unnest(%({param})s::text[], "
-            f"%({param}_json)s::text[]) "
+            f"SELECT %(uid)b, k, v::json FROM unnest(%({param})b::text[], "
+            f"%({param}_json)b::text[]) "
             f"WITH ORDINALITY AS u(k, v, n) ORDER BY n "
             f"ON CONFLICT (uid, {key}) DO UPDATE SET {value} = excluded.{value}")
 
@@ -111,70 +111,70 @@ def statements(schema: str) -> Sql:
     def q(text: str) -> str:
         return text.replace("{s}", s)
 
-    by_uid = "WHERE uid = %(uid)s"
+    by_uid = "WHERE uid = %(uid)b"
     return Sql(
         ddl=[q(part.strip()) for part in _DDL.split(";") if part.strip()],
         version=q("SELECT version FROM {s}.th_version"),
         set_version=[q("DELETE FROM {s}.th_version"),
-                     q("INSERT INTO {s}.th_version (version) VALUES (%(version)s)")],
-        lock="SELECT pg_advisory_xact_lock(%(lock)s), pg_current_xact_id()::text",
+                     q("INSERT INTO {s}.th_version (version) VALUES (%(version)b)")],
+        lock="SELECT pg_advisory_xact_lock(%(lock)b), pg_current_xact_id()::text",
         session=q("SELECT se.counted, se.unresolved, se.metadata, EXISTS (SELECT FROM "
-                  "{s}.th_fired f WHERE f.uid = %(uid)s AND f.trigger = 'sessionFinalized'), "
-                  "(SELECT work FROM {s}.th_active a WHERE a.uid = %(uid)s) "
-                  "FROM (SELECT) AS one LEFT JOIN {s}.th_sessions se ON se.uid = %(uid)s"),
+                  "{s}.th_fired f WHERE f.uid = %(uid)b AND f.trigger = 'sessionFinalized'), "
+                  "(SELECT work FROM {s}.th_active a WHERE a.uid = %(uid)b) "
+                  "FROM (SELECT) AS one LEFT JOIN {s}.th_sessions se ON se.uid = %(uid)b"),
         trigger_tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_index i JOIN {{s}}.th_tasks t "
                         f"ON t.uid = i.uid AND t.name = i.task {_CONFIG_JOINS} "
-                        "WHERE i.uid = %(uid)s AND i.trigger = %(trigger)s ORDER BY i.pos"),
-        trigger_fired=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)s "
-                        "AND trigger = ANY (ARRAY(SELECT %(trigger)s::text UNION ALL SELECT "
+                        "WHERE i.uid = %(uid)b AND i.trigger = %(trigger)b ORDER BY i.pos"),
+        trigger_fired=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)b "
+                        "AND trigger = ANY (ARRAY(SELECT %(trigger)b::text UNION ALL SELECT "
                         "json_array_elements_text(t.unless) FROM {s}.th_index i "
                         "JOIN {s}.th_tasks t ON t.uid = i.uid AND t.name = i.task "
-                        "WHERE i.uid = %(uid)s AND i.trigger = %(trigger)s))"),
+                        "WHERE i.uid = %(uid)b AND i.trigger = %(trigger)b))"),
         tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_tasks t {_CONFIG_JOINS} "
-                "WHERE t.uid = %(uid)s AND t.name = ANY(%(names)s::text[])"),
+                "WHERE t.uid = %(uid)b AND t.name = ANY(%(names)b::text[])"),
         all_tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_tasks t {_CONFIG_JOINS} "
-                    "WHERE t.uid = %(uid)s ORDER BY t.pos"),
+                    "WHERE t.uid = %(uid)b ORDER BY t.pos"),
         fired_names=q("SELECT trigger FROM {s}.th_fired " + by_uid),
-        kwargs=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)s "
-                 "AND trigger = ANY(%(names)s::text[])"),
-        states=q("SELECT task, state FROM {s}.th_states WHERE uid = %(uid)s "
-                 "AND task = ANY(%(names)s::text[])"),
-        missing=q("SELECT missing FROM {s}.th_waiting WHERE uid = %(uid)s AND task = %(task)s"),
-        instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)s "
-                    "AND name = ANY(%(names)s::text[])"),
-        key=q("SELECT record FROM {s}.th_keys WHERE uid = %(uid)s AND key = %(key)s"),
+        kwargs=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)b "
+                 "AND trigger = ANY(%(names)b::text[])"),
+        states=q("SELECT task, state FROM {s}.th_states WHERE uid = %(uid)b "
+                 "AND task = ANY(%(names)b::text[])"),
+        missing=q("SELECT missing FROM {s}.th_waiting WHERE uid = %(uid)b AND task = %(task)b"),
+        instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)b "
+                    "AND name = ANY(%(names)b::text[])"),
+        key=q("SELECT record FROM {s}.th_keys WHERE uid = %(uid)b AND key = %(key)b"),
         put_fired=q(_upsert("th_fired", "trigger", "kwargs", "fired")),
         put_instances=q(_upsert("th_instances", "name", "data", "instances")),
         put_states=q(_upsert("th_states", "task", "state", "states")),
         count_down=q("UPDATE {s}.th_waiting w SET missing = w.missing - d.n FROM "
-                     "unnest(%(first)s::text[], %(first_counts)s::int[]) AS d(task, n) "
-                     "WHERE w.uid = %(uid)s AND w.task = d.task"),
-        put_key=q("INSERT INTO {s}.th_keys (uid, key, record) VALUES (%(uid)s, %(key)s, "
-                  "%(record)s::json)"),
-        put_work=q("INSERT INTO {s}.th_active (uid, work) VALUES (%(uid)s, %(work)s) "
+                     "unnest(%(first)b::text[], %(first_counts)b::int[]) AS d(task, n) "
+                     "WHERE w.uid = %(uid)b AND w.task = d.task"),
+        put_key=q("INSERT INTO {s}.th_keys (uid, key, record) VALUES (%(uid)b, %(key)b, "
+                  "%(record)b::json)"),
+        put_work=q("INSERT INTO {s}.th_active (uid, work) VALUES (%(uid)b, %(work)b) "
                    "ON CONFLICT (uid) DO UPDATE SET work = excluded.work"),
-        drop_work=q("DELETE FROM {s}.th_active WHERE uid = %(uid)s"),
+        drop_work=q("DELETE FROM {s}.th_active WHERE uid = %(uid)b"),
         put_session=q("INSERT INTO {s}.th_sessions (uid, counted, unresolved, metadata) "
-                      "VALUES (%(uid)s, %(counted)s, %(unresolved)s, %(metadata)s::json) "
+                      "VALUES (%(uid)b, %(counted)b, %(unresolved)b, %(metadata)b::json) "
                       "ON CONFLICT (uid) DO UPDATE SET counted = excluded.counted, "
                       "unresolved = excluded.unresolved, metadata = excluded.metadata"),
         configure=[
             q("DELETE FROM {s}.th_waiting " + by_uid),
             q("DELETE FROM {s}.th_tasks " + by_uid),
             q("DELETE FROM {s}.th_index " + by_uid),
-            q("INSERT INTO {s}.th_waiting (uid, task, missing) SELECT %(uid)s, k, n FROM "
-              "unnest(%(waiting)s::text[], %(counts)s::int[]) AS u(k, n)"),
-            q("INSERT INTO {s}.th_tasks (uid, name, pos, unless, config) SELECT %(uid)s, k, "
-              "n - 1, u::json, c::json FROM unnest(%(names)s::text[], %(unless)s::text[], "
-              "%(configs)s::text[]) WITH ORDINALITY AS r(k, u, c, n)"),
-            q("INSERT INTO {s}.th_index (uid, trigger, pos, task) SELECT %(uid)s, t, p, k FROM "
-              "unnest(%(triggers)s::text[], %(positions)s::int[], %(tasks)s::text[]) "
+            q("INSERT INTO {s}.th_waiting (uid, task, missing) SELECT %(uid)b, k, n FROM "
+              "unnest(%(waiting)b::text[], %(counts)b::int[]) AS u(k, n)"),
+            q("INSERT INTO {s}.th_tasks (uid, name, pos, unless, config) SELECT %(uid)b, k, "
+              "n - 1, u::json, c::json FROM unnest(%(names)b::text[], %(unless)b::text[], "
+              "%(configs)b::text[]) WITH ORDINALITY AS r(k, u, c, n)"),
+            q("INSERT INTO {s}.th_index (uid, trigger, pos, task) SELECT %(uid)b, t, p, k FROM "
+              "unnest(%(triggers)b::text[], %(positions)b::int[], %(tasks)b::text[]) "
               "AS u(t, p, k)"),
         ],
         clear=[q(f"DELETE FROM {{s}}.{table} " + by_uid) for table in TABLES],
-        load_tasks=q("SELECT name, config FROM {s}.th_tasks WHERE uid = %(uid)s ORDER BY pos"),
+        load_tasks=q("SELECT name, config FROM {s}.th_tasks WHERE uid = %(uid)b ORDER BY pos"),
         load_states=q("SELECT task, state FROM {s}.th_states " + by_uid),
-        load_instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)s "
+        load_instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)b "
                          "ORDER BY seq"),
         load_kwargs=q("SELECT trigger, kwargs FROM {s}.th_fired " + by_uid),
         load_metadata=q("SELECT metadata FROM {s}.th_sessions " + by_uid),
