@@ -134,7 +134,7 @@ class PostgresStorageBackend(StorageBackend):
 
     def _transact(self, pool: Pool, plan: Plan, compute: Compute, retry: bool) -> Commit:
         with pool.connection() as conn:
-            view = PostgresView(conn, self._sql, self.uid)
+            view = PostgresView(conn, self._sql, self.uid, self.schema)
             sent = False  # the COMMIT went out: from here on, what it did may be unknown
             try:
                 with conn.pipeline() as pipeline:

@@ -8,7 +8,6 @@ module still imports, and a storage says what to install when it is built.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -257,17 +256,8 @@ class Pool:
 
 
 _POOL_NAME = "triggerhooks "
-
-
-def _quiet(record: logging.LogRecord) -> bool:
-    """Leave out psycopg_pool's warnings of a failed connection of one of our pools: the
-    storage's own error reports it (once per call, not once per retry)."""
-    args = record.args if isinstance(record.args, tuple) else ()
-    return not (record.levelno == logging.WARNING and args
-                and str(args[0]).startswith(_POOL_NAME))
-
-
-logging.getLogger("psycopg.pool").addFilter(_quiet)
+"""Pools are named after the URL they serve (without its password), as psycopg_pool's own
+log lines show them (a connection that failed, at WARNING)."""
 
 pools: dict[tuple[int, Settings], Pool] = {}
 _pools_lock = threading.Lock()

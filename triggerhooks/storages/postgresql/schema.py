@@ -14,7 +14,7 @@ from functools import cache
 
 from .settings import quote_ident
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "Sql", "statements"]
+__all__ = ["SCHEMA_VERSION", "TABLES", "Sql", "plan_read", "statements"]
 
 SCHEMA_VERSION = 1
 """1: the first tables."""
@@ -63,12 +63,9 @@ class Sql:
     version: str
     set_version: list[str]
     lock: str
-    session: str
     trigger_tasks: str
-    trigger_fired: str
     tasks: str
     all_tasks: str
-    fired_names: str
     kwargs: str
     states: str
     missing: str
@@ -118,23 +115,13 @@ def statements(schema: str) -> Sql:
         set_version=[q("DELETE FROM {s}.th_version"),
                      q("INSERT INTO {s}.th_version (version) VALUES (%(version)b)")],
         lock="SELECT pg_advisory_xact_lock(%(lock)b), pg_current_xact_id()::text",
-        session=q("SELECT se.counted, se.unresolved, se.metadata, EXISTS (SELECT FROM "
-                  "{s}.th_fired f WHERE f.uid = %(uid)b AND f.trigger = 'sessionFinalized'), "
-                  "(SELECT work FROM {s}.th_active a WHERE a.uid = %(uid)b) "
-                  "FROM (SELECT) AS one LEFT JOIN {s}.th_sessions se ON se.uid = %(uid)b"),
         trigger_tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_index i JOIN {{s}}.th_tasks t "
                         f"ON t.uid = i.uid AND t.name = i.task {_CONFIG_JOINS} "
                         "WHERE i.uid = %(uid)b AND i.trigger = %(trigger)b ORDER BY i.pos"),
-        trigger_fired=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)b "
-                        "AND trigger = ANY (ARRAY(SELECT %(trigger)b::text UNION ALL SELECT "
-                        "json_array_elements_text(t.unless) FROM {s}.th_index i "
-                        "JOIN {s}.th_tasks t ON t.uid = i.uid AND t.name = i.task "
-                        "WHERE i.uid = %(uid)b AND i.trigger = %(trigger)b))"),
         tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_tasks t {_CONFIG_JOINS} "
                 "WHERE t.uid = %(uid)b AND t.name = ANY(%(names)b::text[])"),
         all_tasks=q(f"SELECT {_CONFIG_ROW} FROM {{s}}.th_tasks t {_CONFIG_JOINS} "
                     "WHERE t.uid = %(uid)b ORDER BY t.pos"),
-        fired_names=q("SELECT trigger FROM {s}.th_fired " + by_uid),
         kwargs=q("SELECT trigger, kwargs FROM {s}.th_fired WHERE uid = %(uid)b "
                  "AND trigger = ANY(%(names)b::text[])"),
         states=q("SELECT task, state FROM {s}.th_states WHERE uid = %(uid)b "
@@ -181,3 +168,51 @@ def statements(schema: str) -> Sql:
         session_uids=q("SELECT uid FROM {s}.th_sessions ORDER BY uid"),
         active=q("SELECT uid FROM {s}.th_active WHERE work > 0 ORDER BY uid"),
     )
+
+
+_TASK_ROW = ("t.name, t.config, st.state, w.missing, {pos} FROM {{s}}.th_tasks t "
+             "LEFT JOIN {{s}}.th_states st ON st.uid = t.uid AND st.task = t.name "
+             "LEFT JOIN {{s}}.th_waiting w ON w.uid = t.uid AND w.task = t.name")
+_READS = {
+    # kind: what one row of that kind is (columns: kind, name, doc, state, n1, n2)
+    "session": "SELECT 'S'::text, NULL::text, metadata, NULL::json, counted, unresolved "
+               "FROM {s}.th_sessions WHERE uid = %(uid)b",
+    "finalized": "SELECT 'F', NULL, NULL, NULL, NULL, NULL FROM {s}.th_fired "
+                 "WHERE uid = %(uid)b AND trigger = 'sessionFinalized'",
+    "work": "SELECT 'W', NULL, NULL, NULL, work, NULL FROM {s}.th_active WHERE uid = %(uid)b",
+    "trigger": "SELECT 'T', " + _TASK_ROW.format(pos="i.pos").replace(
+        "FROM {s}.th_tasks t", "FROM {s}.th_index i JOIN {s}.th_tasks t "
+        "ON t.uid = i.uid AND t.name = i.task") + " WHERE i.uid = %(uid)b "
+        "AND i.trigger = %(trigger)b",
+    "fired": "SELECT 'K', trigger, kwargs, NULL, NULL, NULL FROM {s}.th_fired "
+             "WHERE uid = %(uid)b AND trigger = ANY (ARRAY(SELECT %(trigger)b::text UNION ALL "
+             "SELECT json_array_elements_text(t.unless) FROM {s}.th_index i JOIN {s}.th_tasks t "
+             "ON t.uid = i.uid AND t.name = i.task WHERE i.uid = %(uid)b "
+             "AND i.trigger = %(trigger)b))",
+    "tasks": "SELECT 'C', " + _TASK_ROW.format(pos="t.pos") + " WHERE t.uid = %(uid)b "
+             "AND t.name = ANY(%(tasks)b::text[])",
+    "instances": "SELECT 'I', name, data, NULL, NULL, NULL FROM {s}.th_instances "
+                 "WHERE uid = %(uid)b AND name = ANY(%(instances)b::text[])",
+    "all": "SELECT 'A', " + _TASK_ROW.format(pos="t.pos") + " WHERE t.uid = %(uid)b",
+    "names": "SELECT 'N', trigger, NULL, NULL, NULL, NULL FROM {s}.th_fired WHERE uid = %(uid)b",
+    "key": "SELECT 'R', NULL, record, NULL, NULL, NULL FROM {s}.th_keys "
+           "WHERE uid = %(uid)b AND key = %(key)b",
+}
+
+
+@cache
+def plan_read(schema: str, trigger: bool, instances: bool, full: bool, key: bool) -> str:
+    """One statement that reads all a plan names, row by row tagged with what it is:
+    ``S`` the session's counters and metadata, ``F`` finalized, ``W`` its count of
+    scheduled and running instances, ``T`` the tasks a trigger concerns (``n2``: their
+    place in the index) and ``K`` the kwargs of that trigger and of their ``unless``
+    triggers, ``C`` the tasks named (for the instances), ``I`` the instances, ``A`` every
+    task, ``N`` the name of every trigger fired, ``R`` a fire key's record. Columns:
+    kind, name, doc, state, n1, n2 (tasks: config, state, missing triggers, position)."""
+    parts = ["session", "finalized", "work"]
+    parts += ["trigger", "fired"] if trigger else []
+    parts += ["tasks", "instances"] if instances else []
+    parts += ["all", "names"] if full else []
+    parts += ["key"] if key else []
+    s = quote_ident(schema)
+    return " UNION ALL ".join(_READS[part].replace("{s}", s) for part in parts)

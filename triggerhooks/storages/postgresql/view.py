@@ -9,13 +9,13 @@ task together) and remembered for the rest of the transition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.types import Plan, SessionView, TaskState
 from ...models import TaskConfig, TaskInstance
 from ...serialization import loads
-from .schema import Sql
+from .schema import Sql, plan_read
 from .settings import loaded_name, stored_name
 
 if TYPE_CHECKING:
@@ -28,15 +28,15 @@ _BATCH = 1000
 pending instances (they usually go on to read the others)."""
 
 Row = tuple[Any, ...]
-Take = Callable[[list[Row]], None]
 
 
 class PostgresView(SessionView):
     """One session's rows as one transaction sees them (see the module's docstring)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], sql: Sql, uid: str) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], sql: Sql, uid: str, schema: str) -> None:
         self.conn = conn
         self.sql = sql
+        self.schema = schema
         self.uid = stored_name(uid)
         self.configs: dict[str, TaskConfig | None] = {}
         self.states: dict[str, TaskState] = {}
@@ -65,54 +65,58 @@ class PostgresView(SessionView):
         return self.conn.execute(sql, {"uid": self.uid, **params}).fetchall()
 
     def begin(self, plan: Plan, lock: int) -> None:
-        """``BEGIN``, the session's lock, its counters and the planned part, in one round trip
-        (every statement after the lock reads what the last holder committed)."""
-        conn, sql, uid = self.conn, self.sql, self.uid
+        """``BEGIN``, the session's lock and all the plan names, in one round trip (the read
+        comes after the lock: it sees what the last holder committed)."""
+        conn = self.conn
         conn.execute("BEGIN")
-        locked = conn.execute(sql.lock, {"lock": lock})
-        session = conn.execute(sql.session, {"uid": uid})
-        reads: list[tuple[Any, Take]] = []
-
-        def read(statement: str, take: Take, **params: Any) -> None:
-            reads.append((conn.execute(statement, {"uid": uid, **params}), take))
-
+        locked = conn.execute(self.sql.lock, {"lock": lock})
+        names = list(dict.fromkeys(plan.instances))
+        tasks = list(dict.fromkeys(name.rpartition("#")[0] for name in names))
+        params: dict[str, Any] = {"uid": self.uid}
         if plan.trigger is not None:
-            trigger = plan.trigger
-            read(sql.trigger_tasks, lambda rows: self._take_index(trigger, rows),
-                 trigger=stored_name(trigger))
-            read(sql.trigger_fired, lambda rows: self._take_fired(trigger, rows),
-                 trigger=stored_name(trigger))
-        if plan.instances:
-            names = list(dict.fromkeys(plan.instances))
-            tasks = list(dict.fromkeys(name.rpartition("#")[0] for name in names))
-            read(sql.tasks, lambda rows: self._remember(rows, tasks),
-                 names=[stored_name(task) for task in tasks])
-            read(sql.instances, lambda rows: self._take_instances(rows, names),
-                 names=[stored_name(name) for name in names])
-        if plan.full:
-            read(sql.all_tasks, self._take_all)
-            read(sql.fired_names, self._take_fired_names)
+            params["trigger"] = stored_name(plan.trigger)
+        if names:
+            params["tasks"] = [stored_name(task) for task in tasks]
+            params["instances"] = [stored_name(name) for name in names]
         if plan.key is not None:
-            key = plan.key
-            read(sql.key, lambda rows: self.keys.__setitem__(key, rows[0][0] if rows else None),
-                 key=stored_name(key))
+            params["key"] = stored_name(plan.key)
+        read = conn.execute(plan_read(self.schema, plan.trigger is not None, bool(names),
+                                      plan.full, plan.key is not None), params, prepare=True)
         row = locked.fetchone()  # the round trip
         self.xid = str(row[1]) if row else ""
-        counted, unresolved, metadata, finalized, work = (
-            session.fetchone() or (None, None, None, False, None))
-        self.exists = counted is not None
-        self.work = work or 0
-        self.counted, self.unresolved = counted or 0, unresolved or 0
-        self.metadata = metadata or b"{}"
-        self.finalized = bool(finalized)
-        for cursor, take in reads:
-            take(cursor.fetchall())
+        rows: dict[str, list[Row]] = {}
+        for kind, *rest in read.fetchall():
+            rows.setdefault(kind, []).append(tuple(rest))
+        self._take_session(rows)
+        if plan.trigger is not None:
+            trigger = plan.trigger
+            self._take_index(trigger, sorted(rows.get("T", ()), key=lambda r: r[4]))
+            self._take_fired(trigger, [(r[0], r[1]) for r in rows.get("K", ())])
+        if names:
+            self._take_configs(rows.get("C", ()), tasks)
+            self._take_instances([(r[0], r[1]) for r in rows.get("I", ())], names)
+        if plan.full:
+            self._take_all(sorted(rows.get("A", ()), key=lambda r: r[4]))
+            self._take_fired_names([(r[0],) for r in rows.get("N", ())])
+        if plan.key is not None:
+            found = rows.get("R")
+            self.keys[plan.key] = found[0][1] if found else None
+
+    def _take_session(self, rows: Mapping[str, list[Row]]) -> None:
+        session = rows.get("S")
+        if session:
+            _, metadata, _, counted, unresolved = session[0]
+            self.exists, self.counted, self.unresolved = True, counted, unresolved
+            self.metadata = metadata
+        self.finalized = "F" in rows
+        work = rows.get("W")
+        self.work = int(work[0][3]) if work else 0
 
     def _take_configs(self, rows: Iterable[Row], asked: Iterable[str] = ()) -> list[TaskConfig]:
         """Remember configurations with their states and counts (``asked``: names read, so
         that those without a row are known to have none)."""
         found = []
-        for raw_name, config, state, missing in rows:
+        for raw_name, config, state, missing, *_ in rows:
             name = loaded_name(raw_name)
             known = self.configs.get(name)
             if known is None:
@@ -124,9 +128,6 @@ class PostgresView(SessionView):
         for name in asked:
             self.configs.setdefault(name, None)
         return found
-
-    def _remember(self, rows: Iterable[Row], asked: Iterable[str]) -> None:
-        self._take_configs(rows, asked)
 
     def _take_index(self, trigger: str, rows: list[Row]) -> None:
         self.index[trigger] = self._take_configs(rows)
