@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -442,3 +443,51 @@ def test_a_wrong_password_is_an_error_without_it(server: PostgresServer) -> None
     assert "password authentication failed" in str(caught.value)
     assert "wr0ng" not in str(caught.value)
     assert all(secret not in str(caught.value) for secret in SECRETS)
+
+
+# -- processes and pools ---------------------------------------------------------------------------
+
+
+def test_a_forked_child_uses_connections_of_its_own(make: Any) -> None:
+    storage = make()
+    manager = TriggerManager(storage)
+    manager.fire("parent")
+    pid = os.fork()
+    if pid == 0:  # the child: the same storage object, the parent's pool is not its own
+        code = 1
+        try:
+            manager.fire("child")
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    manager.fire("parent again")  # the parent's connections still work
+    assert sorted(storage.latest_kwargs) == ["child", "parent", "parent again"]
+
+
+def test_pools_making_the_tables_of_one_schema_at_once_make_them_once(
+        scratch_schema: str) -> None:
+    """Each timeout makes a pool of its own, and each pool makes the tables on first use:
+    the migrations take turns (an advisory lock), none fails."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def fire(number: int) -> None:
+        storage = PostgresStorageBackend(f"s{number}", POSTGRES_URL, schema=scratch_schema,
+                                         timeout=10 + number)
+        barrier.wait(30)
+        try:
+            TriggerManager(storage).fire("a")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fire, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    storage = PostgresStorageBackend("s0", POSTGRES_URL, schema=scratch_schema)
+    assert storage.session_uids() == [f"s{n}" for n in range(6)]
+    assert _sql(f'SELECT version FROM "{scratch_schema}".th_version') == [(SCHEMA_VERSION,)]

@@ -168,7 +168,7 @@ class PostgresStorageBackend(StorageBackend):
         committed = pool.outcome(view.xid)
         if committed:
             log.warning("%s: the connection to PostgreSQL broke while session %r committed; "
-                           "the server says the commit was stored", pool.shown, self.uid)
+                        "the server says the commit was stored", pool.shown, self.uid)
             return
         outcome = ("nothing was stored" if committed is False
                    else "whether the change was stored is unknown")
@@ -240,17 +240,21 @@ class PostgresStorageBackend(StorageBackend):
         """Delete the whole session, its fire keys too, in one transaction (after the
         session's writers)."""
         pool = self._connections()
-        with pool.connection() as conn:
-            try:
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    conn.execute(self._sql.lock, {"lock": self._lock})
-                    for statement in self._sql.clear:
-                        conn.execute(statement, {"uid": self._uid})
-                    conn.execute("COMMIT")
-            except psycopg.Error as exc:
-                self._rollback(conn)
-                raise pool.error(exc, self.schema) from exc
+        for retry in (True, False):
+            with pool.connection() as conn:
+                try:
+                    with conn.pipeline():
+                        conn.execute("BEGIN")
+                        conn.execute(self._sql.lock, {"lock": self._lock})
+                        for statement in self._sql.clear:
+                            conn.execute(statement, {"uid": self._uid})
+                        conn.execute("COMMIT")
+                    return
+                except psycopg.Error as exc:
+                    self._rollback(conn)
+                    if not (retry and broken(conn)):  # a dead connection: once more
+                        raise pool.error(exc, self.schema) from exc
+            pool.discard_idle()
 
     def __repr__(self) -> str:
         return (f"<PostgresStorageBackend uid={self.uid!r} url={self.settings.shown!r} "

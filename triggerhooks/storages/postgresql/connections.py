@@ -106,9 +106,9 @@ class Pool:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of the pool; when none comes within ``pool_timeout``, one of its own
-        (the pool may still be waiting to reconnect to a server that is back), or the error
-        that connecting gives."""
+        """A connection of the pool; when none comes within ``pool_timeout`` (all busy, or the
+        pool still waiting to reconnect to a server that is back), one of its own for this
+        call, or the error that connecting gives (a server down: connection refused)."""
         try:
             conn = self.pool.getconn()
         except psycopg_pool.PoolTimeout as waited:
@@ -137,9 +137,6 @@ class Pool:
         if getattr(exc, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
             return ConflictError(f"{where}: other writers of the session held it for "
                                  f"{self.settings.timeout:g}s: {text}")
-        if isinstance(exc, psycopg_pool.PoolTimeout):
-            text = (f"no connection within {self.settings.pool_timeout:g}s (all "
-                    f"{self.settings.pool_size} of the pool's were busy)")
         return StorageUnavailableError(f"{where} is unavailable: {type(exc).__name__}: {text}")
 
     def call(self, fn: Callable[[], T], cause: BaseException | None = None) -> T:
@@ -180,8 +177,10 @@ class Pool:
     @staticmethod
     def _version(conn: psycopg.Connection[Any], schema: str) -> int | None:
         """The schema version the tables of ``schema`` have, ``None`` when there are none."""
-        found = conn.execute("SELECT to_regclass(format('%%I.th_version', %s::text)) IS NOT NULL",
-                             (schema,)).fetchone()
+        # A query of the catalog, not to_regclass(): its name cache may not have seen a table
+        # that another migration committed while this one waited for the lock.
+        found = conn.execute("SELECT EXISTS (SELECT FROM pg_tables WHERE schemaname = %s "
+                             "AND tablename = 'th_version')", (schema,)).fetchone()
         if not found or not found[0]:
             return None
         row = conn.execute(statements(schema).version).fetchone()
