@@ -4,10 +4,10 @@ A backend stores one session per ``uid``. The engine never rewrites a whole
 session: every change goes through :meth:`StorageBackend.transact`, which gives
 the engine a :class:`SessionView` of the part of the session a
 :class:`Plan` names (the tasks one trigger concerns, a few instances), lets it
-compute a :class:`Changes`, and commits that atomically. Backends with a
-server (Redis) read the planned part in one round trip and commit with an
-optimistic version check; embedded ones (memory, SQLite) hold a lock for the
-few microseconds the computation takes.
+compute a :class:`Changes`, and commits that atomically. Redis reads the
+planned part in one round trip and commits with an optimistic version check;
+memory and SQLite hold a lock for the few microseconds the computation takes,
+and PostgreSQL a lock of the session's for a transaction of two round trips.
 """
 
 from __future__ import annotations
