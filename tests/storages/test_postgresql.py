@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -165,6 +166,25 @@ def test_a_writer_kept_waiting_for_the_session_gives_up_with_a_conflict(make: An
     assert "other writers of the session held it for 0.2s" in str(caught.value)
     assert list(storage.latest_kwargs) == ["a"]
     manager.fire("b")
+
+
+def test_a_client_that_stops_holding_the_session_holds_it_no_longer_than_its_timeout(
+        make: Any) -> None:
+    """A process frozen in the middle of a transition (here: a connection of a storage with a
+    0.5 s timeout that takes the lock and says nothing more): the server ends its
+    transaction after that long, and the session's other writers go on."""
+    frozen = make(timeout=0.5)
+    writer = make(frozen.uid, timeout=10)
+    with frozen._connections().connection() as conn:
+        conn.execute("BEGIN")
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(frozen.schema, frozen.uid),))
+        started = time.monotonic()
+        TriggerManager(writer).fire("a")  # waits for the server to end the frozen transaction
+        waited = time.monotonic() - started
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            conn.execute("SELECT 1")
+    assert 0.3 < waited < 5
+    assert writer.latest_kwargs == {"a": {}}
 
 
 def test_writers_of_one_session_take_turns_while_other_sessions_go_on(make: Any) -> None:
