@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import tests.tasks  # noqa: F401 - registers the shared tasks
-from tests.backends import BACKENDS, REDIS_URL, STORAGE_FACTORIES
+from tests.backends import BACKENDS, POSTGRES_URL, REDIS_URL, STORAGE_FACTORIES
 from triggerhooks import TriggerManager
 from triggerhooks.runners import ThreadingTaskRunner
 from triggerhooks.storages import StorageBackend
@@ -33,6 +33,18 @@ def redis_prefix() -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A PostgreSQL schema unique to this test run (its tables are made on first use); it is
+    dropped at the end, with everything in it."""
+    import psycopg
+
+    schema = f"thtest_{uuid.uuid4().hex[:10]}"
+    yield schema
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(params=BACKENDS)

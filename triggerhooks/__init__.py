@@ -51,6 +51,7 @@ from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner
 from .sessions import SessionReferenceError
 from .storages import (
     MemoryStorageBackend,
+    PostgresStorageBackend,
     RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
@@ -91,6 +92,7 @@ __all__ = [
     "MaxRetriesExceeded",
     "MemoryStorageBackend",
     "PluginLoadWarning",
+    "PostgresStorageBackend",
     "ReceiverModuleError",
     "RedisStorageBackend",
     "Retry",
