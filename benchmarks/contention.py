@@ -1,11 +1,11 @@
 """Contention benchmark: many writers firing into one session (or many sessions) at once.
 
-    python benchmarks/contention.py [--backends memory,sqlite,redis] [--redis-url URL]
-        [--runs 10] [--processes 1,4,8,16] [--quick] [--deadline 300]
+    python benchmarks/contention.py [--backends memory,sqlite,redis,postgresql] [--redis-url URL]
+        [--postgres-url URL] [--runs 10] [--processes 1,4,8,16] [--quick] [--deadline 300]
 
 For every backend, writer count N and scenario, ``--runs`` runs; in each, N writers
 (threads of this process for memory, whose sessions live in one process's memory;
-``spawn`` processes for SQLite and Redis, which rebuild their storages with
+``spawn`` processes for SQLite, Redis and PostgreSQL, which rebuild their storages with
 ``open_reference``) wait at a barrier and are released together. Sessions are
 configured before the writers start: configuring is not measured.
 
@@ -55,7 +55,7 @@ process (a process that did not configure the session); ``--runs 3`` takes about
 third of that.
 
 Redis keys live under a unique prefix, deleted at the end; SQLite files in a temporary
-directory.
+directory; PostgreSQL tables in a schema of the run's own, dropped at the end.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ import redis
 
 from triggerhooks import (
     MemoryStorageBackend,
+    PostgresStorageBackend,
     RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
@@ -293,9 +294,12 @@ Writers = ProcessWriters | ThreadWriters
 class Backend:
     """Makes fresh sessions on one backend, and removes them."""
 
-    def __init__(self, name: str, redis_url: str, workdir: Path, prefix: str) -> None:
+    def __init__(self, name: str, redis_url: str, workdir: Path, prefix: str,
+                 postgres_url: str = "") -> None:
         self.name = name
         self.redis_url = redis_url
+        self.postgres_url = postgres_url
+        self.schema = prefix.replace("-", "_")
         self.sqlite_path = workdir / f"{name}.sqlite3"
         self.prefix = prefix
         self.store = MemoryStore()
@@ -305,6 +309,8 @@ class Backend:
             return MemoryStorageBackend(uid, store=self.store)
         if self.name == "sqlite":
             return SqliteStorageBackend(uid, self.sqlite_path)
+        if self.name == "postgresql":
+            return PostgresStorageBackend(uid, self.postgres_url, schema=self.schema)
         return RedisStorageBackend(uid, self.redis_url, prefix=self.prefix)
 
     def opener(self) -> Opener:
@@ -568,12 +574,16 @@ def print_backend(name: str, rows: dict[tuple[str, int], Row], counts: list[int]
 
 
 @contextmanager
-def backends_for(names: list[str], redis_url: str) -> Iterator[list[Backend]]:
+def backends_for(names: list[str], redis_url: str,
+                 postgres_url: str = "") -> Iterator[list[Backend]]:
     prefix = f"thbench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="thbench-") as workdir:
         try:
-            yield [Backend(name, redis_url, Path(workdir), prefix) for name in names]
+            yield [Backend(name, redis_url, Path(workdir), prefix, postgres_url)
+                   for name in names]
         finally:
+            if "postgresql" in names:
+                drop_schema(postgres_url, prefix.replace("-", "_"))
             if "redis" in names:
                 client = redis.Redis.from_url(redis_url)
                 keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -582,11 +592,21 @@ def backends_for(names: list[str], redis_url: str) -> Iterator[list[Backend]]:
                 client.close()
 
 
+def drop_schema(url: str, schema: str) -> None:
+    """Drop the benchmark's PostgreSQL schema, with its tables."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--backends", default="memory,sqlite,redis")
     parser.add_argument("--redis-url", default=os.environ.get("TRIGGERHOOKS_REDIS_URL",
                                                               "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "TRIGGERHOOKS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--runs", type=int, default=None, help="runs per (scenario, N); 10")
     parser.add_argument("--processes", default="1,4,8,16", help="writer counts N")
     parser.add_argument("--quick", action="store_true",
@@ -601,7 +621,7 @@ def main() -> None:
     print(f"triggerhooks contention benchmark; {os.cpu_count()} CPUs, {runs} runs per row, "
           f"writers N = {', '.join(map(str, counts))}, inline runner, a no-op task", flush=True)
     started = time.monotonic()
-    with backends_for(names, options.redis_url) as backends:
+    with backends_for(names, options.redis_url, options.postgres_url) as backends:
         for backend in backends:
             rows = bench_backend(backend, counts, runs, fires, options.deadline)
             print_backend(backend.name, rows, counts, runs, fires)

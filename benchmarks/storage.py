@@ -1,6 +1,7 @@
-"""Storage benchmark: memory, SQLite and Redis side by side, in one run.
+"""Storage benchmark: memory, SQLite, Redis and PostgreSQL side by side, in one run.
 
-    python benchmarks/storage.py [--backends memory,sqlite,redis] [--redis-url URL] [--quick]
+    python benchmarks/storage.py [--backends memory,sqlite,redis,postgresql] [--redis-url URL]
+        [--postgres-url URL] [--quick]
 
 Prints one table per measure:
 
@@ -24,7 +25,9 @@ Prints one table per measure:
 
 Ratios are what count on a shared, noisy machine: both sides of each are
 measured in the same loop. Redis keys live under a unique prefix, deleted at
-the end; SQLite files in a temporary directory.
+the end; SQLite files in a temporary directory; PostgreSQL tables in a schema of the run's
+own, dropped at the end. PostgreSQL commits wait for the server's WAL flush (its durable
+default): where fsync is slow, that is most of a PostgreSQL fire.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from redis.connection import Connection, ConnectionPool
 
 from triggerhooks import (
     MemoryStorageBackend,
+    PostgresStorageBackend,
     RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
@@ -88,8 +92,9 @@ class CountingConnection(Connection):
 class Backends:
     """Builds fresh sessions on each backend and removes them at the end."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, postgres_url: str = "") -> None:
         self.redis_url = redis_url
+        self.postgres_url = postgres_url
         self.prefix = f"thbench-{uuid.uuid4().hex[:8]}"
         self.tmp = tempfile.TemporaryDirectory(prefix="thbench-")
         self.sqlite_path = Path(self.tmp.name) / "bench.sqlite3"
@@ -103,9 +108,20 @@ class Backends:
             return MemoryStorageBackend(uid, store=self.store)
         if backend == "sqlite":
             return SqliteStorageBackend(uid, self.sqlite_path)
+        if backend == "postgresql":
+            return PostgresStorageBackend(uid, self.postgres_url, schema=self.schema)
         return RedisStorageBackend(uid, client=self.client, prefix=self.prefix)
 
+    @property
+    def schema(self) -> str:
+        return self.prefix.replace("-", "_")
+
     def close(self) -> None:
+        if self.postgres_url:
+            import psycopg
+
+            with psycopg.connect(self.postgres_url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
         keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start:start + 500])
@@ -433,10 +449,13 @@ def main() -> None:
     parser.add_argument("--backends", default="memory,sqlite,redis")
     parser.add_argument("--redis-url", default=os.environ.get("TRIGGERHOOKS_REDIS_URL",
                                                               "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "TRIGGERHOOKS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--quick", action="store_true", help="fewer samples")
     options = parser.parse_args()
     names = [name.strip() for name in options.backends.split(",") if name.strip()]
-    backends = Backends(options.redis_url)
+    backends = Backends(options.redis_url,
+                        options.postgres_url if "postgresql" in names else "")
     scale = 4 if options.quick else 1
     try:
         print(f"triggerhooks storage benchmark; redis-py {redis.__version__}, "

@@ -37,8 +37,8 @@ html_theme_options = {"description": "Tasks that run when the right triggers hav
 # alphabetically, so a page added to docs/ shows up without touching this file.
 PAGE_ORDER = [
     "introduction", "getting-started", "configuration", "statuses", "tasks", "runners",
-    "events", "plugins", "storages", "cli", "web", "testing", "cookbook", "celery", "security",
-    "internals", "api",
+    "events", "plugins", "storages", "cli", "web", "inspecting", "testing", "cookbook",
+    "celery", "django", "migrating", "from-caluma", "security", "internals", "api",
 ]
 TOCTREE_GLOB = ":glob:\n\n*\n"
 
@@ -58,7 +58,8 @@ def _order_toctree(app: Any, docname: str, source: list[str]) -> None:
 
 # Modules that are no API: the engine's internals, the entry points.
 NOT_API = {"triggerhooks", "triggerhooks.__main__", "triggerhooks.plugins.builtins", "triggerhooks.cli",
-           "triggerhooks.cli.render", "triggerhooks.core.rules", "triggerhooks.serialization",
+           "triggerhooks.cli.render", "triggerhooks.cli.checks", "triggerhooks.cli.why",
+           "triggerhooks.core.rules", "triggerhooks.serialization",
            "triggerhooks.testing", "triggerhooks.storages.redis.cache",
            "triggerhooks.storages.redis.client", "triggerhooks.storages.redis.facts",
            "triggerhooks.storages.redis.protocol", "triggerhooks.storages.redis.view"}

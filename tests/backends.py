@@ -16,6 +16,7 @@ import pytest
 from triggerhooks.storages import (
     MemoryStorageBackend,
     MemoryStore,
+    PostgresStorageBackend,
     RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
@@ -24,6 +25,14 @@ from triggerhooks.storages import (
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 """The shared test Redis; tests write only under ``redis_prefix`` and delete what they wrote."""
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+"""The shared test PostgreSQL; tests write only in the schema of ``postgres_schema`` (one per
+run, dropped at the end)."""
+FAST_COMMITS = "options=-c%20synchronous_commit%3Doff"
+"""libpq's option that lets a commit return before its WAL reaches the disk: the suite's
+sessions need not survive a crash of the server (the fault tests' own servers keep the
+durable default)."""
 
 OpenSession = Callable[[str], StorageBackend]
 
@@ -44,10 +53,17 @@ def redis(request: pytest.FixtureRequest) -> OpenSession:
     return lambda uid: RedisStorageBackend(uid, REDIS_URL, prefix=prefix)
 
 
+def postgresql(request: pytest.FixtureRequest) -> OpenSession:
+    schema = request.getfixturevalue("postgres_schema")
+    url = f"{POSTGRES_URL}?{FAST_COMMITS}"
+    return lambda uid: PostgresStorageBackend(uid, url, schema=schema)
+
+
 STORAGE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], OpenSession]] = {
     "memory": memory,
     "sqlite": sqlite,
     "redis": redis,
+    "postgresql": postgresql,
 }
 
 BACKENDS = [str(key) for key in storage_backends

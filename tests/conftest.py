@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import tests.tasks  # noqa: F401 - registers the shared tasks
-from tests.backends import BACKENDS, REDIS_URL, STORAGE_FACTORIES
+from tests.backends import BACKENDS, POSTGRES_URL, REDIS_URL, STORAGE_FACTORIES
 from triggerhooks import TriggerManager
 from triggerhooks.runners import ThreadingTaskRunner
 from triggerhooks.storages import StorageBackend
@@ -33,6 +33,18 @@ def redis_prefix() -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A PostgreSQL schema unique to this test run (its tables are made on first use); it is
+    dropped at the end, with everything in it."""
+    import psycopg
+
+    schema = f"thtest_{uuid.uuid4().hex[:10]}"
+    yield schema
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(params=BACKENDS)
@@ -88,11 +100,15 @@ def _no_leftover_threads() -> Iterator[None]:
 
 @pytest.fixture
 def isolated_signals() -> Iterator[None]:
-    """Disconnect, after the test, every receiver it connected to a triggerhooks signal."""
+    """Disconnect, after the test, every receiver it connected to a triggerhooks signal, and
+    forget the events it declared (``declare_event``)."""
+    from triggerhooks.events.declaring import _forget_events, declared_events
     from triggerhooks.signals import namespace
 
     before = {name: set(signal.receivers) for name, signal in namespace.items()}
+    declared = set(declared_events())
     yield
+    _forget_events(set(declared_events()) - declared)
     for name, signal in namespace.items():
         for receiver_id in set(signal.receivers) - before[name]:
             receiver = signal.receivers[receiver_id]

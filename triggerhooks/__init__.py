@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging as _logging
 
 from .core.explain import Explanation, InstanceFact, TriggerFact
-from .events import ReceiverModuleError, filter_events, on, send_event
+from .events import ReceiverModuleError, declare_event, filter_events, on, send_event
 from .events.background import hand_off as _hand_off
 from .events.dispatch import use_background_hand_off as _use_background_hand_off
 from .events.receivers import use_manager_class as _use_manager_class
@@ -19,6 +19,7 @@ from .exceptions import (
     ConfigurationError,
     ConflictError,
     DuplicateKeyError,
+    EventDeclarationError,
     FireKeyReusedError,
     ForeignDatabaseError,
     InstanceNotFoundError,
@@ -50,6 +51,7 @@ from .runners import InlineTaskRunner, TaskRunner, ThreadingTaskRunner
 from .sessions import SessionReferenceError
 from .storages import (
     MemoryStorageBackend,
+    PostgresStorageBackend,
     RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
@@ -72,6 +74,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DuplicateKeyError",
+    "EventDeclarationError",
     "Explanation",
     "FireKeyReusedError",
     "Firing",
@@ -89,6 +92,7 @@ __all__ = [
     "MaxRetriesExceeded",
     "MemoryStorageBackend",
     "PluginLoadWarning",
+    "PostgresStorageBackend",
     "ReceiverModuleError",
     "RedisStorageBackend",
     "Retry",
@@ -116,6 +120,7 @@ __all__ = [
     "__version__",
     "capture_signals",
     "connected",
+    "declare_event",
     "filter_events",
     "hookimpl",
     "on",

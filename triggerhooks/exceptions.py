@@ -13,6 +13,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DuplicateKeyError",
+    "EventDeclarationError",
     "FireKeyReusedError",
     "ForeignDatabaseError",
     "InstanceNotFoundError",
@@ -166,6 +167,11 @@ class InstanceNotFoundError(TriggerhooksError, KeyError):
 
 class InvalidTriggerError(TriggerhooksError, ValueError):
     """A trigger name (or a fire key) is not a non-empty string that UTF-8 can hold."""
+
+
+class EventDeclarationError(TriggerhooksError, ValueError):
+    """An event was declared again, under the same name, with other arguments (or under the
+    name of one of triggerhooks' own signals); the message shows both declarations."""
 
 
 class UnknownReceiverError(TriggerhooksError, LookupError):

@@ -14,7 +14,15 @@ test holds the bundled plugins to that). Grouped by what the plugin does:
   (``Lease``, ``Claim``, ``claim_of``, ``Heartbeat``);
 * receivers: the signals (``task_completed``, ...), their payload types
   (``TaskCompleted``, ...) and ``OrderedSignal`` for a plugin's own events;
-* tests: ``wait_for``, ``capture_signals``, ``connected``.
+* signals of another library (Django's) for ``@on`` and ``send_event``:
+  ``SignalAdapter``, ``register_signal_adapter`` / ``unregister_signal_adapter``,
+  ``log_receiver_failure`` and ``ANY`` (every sender);
+* tests: ``wait_for``, ``capture_signals``, ``connected``;
+* pages that show a session (an admin): ``WorkflowGraph``, ``to_dot`` and
+  ``render_image`` (which raises a ``TriggerhooksError`` when Graphviz cannot draw).
+
+The command line is public too, as ``triggerhooks.cli.cli`` (a click group a
+plugin may run in-process); it sits above this module, so it is not re-exported.
 """
 
 from __future__ import annotations
@@ -23,7 +31,16 @@ from .core.leases import DEFAULT_MAX_ATTEMPTS, Claim, Heartbeat, Lease, claim_of
 from .core.recovery import Recovery, Stuck
 from .core.rules import Transition, transition
 from .core.types import Changes, Commit, Compute, Notice, Plan, SessionView, TaskState, build_index
+from .events import ANY
+from .events.adapters import (
+    SignalAdapter,
+    register_signal_adapter,
+    signal_adapters,
+    unregister_signal_adapter,
+)
 from .events.background import BackgroundCall
+from .events.dispatch import log_receiver_failure
+from .graph import WorkflowGraph, render_image, to_dot
 from .manager import TriggerManager
 from .models import instance_name, split_instance_name, utcnow
 from .plugins import (
@@ -85,6 +102,7 @@ from .testing import (
 )
 
 __all__ = [
+    "ANY",
     "DEFAULT_MAX_ATTEMPTS",
     "STORAGE_URL_ENV",
     "BackgroundCall",
@@ -116,6 +134,7 @@ __all__ = [
     "SessionPayload",
     "SessionReferenceError",
     "SessionView",
+    "SignalAdapter",
     "StorageBackend",
     "Stuck",
     "TaskCompleted",
@@ -129,6 +148,7 @@ __all__ = [
     "Transition",
     "TriggerManager",
     "TriggerTask",
+    "WorkflowGraph",
     "build_index",
     "capture_signals",
     "claim_of",
@@ -144,6 +164,7 @@ __all__ = [
     "instance_name",
     "list_plugins",
     "loads",
+    "log_receiver_failure",
     "open_reference",
     "open_session",
     "post_fire",
@@ -154,18 +175,23 @@ __all__ = [
     "pre_skip",
     "redact_url",
     "register",
+    "register_signal_adapter",
     "registered",
     "registered_class",
+    "render_image",
     "run_transition",
     "session_finalized",
     "session_reference",
+    "signal_adapters",
     "split_instance_name",
     "task_completed",
     "task_failed",
     "task_scheduled",
     "task_started",
+    "to_dot",
     "transition",
     "unregister",
+    "unregister_signal_adapter",
     "utcnow",
     "wait_for",
 ]

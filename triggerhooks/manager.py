@@ -314,6 +314,9 @@ class TriggerManager:
             target = task_or_instance.name
         else:
             target = task_or_instance
+        if not isinstance(target, str) or not target or name_problem(target):
+            raise InstanceNotFoundError(
+                f"session {self.storage.uid!r} has no task named {safe_text(str(target))!r}")
         runner = self.task_runner_name
 
         def body(step: Transition) -> Explanation:

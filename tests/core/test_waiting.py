@@ -260,3 +260,6 @@ def test_explaining_an_unknown_task_is_an_error(manager: TriggerManager) -> None
         manager.explain("nope")
     with pytest.raises(InstanceNotFoundError, match="t#7"):
         manager.explain("t#7")
+    for hostile in ("", "\udc80", "t#x#", "#"):
+        with pytest.raises(InstanceNotFoundError):
+            manager.explain(hostile)

@@ -9,17 +9,18 @@ import sys
 
 import pytest
 
-from tests.backends import REDIS_URL
+from tests.backends import POSTGRES_URL, REDIS_URL
 from tests.helpers import ROOT
 
-BACKENDS = ("memory", "sqlite", "redis")
+BACKENDS = ("memory", "sqlite", "redis", "postgresql")
 
 
-@pytest.mark.slow  # starts writer processes for SQLite and Redis: 15 s or more on 2 cores
+@pytest.mark.slow  # writer processes for SQLite, Redis and PostgreSQL: 45 s or more on 2 cores
 def test_the_contention_benchmark_runs_quick_on_every_backend() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "contention.py"), "--quick", "--runs", "1",
-         "--processes", "1,2", "--backends", ",".join(BACKENDS), "--redis-url", REDIS_URL],
+         "--processes", "1,2", "--backends", ",".join(BACKENDS), "--redis-url", REDIS_URL,
+         "--postgres-url", POSTGRES_URL],
         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()

@@ -20,6 +20,11 @@ from triggerhooks.signals import namespace
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 SKIP_MARK = "# not run:"
+DJANGO_TESTS = "plugins/triggerhooks-django/tests/test_docs.py"
+RUN_BY_PLUGIN = {"django.md": DJANGO_TESTS, "migrating.md": DJANGO_TESTS}
+"""Pages whose examples need Django (not installed here): the Django plugin's tests run them."""
+DJANGO_MARK = "# needs Django:"
+"""The first line of a block, on another page, that needs Django: the plugin's tests run it."""
 
 
 def python_blocks(page: Path) -> list[tuple[int, str]]:
@@ -38,7 +43,7 @@ def run_page(page: Path, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, module.__name__, module)
     try:
         for line, code in python_blocks(page):
-            if code.lstrip().startswith(SKIP_MARK):
+            if code.lstrip().startswith((SKIP_MARK, DJANGO_MARK)):
                 continue
             # dont_inherit: the page gets no __future__ import of this test module.
             source = compile("\n" * (line - 1) + code, str(page), "exec", dont_inherit=True)
@@ -51,6 +56,8 @@ def run_page(page: Path, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 @pytest.mark.usefixtures("isolated_signals")  # receivers a page connects with @on go afterwards
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
 def test_python_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if page.name in RUN_BY_PLUGIN:
+        pytest.skip(f"needs Django: {RUN_BY_PLUGIN[page.name]} runs its examples")
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     run_page(page, monkeypatch)
 
@@ -69,12 +76,25 @@ def test_a_page_runs_like_a_module_of_its_own(tmp_path: Path,
     assert (caught.traceback[-1].path, caught.traceback[-1].lineno + 1) == (page, 8)
 
 
-def test_blocks_are_found_and_skip_marks_honoured(tmp_path: Path) -> None:
+def test_blocks_are_found_and_skip_marks_honoured(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     page = tmp_path / "page.md"
     page.write_text("# Page\n\n```python\nx = 1\n```\n\n```sh\nls\n```\n\n"
                     "````markdown\n```python\nnot a block\n```\n````\n\n"
-                    "```python\n# not run: needs a server\nraise SystemExit\n```\n")
-    assert python_blocks(page) == [(4, "x = 1\n"), (18, "# not run: needs a server\nraise SystemExit\n")]
+                    "```python\n# not run: needs a server\nraise SystemExit\n```\n\n"
+                    "```python\n# needs Django: the plugin runs it\nraise SystemExit\n```\n")
+    assert python_blocks(page) == [(4, "x = 1\n"), (18, "# not run: needs a server\nraise SystemExit\n"),
+                                   (23, "# needs Django: the plugin runs it\nraise SystemExit\n")]
+    run_page(page, monkeypatch)  # neither marked block runs
+
+
+def test_blocks_that_need_django_are_run_by_the_plugin() -> None:
+    pages = [page.name for page in PAGES if page.name not in RUN_BY_PLUGIN
+             and any(code.lstrip().startswith(DJANGO_MARK) for _, code in python_blocks(page))]
+    assert "from-caluma.md" in pages
+    plugin_tests = (ROOT / DJANGO_TESTS).read_text(encoding="utf-8")
+    assert [name for name in pages if f'"{name}"' not in plugin_tests] == [], (
+        f"pages with blocks marked {DJANGO_MARK!r} must be listed in {DJANGO_TESTS}")
 
 
 def _all_docs() -> str:

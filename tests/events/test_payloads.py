@@ -138,7 +138,7 @@ def test_payloads_are_typed_dicts_sharing_the_session_fields() -> None:
 def _table_rows() -> dict[str, tuple[str, list[str]]]:
     """Signal -> (payload named in the table, arguments listed), from docs/events.md."""
     text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
-    table = text.split("\n## The signals\n", 1)[1].split("\n\n| signal |", 1)[1].split("\n\n")[0]
+    table = text.split("\n## The signals\n", 1)[1].split("\n\n| event |", 1)[1].split("\n\n")[0]
     rows = {}
     for line in table.splitlines()[2:]:
         cells = [cell.strip() for cell in line.strip("|").split(" | ")]

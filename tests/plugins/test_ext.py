@@ -10,14 +10,16 @@ import pytest
 
 import triggerhooks
 from tests.helpers import ROOT
-from triggerhooks import ext
+from triggerhooks import cli, ext
 from triggerhooks.testing import contract
 
 PUBLIC = {"triggerhooks": set(triggerhooks.__all__), "triggerhooks.ext": set(ext.__all__),
-          "triggerhooks.testing.contract": set(contract.__all__)}
+          "triggerhooks.testing.contract": set(contract.__all__),
+          "triggerhooks.cli": set(cli.__all__)}
 """The modules a plugin may import from, with the names each offers: the top level, the
-plugin authors' module and, for a storage backend's tests, the storage contract (a module
-of its own: importing it registers the contract's tasks)."""
+plugin authors' module, for a storage backend's tests the storage contract (a module of
+its own: importing it registers the contract's tasks) and the command line (documented
+as ``triggerhooks.cli.cli``; above ``ext`` in the layers, so not re-exported there)."""
 
 
 def plugin_packages() -> list[Path]:

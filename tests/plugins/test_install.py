@@ -230,7 +230,8 @@ def test_plugins_are_loaded_on_first_use_not_on_import(install: Install) -> None
         print(json.dumps({"import": on_import, "manager": loaded()}))
     """, install("example"))
     assert result == {"import": [], "manager": [
-        "triggerhooks_example", "triggerhooks_example.manager", "triggerhooks_example.plugin",
+        "triggerhooks_example", "triggerhooks_example.events", "triggerhooks_example.manager",
+        "triggerhooks_example.plugin",
         "triggerhooks_example.receivers", "triggerhooks_example.runner",
         "triggerhooks_example.storage", "triggerhooks_example.tasks"]}
 
@@ -253,6 +254,19 @@ def test_python_m_triggerhooks_plugins_lists_what_each_plugin_registered(
     ]
     # the other plugins are listed as they are without the example
     assert blocks == {key: lines for key, lines in ambient.blocks.items() if key != heading}
+
+
+def test_triggerhooks_events_lists_the_event_an_installed_plugin_declares(
+        install: Install) -> None:
+    done = run(["-m", "triggerhooks", "events", "--json", "triggerhooks_example.*"],
+               install("example"))
+    assert done.returncode == 0, done.stderr
+    [event] = json.loads(done.stdout)["events"]
+    assert event["name"] == "triggerhooks_example.greeted"
+    assert event["source"] == "plugin example"
+    assert event["declared_in"] == "triggerhooks_example.events"
+    assert event["arguments"] == [{"name": "greeting", "type": None,
+                                   "description": "what the guest was told", "required": True}]
 
 
 FAILED_NAMES = ["broken-hook", "broken-import", "broken-registration"]

@@ -76,7 +76,9 @@ def test_inline_cascades_do_not_deepen_the_stack(manager: TriggerManager) -> Non
 @pytest.mark.slow
 def test_a_cascade_chain_of_ten_thousand_tasks_runs_inline(storage: StorageBackend) -> None:
     manager = TriggerManager(storage, task_runner="inline")
-    count = 10_000
+    # On PostgreSQL each hop is four round trips to a server process: a chain twice the
+    # recursion limit shows the same loop (benchmarks/storage.py shows it flat to 10,000).
+    count = 2_000 if storage.name == "postgresql" else 10_000
     configuration = {"t0": {"after": ["start"], "run": "tests.noop"}}
     for n in range(1, count):
         configuration[f"t{n}"] = {"after": [f"t{n - 1}"], "run": "tests.noop"}

@@ -1,6 +1,6 @@
 """Many processes firing into one session at once: nothing lost, nothing run twice.
 
-Real processes (multiprocessing, spawn) on the durable backends; each task run
+Real processes (multiprocessing, spawn) on the durable backends (SQLite, Redis, PostgreSQL); each task run
 appends its instance name to a file, so runs are counted across processes.
 """
 
@@ -20,7 +20,7 @@ from triggerhooks.storages import StorageBackend, open_reference
 from triggerhooks.testing.signals import connected
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.parametrize("backend", ["sqlite", "redis"], indirect=True)]
+              pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"], indirect=True)]
 
 PROCESSES = 8
 TRIGGERS = 100

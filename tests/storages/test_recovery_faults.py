@@ -1,6 +1,6 @@
 """Recovery against real faults, on the durable backends: processes killed with SIGKILL mid-task,
 between a commit and its hand-off, between a firing's record and its follow-up; a Redis
-server of the test's own killed and restarted while writers fire; recoveries racing each
+or PostgreSQL server of the test's own killed and restarted while writers fire; recoveries racing each
 other and a running task; a forked child; a heartbeat while the storage is down.
 
 Processes are spawned (``multiprocessing``, spawn); every task start is appended to a file
@@ -19,12 +19,15 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.helpers import settle
+from tests.pg_server import postgres_server
+from tests.pg_server import unavailable as pg_unavailable
 from tests.recovery_helpers import (
     RECORD,
     DroppingRunner,
@@ -38,6 +41,7 @@ from tests.recovery_helpers import (
     with_record,
 )
 from triggerhooks import (
+    PostgresStorageBackend,
     RedisStorageBackend,
     StorageUnavailableError,
     TaskStatus,
@@ -51,7 +55,7 @@ from triggerhooks.models import utcnow
 from triggerhooks.runners import task_runners
 from triggerhooks.serialization import JsonDict
 from triggerhooks.signals import session_finalized
-from triggerhooks.storages import Plan, StorageBackend, open_reference
+from triggerhooks.storages import POSTGRES_URL_ENV, Plan, StorageBackend, open_reference
 from triggerhooks.task import TaskContext
 from triggerhooks.testing import (
     HoldingRunner,
@@ -62,7 +66,7 @@ from triggerhooks.testing import (
     wait_for,
 )
 
-BOTH = pytest.mark.parametrize("backend", ["sqlite", "redis"], indirect=True)
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"], indirect=True)
 REDIS = pytest.mark.parametrize("backend", ["redis"], indirect=True)
 DEADLINE = 90.0
 """Seconds a spawned process may take before the test fails."""
@@ -205,7 +209,7 @@ def test_eight_processes_firing_into_one_session_ten_times_run_everything_exactl
         assert manager.stuck() == [] and manager.recover() == []
 
 
-# -- 2. the Redis server killed and restarted while writers fire ----------------------------------------
+# -- 2. the server (Redis, PostgreSQL) killed and restarted while writers fire -------------------------
 
 WRITERS = 4
 
@@ -248,15 +252,31 @@ def _fired_as(outcomes: list[list[Any]]) -> dict[int, list[list[Any]]]:
     return by_tick
 
 
+@contextmanager
+def killable(kind: str, directory: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, StorageBackend]]:
+    """A server of the test's own (``kind``) and a storage on it. A PostgreSQL reference
+    leaves the server's password out: the writers find it in their environment."""
+    if kind == "redis":
+        with redis_server(directory) as server:
+            yield server, RedisStorageBackend("killed", server.url, prefix="faults")
+        return
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as pg:
+        monkeypatch.setenv(POSTGRES_URL_ENV, pg.url)
+        yield pg, PostgresStorageBackend("killed", pg.url, pool_timeout=1)
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgresql"])
 @pytest.mark.parametrize("keyed", [False, True], ids=["retried without a key", "with keys"])
-def test_a_redis_server_killed_and_restarted_while_writers_fire_loses_and_doubles_nothing(
-        tmp_path: Path, reaper: list[Any], keyed: bool) -> None:
-    if keyed and not RedisStorageBackend.supports_fire_keys:
-        pytest.skip("RedisStorageBackend does not keep fire keys yet")
+def test_a_server_killed_and_restarted_while_writers_fire_loses_and_doubles_nothing(
+        tmp_path: Path, reaper: list[Any], keyed: bool, kind: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     record = tmp_path / "runs.log"
     stop, failures = tmp_path / "stop", tmp_path / "failures.log"
-    with redis_server(tmp_path) as server:
-        storage = RedisStorageBackend("killed", server.url, prefix="faults")
+    with killable(kind, tmp_path, monkeypatch) as (server, storage):
         manager = TriggerManager(storage, claim_grace_seconds=GRACE)
         manager.update_configuration({"every": {"after": ["start"], "andEvery": "tick",
                                                 "run": RECORD, "withParams": with_record(record)}})

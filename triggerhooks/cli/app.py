@@ -51,6 +51,7 @@ from ..workflow import (
     validate_workflow,
 )
 from .checks import check_registered, report_outcome, watching
+from .events import events as events_command
 from .render import SignalPrinter, format_plugins, recovery_table, session_json, session_tables
 from .web import web
 from .why import explanation_tree
@@ -516,6 +517,26 @@ def recover(session: str | None, all_: bool, dry_run: bool, as_json: bool) -> No
 
 
 @cli.command()
+@click.option("--storage", "storage_url", metavar="URL",
+              help="The storage to migrate (default: the global --storage).")
+def migrate(storage_url: str | None) -> None:
+    """Create or upgrade the tables of the storage, and print its schema version.
+
+    PostgreSQL and SQLite make their tables on first use; this makes them ahead,
+    for a role that may create tables while the applications' role may not.
+    Memory and Redis need none, and say so.
+    """
+    settings = _settings()
+    if storage_url:
+        settings.storage_url = storage_url  # so that an error hides its password too
+    version = settings.storage("-").migrate()
+    if version is None:
+        click.echo(f"{settings.shown_url}: nothing to migrate (this storage has no tables)")
+    else:
+        click.echo(f"{settings.shown_url}: schema version {version}")
+
+
+@cli.command()
 @click.argument("session", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every session of the storage.")
 @click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
@@ -656,6 +677,9 @@ def plugins(as_json: bool) -> None:
         click.echo(format_plugins(infos, failed))
     if failed:
         raise SystemExit(1)
+
+
+cli.add_command(events_command)
 
 
 # -- the demo ----------------------------------------------------------------------------------------

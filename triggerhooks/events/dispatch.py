@@ -8,6 +8,8 @@ Receivers connected with ``background=True`` are not called here: in its place
 in the order, each call goes to the hand-off that :func:`use_background_hand_off` installed
 (:func:`triggerhooks.events.background.hand_off`, wired when ``triggerhooks``
 is imported), which passes it to the task runner of the session's manager.
+A signal of another library goes to the ``send`` of the adapter registered for
+its kind (:mod:`triggerhooks.events.adapters`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from blinker._utilities import make_id
 
 from ..exceptions import SignalHandlingError
 from ..serialization import dotted_name
+from ..signals import NO_SENDER, OrderedSignal, pop_sender
+from .adapters import ForeignSignal, adapter_for, signal_name
 from .receivers import as_sender, background_receivers, raising_receivers
 
-__all__ = ["HandOff", "send_event", "use_background_hand_off"]
+__all__ = ["HandOff", "log_receiver_failure", "send_event", "use_background_hand_off"]
 
 # The name users configure and read in the docs: the public package, not this module.
 log = logging.getLogger("triggerhooks.events")
@@ -46,12 +50,19 @@ def use_background_hand_off(hand_off: HandOff) -> None:
     _hand_off = hand_off
 
 
-def send_event(signal: Signal, sender: Any = None, /,
+def send_event(signal: Signal | ForeignSignal, sender: Any = NO_SENDER, /,
                **kwargs: Any) -> list[tuple[Callable[..., Any], Any]]:
     """Call every receiver of ``signal`` for ``sender``, in order; a failure never stops the others.
 
-    ``sender`` may be passed by keyword too (``sender=CompleteWorkItem``), and a
-    ``@trigger_task`` function stands for its task class, as in ``@on``.
+    The sender is given by position or by keyword (``sender=CompleteWorkItem``, as
+    Caluma's and Django's code write it), with the same meaning: receivers
+    connected for that sender are called, and every receiver gets it as its
+    first positional argument (never also as a keyword). Giving it both ways
+    is a ``TypeError``; not at all, ``None``. A ``@trigger_task`` function
+    stands for its task class, as in ``@on``. A signal that describes its
+    arguments (every triggerhooks signal, every declared event) refuses a send
+    with missing or unexpected ones (``TypeError``) before any receiver runs.
+
     Receivers are called in the signal's order (for triggerhooks' signals:
     priority, then connection); a background receiver's call is handed to its
     runner in its place in that order.
@@ -61,11 +72,19 @@ def send_event(signal: Signal, sender: Any = None, /,
     under the receiver's dotted name. If receivers connected with
     ``raise_exception=True`` failed, their exceptions are raised together as
     :class:`~triggerhooks.exceptions.SignalHandlingError` after every receiver ran.
+
+    A signal of another library (Django's, with the Django plugin) is sent by
+    the adapter registered for its kind, with the same rules.
     """
-    if "sender" in kwargs:
-        if sender is not None:
-            raise TypeError("send_event() got the sender twice (by position and by keyword)")
-        sender = kwargs.pop("sender")
+    sender = pop_sender(sender, kwargs, "send_event")
+    if not isinstance(signal, Signal):
+        adapter = adapter_for(signal)
+        if adapter is None:
+            raise TypeError(f"send_event sends blinker signals (or those of a registered "
+                            f"adapter's kind, such as Django's), not {signal!r}")
+        return adapter.send(signal, as_sender(sender), kwargs)
+    if isinstance(signal, OrderedSignal):
+        signal.check_arguments(kwargs)
     if not signal.receivers or signal.is_muted:
         return []
     sender = as_sender(sender)
@@ -83,15 +102,19 @@ def send_event(signal: Signal, sender: Any = None, /,
             raising = (signal, make_id(receiver)) in raising_receivers
             if raising:
                 caught.append(exc)
-            _log_failure(signal, receiver, exc, raising)
+            log_receiver_failure(signal, receiver, exc,
+                                 "raise_exception: raised once all receivers ran" if raising
+                                 else "")
     if caught:
         raise SignalHandlingError(caught)
     return results
 
 
-def _log_failure(signal: Signal, receiver: Callable[..., Any], exc: Exception,
-                 raising: bool) -> None:
+def log_receiver_failure(signal: Any, receiver: Callable[..., Any], exc: BaseException,
+                         note: str = "") -> None:
+    """Log a receiver's failure as the send loop does: ERROR on ``triggerhooks.events``, with
+    the receiver's dotted name, the signal's name, ``note`` (what happens to the error, if
+    anything is said) and the traceback. For adapters of other libraries' signals."""
     log.error("receiver %s of signal %s failed%s: %s: %s", dotted_name(receiver),
-              getattr(signal, "name", repr(signal)),
-              " (raise_exception: raised once all receivers ran)" if raising else "",
-              type(exc).__name__, exc, exc_info=exc)
+              signal_name(signal), f" ({note})" if note else "", type(exc).__name__, exc,
+              exc_info=exc)

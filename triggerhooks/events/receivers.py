@@ -7,7 +7,8 @@ The send loop (:mod:`triggerhooks.events.dispatch`) reads those flags.
 
 Whatever can be seen when a receiver is connected is checked then, so that a
 mistake raises where it was made rather than in a log when a signal is sent:
-the signals (triggerhooks' own, not a look-alike), the sender (a task class or
+the signals (triggerhooks' own, not a look-alike, or of a kind a plugin's
+:class:`~triggerhooks.events.adapters.SignalAdapter` accepts), the sender (a task class or
 ``@trigger_task`` function for task-level signals, a manager class for
 session-level ones), the receiver's parameters and its ``filter_events``
 predicates against each signal's payload, and the order of the decorators.
@@ -29,6 +30,8 @@ from ..registries import trigger_managers
 from ..serialization import dotted_name
 from ..signals import OrderedSignal, namespace
 from ..task import TriggerTask
+from .adapters import ForeignSignal, adapter_for, signal_fields, signal_name
+from .declaring import declared_events
 
 __all__ = [
     "ANY",
@@ -44,6 +47,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+AnySignal = Signal | ForeignSignal
+"""A blinker signal, or another library's that a registered adapter accepts (Django's)."""
 
 BEFORE_CHANGE_SIGNALS = frozenset({"pre_fire", "pre_replay", "pre_skip"})
 """Signals sent before a change is stored (a receiver may veto it): no background receivers."""
@@ -62,7 +68,7 @@ background_receivers: dict[FlagKey, Callable[..., Any]] = {}
 
 _watched: set[int] = set()
 
-_connected_by_on: dict[Hashable, weakref.WeakSet[Signal]] = {}
+_connected_by_on: dict[Hashable, weakref.WeakSet[Any]] = {}
 """Receiver id -> the signals ``@on`` connected it to (to catch ``@filter_events`` above ``@on``)."""
 
 _manager_class: type | None = None
@@ -138,6 +144,9 @@ def _check_sender(given: Any, sender: Any, signals: list[Signal]) -> None:
     if sender is ANY:
         return
     if given is None:
+        if not any(isinstance(each, Signal) for each in signals):  # another library's signals
+            raise TypeError(f"@on({signal_name(signals[0])}, sender=None): leave sender out to "
+                            "receive the signal from every sender")
         raise TypeError("sender=None is not 'any sender' (it would select only the signals of "
                         "tasks not registered in this process): leave sender out to receive "
                         "the signal from every sender")
@@ -152,34 +161,56 @@ def _check_sender(given: Any, sender: Any, signals: list[Signal]) -> None:
 # -- signals ------------------------------------------------------------------------------------
 
 
+def _django_hint(given: Any) -> str:
+    """What to install when ``given`` is a Django signal and no adapter accepts it."""
+    if type(given).__module__.partition(".")[0] != "django":
+        return ""
+    return (": for Django signals, install triggerhooks-django and add "
+            "\"triggerhooks_django\" to INSTALLED_APPS")
+
+
 def _signal_problem(each: Any) -> str | None:
     """Why ``each`` is not a signal ``@on`` should connect to (None: it is fine)."""
+    declared = declared_events()
     if isinstance(each, str):
         if each in namespace:
             return f"pass the signal, not its name: from triggerhooks.signals import {each}"
+        if each in declared:
+            return (f"pass the signal, not its name: the one declare_event({each!r}, ...) "
+                    f"returned, in {declared[each].declared_in}")
         return f"@on expects blinker signals, not the string {each!r}"
     if not isinstance(each, Signal):
-        return f"@on expects blinker signals, not {each!r}"
-    if isinstance(each, NamedSignal) and namespace.get(name := each.name, each) is not each:
+        if adapter_for(each) is not None:
+            return None
+        return f"@on expects blinker signals, not {each!r}{_django_hint(each)}"
+    if not isinstance(each, NamedSignal):
+        return None
+    name = each.name
+    if namespace.get(name, each) is not each:
         return (f"{each!r} is a blinker signal named {name!r}, but not triggerhooks' own "
                 "(blinker.signal(name) belongs to blinker's default namespace, which "
                 f"triggerhooks never sends to): from triggerhooks.signals import {name}")
+    if declared.get(name, each) is not each:
+        return (f"{each!r} is a signal named {name!r}, but not the event declared under that "
+                f"name in {declared[name].declared_in}: use the signal declare_event returned")
     return None
 
 
-def as_signals(signal: Signal | Iterable[Signal]) -> list[Signal]:
-    """One signal or several as a list, refusing anything that is not a signal to connect to."""
-    if isinstance(signal, (Signal, str)):
-        candidates: list[Any] = [signal]
-    elif callable(signal) and not isinstance(signal, Iterable):
-        raise TypeError(f"@on needs the signal to connect {dotted_name(signal)} to: write "
+def as_signals(signal: AnySignal | Iterable[AnySignal]) -> list[Any]:
+    """One signal or several as a list, refusing anything that is not a signal to connect to
+    (a blinker signal, or one a registered adapter accepts)."""
+    given: Any = signal  # anything may come in: what is checked below is what the type says
+    if isinstance(given, (Signal, str)) or adapter_for(given) is not None:
+        candidates: list[Any] = [given]
+    elif callable(given) and not isinstance(given, Iterable):
+        raise TypeError(f"@on needs the signal to connect {dotted_name(given)} to: write "
                         "@on(task_completed) (or a list of signals), not a bare @on")
     else:
         try:
-            candidates = list(signal)
+            candidates = list(given)
         except TypeError:
-            raise TypeError(f"@on expects a blinker signal or a list of them, not {signal!r}"
-                            ) from None
+            raise TypeError(f"@on expects a blinker signal or a list of them, not {given!r}"
+                            f"{_django_hint(given)}") from None
     if not candidates:
         raise ValueError("@on needs at least one signal")
     for each in candidates:
@@ -230,12 +261,12 @@ def _check_background(signals: list[Signal], raise_exception: bool) -> None:
                 "(the manager's task runner runs it): connect it without background=True")
 
 
-def _check_priority(priority: int, signals: list[Signal]) -> None:
+def _check_priority(priority: int, signals: list[Any]) -> None:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"priority is an int (higher runs first), not {priority!r}")
     if priority:
         for each in signals:
-            if not isinstance(each, OrderedSignal):
+            if isinstance(each, Signal) and not isinstance(each, OrderedSignal):
                 raise ValueError(
                     f"priority orders the receivers of an OrderedSignal (every triggerhooks "
                     f"signal is one); {each!r} is a plain blinker signal, whose receivers run "
@@ -270,12 +301,12 @@ def _check_receiver(func: Callable[..., Any], background: bool) -> None:
             "a worker finds it by its dotted name")
 
 
-def _check_arguments(func: Callable[..., Any], signal: Signal) -> None:
+def _check_arguments(func: Callable[..., Any], signal: Any) -> None:
     """The receiver can take what ``signal`` passes, and its predicates ask for nothing else."""
-    fields: tuple[str, ...] = getattr(signal, "fields", ())
+    fields = signal_fields(signal)
     if not fields:
         return  # an application's signal without a payload: nothing to check against
-    name = getattr(signal, "name", "the signal")
+    name = signal_name(signal)
     try:
         parameters = inspect.signature(func)
     except (TypeError, ValueError):  # a builtin without a signature: nothing to check
@@ -307,14 +338,20 @@ def _check_predicate(func: Callable[..., Any], spec: _Filter, name: str,
                 f"({parameter}=None) if only some of the receiver's signals pass it")
 
 
-def _connect(each: Signal, func: Callable[..., Any], sender: Any, priority: int) -> None:
+def _connect(each: Any, func: Callable[..., Any], sender: Any, priority: int,
+             raise_exception: bool, background: bool) -> None:
+    adapter = adapter_for(each)
+    if adapter is not None:
+        adapter.connect(each, func, sender, raise_exception)
+        return
     if isinstance(each, OrderedSignal):
         each.connect(func, sender=sender, weak=False, priority=priority)
     else:
         each.connect(func, sender=sender, weak=False)
+    _set_flags(each, func, raise_exception, background)
 
 
-def on(signal: Signal | Iterable[Signal], sender: Any = ANY, raise_exception: bool = False,
+def on(signal: AnySignal | Iterable[AnySignal], sender: Any = ANY, raise_exception: bool = False,
        background: bool = False, priority: int = 0) -> Callable[[F], F]:
     """Connect the decorated function (strongly) to one signal or a list of signals.
 
@@ -335,6 +372,11 @@ def on(signal: Signal | Iterable[Signal], sender: Any = ANY, raise_exception: bo
     another process) and gets JSON-serializable arguments (see
     :class:`~triggerhooks.events.background.BackgroundCall`).
 
+    A signal of another library (Django's, with the Django plugin) goes through
+    the :class:`~triggerhooks.events.adapters.SignalAdapter` registered for its
+    kind, with the same ``sender``, predicate and ``raise_exception`` rules; it
+    takes no ``background`` nor ``priority``.
+
     Mistakes that can be seen now raise now (``TypeError`` or ``ValueError``):
     a signal that is not a signal (or a look-alike of one of triggerhooks'), a
     sender of the wrong kind, a receiver that cannot take the signal's
@@ -346,28 +388,36 @@ def on(signal: Signal | Iterable[Signal], sender: Any = ANY, raise_exception: bo
     _check_sender(sender, task_sender, signals)
     _check_priority(priority, signals)
     if background:
-        _check_background(signals, raise_exception)
+        _check_background([each for each in signals if isinstance(each, Signal)],
+                          raise_exception)
+    for each in signals:
+        adapter = adapter_for(each)
+        if adapter is not None:
+            adapter.check(each, background=background, priority=priority)
 
     def decorator(func: F) -> F:
         _check_receiver(func, background)
         for each in signals:
             _check_arguments(func, each)
         for each in signals:
-            _connect(each, func, task_sender, priority)
-            _set_flags(each, func, raise_exception, background)
+            _connect(each, func, task_sender, priority, raise_exception, background)
         _connected_by_on.setdefault(make_id(func), weakref.WeakSet()).update(signals)
         return func
 
     return decorator
 
 
-def disconnect(receiver: Callable[..., Any], signal: Signal | Iterable[Signal]) -> None:
+def disconnect(receiver: Callable[..., Any], signal: AnySignal | Iterable[AnySignal]) -> None:
     """Disconnect ``receiver`` from the signals (for every sender) and forget its flags."""
     receiver_id = make_id(receiver)
     for each in as_signals(signal):
-        each.disconnect(receiver)
-        raising_receivers.pop((each, receiver_id), None)
-        background_receivers.pop((each, receiver_id), None)
+        adapter = adapter_for(each)
+        if adapter is not None:
+            adapter.disconnect(each, receiver)
+        else:
+            each.disconnect(receiver)
+            raising_receivers.pop((each, receiver_id), None)
+            background_receivers.pop((each, receiver_id), None)
         connected = _connected_by_on.get(receiver_id)
         if connected is not None:
             connected.discard(each)
@@ -423,11 +473,16 @@ def _chosen_arguments(spec: _Filter, sender: Any, kwargs: dict[str, Any],
     return chosen
 
 
-def _connected_signals(func: Callable[..., Any]) -> list[Signal]:
+def _is_connected(signal: Any, func: Callable[..., Any]) -> bool:
+    adapter = adapter_for(signal)
+    if adapter is not None:
+        return adapter.is_connected(signal, func)
+    return make_id(func) in signal.receivers
+
+
+def _connected_signals(func: Callable[..., Any]) -> list[Any]:
     """The signals ``@on`` connected ``func`` itself to, that it is still connected to."""
-    receiver_id = make_id(func)
-    return [each for each in _connected_by_on.get(receiver_id, ())
-            if receiver_id in each.receivers]
+    return [each for each in _connected_by_on.get(make_id(func), ()) if _is_connected(each, func)]
 
 
 def _refuse_wrong_order(func: Callable[..., Any], predicate: Callable[..., Any]) -> None:
@@ -437,7 +492,7 @@ def _refuse_wrong_order(func: Callable[..., Any], predicate: Callable[..., Any])
         return
     disconnect(func, signals)
     ours = list(namespace)
-    names = sorted((str(getattr(each, "name", repr(each))) for each in signals),
+    names = sorted((signal_name(each) for each in signals),
                    key=lambda name: (ours.index(name) if name in ours else len(ours), name))
     shown = names[0] if len(names) == 1 else f"[{', '.join(names)}]"
     raise TypeError(

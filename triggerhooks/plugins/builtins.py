@@ -7,7 +7,12 @@ from typing import Any
 
 from ..manager import TriggerManager
 from ..runners import InlineTaskRunner, ThreadingTaskRunner
-from ..storages import MemoryStorageBackend, RedisStorageBackend, SqliteStorageBackend
+from ..storages import (
+    MemoryStorageBackend,
+    PostgresStorageBackend,
+    RedisStorageBackend,
+    SqliteStorageBackend,
+)
 from .hookspecs import hookimpl
 
 
@@ -21,6 +26,7 @@ def triggerhooks_register_storages(registry: Any) -> None:
     registry.register("memory")(MemoryStorageBackend)
     registry.register("sqlite")(SqliteStorageBackend)
     registry.register("redis")(RedisStorageBackend)
+    registry.register("postgresql")(PostgresStorageBackend)
 
 
 @hookimpl

@@ -4,10 +4,10 @@ A backend stores one session per ``uid``. The engine never rewrites a whole
 session: every change goes through :meth:`StorageBackend.transact`, which gives
 the engine a :class:`SessionView` of the part of the session a
 :class:`Plan` names (the tasks one trigger concerns, a few instances), lets it
-compute a :class:`Changes`, and commits that atomically. Backends with a
-server (Redis) read the planned part in one round trip and commit with an
-optimistic version check; embedded ones (memory, SQLite) hold a lock for the
-few microseconds the computation takes.
+compute a :class:`Changes`, and commits that atomically. Redis reads the
+planned part in one round trip and commits with an optimistic version check;
+memory and SQLite hold a lock for the few microseconds the computation takes,
+and PostgreSQL a lock of the session's for a transaction of two round trips.
 """
 
 from __future__ import annotations
@@ -164,6 +164,13 @@ class StorageBackend(ABC):
         or running: what a sweeper recovers (:meth:`TriggerManager.recover`). A backend
         keeps them indexed; this default lists every session."""
         return self.session_uids()
+
+    def migrate(self) -> int | None:
+        """Create or upgrade what the store keeps sessions in (tables, a file) and return its
+        schema version; ``None`` for a store that needs nothing made (memory, Redis).
+        Backends with tables make them on first use too: this is for doing it ahead, as a
+        role that may (``triggerhooks migrate``)."""
+        return None
 
     def reference(self) -> JsonDict:
         """A JSON description from which a worker rebuilds this storage (see ``open_reference``)."""

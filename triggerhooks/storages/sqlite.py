@@ -523,6 +523,12 @@ class SqliteStorageBackend(StorageBackend):
             raise StorageUnavailableError(
                 f"SQLite database {self.path} is unusable: {exc}") from exc
 
+    def migrate(self) -> int:
+        """Create the file's tables, or upgrade them (see ``SCHEMA_VERSION``); return the
+        schema version. Done on first use too."""
+        with self._connection():
+            return SCHEMA_VERSION
+
     # -- transitions -----------------------------------------------------------------------
 
     def transact(self, plan: Plan, compute: Compute) -> Commit:

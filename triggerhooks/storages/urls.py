@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -22,8 +23,9 @@ from .base import StorageBackend
 from .sqlite import split_sqlite_url, sqlite_file
 
 __all__ = ["DEFAULT_STORAGE_URL", "SECRET_OPTION_WORDS", "STORAGE_URL_ENV", "open_reference",
-           "open_storage", "redact_text", "redact_url", "shown_url", "storage_backends",
-           "storage_location", "strip_password", "url_problem", "url_scheme", "url_secrets"]
+           "open_storage", "redact_text", "redact_url", "shown_url", "split_options",
+           "storage_backends", "storage_location", "strip_password", "url_problem", "url_scheme",
+           "url_secrets"]
 
 STORAGE_URL_ENV = "TRIGGERHOOKS_STORAGE_URL"
 DEFAULT_STORAGE_URL = "sqlite://"
@@ -157,6 +159,23 @@ def url_secrets(url: str) -> list[str]:
     found.add(rest.partition("#")[2])
     found |= {unquote(secret) for secret in found} | {unquote_plus(secret) for secret in found}
     return sorted((secret for secret in found if secret), key=len, reverse=True)
+
+
+def split_options(url: str, names: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """``url`` without the query options ``names`` (the rest as it was written), and their
+    values (the last of each)."""
+    base, question, rest = url.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    wanted = set(names)
+    kept: list[str] = []
+    found: dict[str, str] = {}
+    for piece in query.split("&") if question else ():
+        key, _, value = piece.partition("=")
+        if unquote_plus(key) in wanted:
+            found[unquote_plus(key)] = unquote_plus(value)
+        elif piece:
+            kept.append(piece)
+    return base + ("?" + "&".join(kept) if kept else "") + hash_ + fragment, found
 
 
 def redact_text(text: str, *urls: str) -> str:

@@ -7,9 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 from triggerhooks_example import Greet, NamespacedMemoryStorage, QueuedTriggerManager, QueueTaskRunner
+from triggerhooks_example.events import greeted
 from triggerhooks_example.receivers import recent_greetings
 
-from triggerhooks import open_storage, storage_backends, task_runners, trigger_managers, trigger_tasks
+from triggerhooks import (
+    capture_signals,
+    open_storage,
+    storage_backends,
+    task_runners,
+    trigger_managers,
+    trigger_tasks,
+)
 from triggerhooks.ext import list_plugins, open_reference
 
 CONFIG = {"greet": {"after": ["guestArrived"], "run": "triggerhooks_example.greet"}}
@@ -49,7 +57,9 @@ def test_tasks_wait_in_the_queue_until_run_pending(storage: NamespacedMemoryStor
     assert storage["greet#0"].status == "scheduled"
     assert QueueTaskRunner.pending() == ["greet#0"]
 
-    assert QueueTaskRunner.run_pending() == 1
+    with capture_signals(greeted, sender=Greet) as sent:
+        assert QueueTaskRunner.run_pending() == 1
+    assert [each["greeting"] for each in sent] == ["Hello, Ada!"]  # the plugin's own event
     assert storage["greet#0"].status == "finished"
     assert storage["greet#0"].metadata["result"] == {"greeting": "Hello, Ada!"}
     assert recent_greetings[-1] == "Hello, Ada!"  # the plugin's receiver ran

@@ -150,7 +150,8 @@ class RedisStorageBackend(StorageBackend):
 
     def reference(self) -> JsonDict:
         """The session's address without any secret (``secretWithheld`` says one was left
-        out): a worker completes it with a URL of its own (see :mod:`.settings`)."""
+        out): a worker completes it with a URL of its own (see
+        :mod:`triggerhooks.storages.redis.settings`)."""
         reference: JsonDict = {"backend": self.name, "uid": self.uid,
                                "url": strip_password(self.url), "prefix": self.prefix,
                                "ttl": self.ttl}

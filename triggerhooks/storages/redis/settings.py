@@ -14,12 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote_plus
 
 from ...exceptions import InvalidSettingError, StorageUnavailableError
 from ...models import name_problem
 from ...serialization import safe_text
-from ..urls import redact_url, strip_password, url_problem, url_secrets
+from ..urls import redact_url, split_options, strip_password, url_problem, url_secrets
 
 __all__ = ["MAX_TTL", "check_prefix", "check_url", "complete_url", "parse_ttl", "split_options",
            "withholds_secret"]
@@ -45,23 +44,6 @@ def parse_ttl(value: Any, where: str = "") -> float | None:
             f"ttl must be a positive number of seconds, at most {MAX_TTL:,}, not "
             f"{safe_text(repr(value))}{where}")
     return ttl
-
-
-def split_options(url: str, names: Iterable[str]) -> tuple[str, dict[str, str]]:
-    """``url`` without the query options ``names`` (the rest as it was written), and their
-    values (the last of each)."""
-    base, question, rest = url.partition("?")
-    query, hash_, fragment = rest.partition("#")
-    wanted = set(names)
-    kept: list[str] = []
-    found: dict[str, str] = {}
-    for piece in query.split("&") if question else ():
-        key, _, value = piece.partition("=")
-        if unquote_plus(key) in wanted:
-            found[unquote_plus(key)] = unquote_plus(value)
-        elif piece:
-            kept.append(piece)
-    return base + ("?" + "&".join(kept) if kept else "") + hash_ + fragment, found
 
 
 def check_prefix(prefix: str) -> str:

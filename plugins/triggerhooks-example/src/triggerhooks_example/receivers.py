@@ -10,9 +10,10 @@ import logging
 from collections import deque
 from typing import Any
 
-from triggerhooks import TaskInstance, on
+from triggerhooks import TaskInstance, on, send_event
 from triggerhooks.ext import task_completed
 
+from .events import greeted
 from .tasks import Greet
 
 log = logging.getLogger(__name__)
@@ -26,3 +27,4 @@ def remember_greeting(sender: Any, task_instance: TaskInstance, result: dict[str
                       **kwargs: Any) -> None:
     recent_greetings.append(result["greeting"])
     log.info("%s greeted: %s", task_instance.name, result["greeting"])
+    send_event(greeted, sender=Greet, greeting=result["greeting"])
