@@ -38,6 +38,7 @@ from triggerhooks.cli import cli
 from triggerhooks.storages import POSTGRES_URL_ENV, STORAGE_URL_ENV, open_reference
 from triggerhooks.storages.postgresql import backend, connections
 from triggerhooks.storages.postgresql.schema import SCHEMA_VERSION
+from triggerhooks.storages.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from triggerhooks.storages.postgresql.settings import loaded_name, lock_key, stored_name
 from triggerhooks.testing import wait_for
 
@@ -270,7 +271,8 @@ def test_migrate_on_stores_without_tables_says_so(tmp_path: Any) -> None:
         result = runner.invoke(cli, ["migrate", "--storage", url])
         assert result.output == f"{url}: nothing to migrate (this storage has no tables)\n"
     result = runner.invoke(cli, ["--storage", f"sqlite:///{tmp_path}/x.sqlite3", "migrate"])
-    assert result.exit_code == 0 and result.output.endswith(": schema version 4\n")
+    assert result.exit_code == 0 and result.output.endswith(
+        f": schema version {SQLITE_SCHEMA_VERSION}\n")
 
 
 def test_tables_of_a_newer_version_are_refused(scratch_schema: str) -> None:
@@ -282,6 +284,25 @@ def test_tables_of_a_newer_version_are_refused(scratch_schema: str) -> None:
             f"this triggerhooks understands \\({SCHEMA_VERSION}\\)")) as caught:
         TriggerManager(PostgresStorageBackend("s", POSTGRES_URL, schema=scratch_schema)).fire("a")
     assert caught.value.committed is False
+
+
+def test_tables_of_schema_1_are_upgraded_and_their_sessions_go_on(scratch_schema: str) -> None:
+    """Schema 2 added ``th_first``: a session stored before it goes on; its waiting
+    instance shows the latest firing of a trigger fired before the upgrade."""
+    storage = PostgresStorageBackend("s", POSTGRES_URL, schema=scratch_schema)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t": {"after": ["a", "b", "c"], "run": "tests.echo"}})
+    manager.fire("a", {"n": 1})
+    manager.fire("b", {"n": 2})
+    _sql(f'DROP TABLE "{scratch_schema}".th_first')
+    _sql(f'UPDATE "{scratch_schema}".th_version SET version = 1')
+    connections.pools.clear()  # as a new process: the tables are checked again
+    again = PostgresStorageBackend("s", POSTGRES_URL, schema=scratch_schema)
+    assert again["t#0"].kwargs == {"a": {"n": 1}, "b": {"n": 2}}
+    assert _sql(f'SELECT version FROM "{scratch_schema}".th_version') == [(SCHEMA_VERSION,)]
+    TriggerManager(again).fire("c", {"n": 3})
+    assert again["t#0"].status == "finished"
+    assert again["t#0"].kwargs == {"a": {"n": 1}, "b": {"n": 2}, "c": {"n": 3}}
 
 
 def test_tables_of_another_application_are_refused_and_left_alone(scratch_schema: str) -> None:

@@ -227,6 +227,10 @@ class PostgresStorageBackend(StorageBackend):
         rows = self._rows(self._sql.load_metadata)
         return loads(rows[0][0]) if rows else {}
 
+    def _load_firsts(self, triggers: Sequence[str] | None = None) -> dict[str, bytes]:
+        found = {loaded_name(t): bytes(raw) for t, raw in self._rows(self._sql.load_firsts)}
+        return found if triggers is None else {t: found[t] for t in triggers if t in found}
+
     def session_uids(self) -> list[str]:
         """Every session of the schema that holds anything (each has its row in
         ``th_sessions``), sorted."""

@@ -16,11 +16,11 @@ from .settings import quote_ident
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "Sql", "plan_read", "statements"]
 
-SCHEMA_VERSION = 1
-"""1: the first tables."""
+SCHEMA_VERSION = 2
+"""1: the first tables; 2: ``th_first`` (each trigger's first firing)."""
 
 TABLES = ("th_sessions", "th_tasks", "th_index", "th_fired", "th_states", "th_waiting",
-          "th_instances", "th_keys", "th_active")
+          "th_instances", "th_keys", "th_active", "th_first")
 """Every table that holds sessions, each keyed by the uid."""
 
 _DDL = """
@@ -45,9 +45,11 @@ CREATE TABLE IF NOT EXISTS {s}.th_instances (
 CREATE INDEX IF NOT EXISTS th_instances_order ON {s}.th_instances (uid, seq);
 CREATE TABLE IF NOT EXISTS {s}.th_keys (
     uid NAME, key NAME, record JSON NOT NULL, PRIMARY KEY (uid, key));
-CREATE TABLE IF NOT EXISTS {s}.th_active (uid NAME PRIMARY KEY, work INTEGER NOT NULL)
+CREATE TABLE IF NOT EXISTS {s}.th_active (uid NAME PRIMARY KEY, work INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.th_first (
+    uid NAME, trigger NAME, record JSON NOT NULL, PRIMARY KEY (uid, trigger))
 """.replace(" NAME", ' TEXT COLLATE "C" NOT NULL')
-"""Schema version 1. (``NAME``: a name column.)"""
+"""Schema version 2. (``NAME``: a name column.)"""
 
 _CONFIG_ROW = "t.name, t.config, st.state, w.missing"
 _CONFIG_JOINS = ("LEFT JOIN {s}.th_states st ON st.uid = t.uid AND st.task = t.name "
@@ -71,7 +73,9 @@ class Sql:
     missing: str
     instances: str
     key: str
+    firsts: str
     put_fired: str
+    put_firsts: str
     put_instances: str
     put_states: str
     count_down: str
@@ -86,6 +90,7 @@ class Sql:
     load_instances: str
     load_kwargs: str
     load_metadata: str
+    load_firsts: str
     session_uids: str
     active: str
 
@@ -130,7 +135,12 @@ def statements(schema: str) -> Sql:
         instances=q("SELECT name, data FROM {s}.th_instances WHERE uid = %(uid)b "
                     "AND name = ANY(%(names)b::text[])"),
         key=q("SELECT record FROM {s}.th_keys WHERE uid = %(uid)b AND key = %(key)b"),
+        firsts=q("SELECT trigger, record FROM {s}.th_first WHERE uid = %(uid)b "
+                 "AND trigger = ANY(%(names)b::text[])"),
         put_fired=q(_upsert("th_fired", "trigger", "kwargs", "fired")),
+        put_firsts=q("INSERT INTO {s}.th_first (uid, trigger, record) SELECT %(uid)b, k, v::json "
+                     "FROM unnest(%(firsts)b::text[], %(firsts_json)b::text[]) AS u(k, v) "
+                     "ON CONFLICT (uid, trigger) DO NOTHING"),
         put_instances=q(_upsert("th_instances", "name", "data", "instances")),
         put_states=q(_upsert("th_states", "task", "state", "states")),
         count_down=q("UPDATE {s}.th_waiting w SET missing = w.missing - d.n FROM "
@@ -165,6 +175,7 @@ def statements(schema: str) -> Sql:
                          "ORDER BY seq"),
         load_kwargs=q("SELECT trigger, kwargs FROM {s}.th_fired " + by_uid),
         load_metadata=q("SELECT metadata FROM {s}.th_sessions " + by_uid),
+        load_firsts=q("SELECT trigger, record FROM {s}.th_first " + by_uid),
         session_uids=q("SELECT uid FROM {s}.th_sessions ORDER BY uid"),
         active=q("SELECT uid FROM {s}.th_active WHERE work > 0 ORDER BY uid"),
     )

@@ -48,6 +48,7 @@ class PostgresView(SessionView):
         self.every_task: dict[str, TaskConfig] | None = None
         self.instances: dict[str, TaskInstance | None] = {}
         self.keys: dict[str, bytes | None] = {}
+        self.firsts: dict[str, bytes | None] = {}
         self.xid = ""
         """The transaction's id, to ask the server what became of it after a lost reply."""
         self.exists = False
@@ -196,6 +197,20 @@ class PostgresView(SessionView):
                 self.fired_kwargs[loaded_name(name)] = kwargs
             for trigger in wanted:
                 self.fired_kwargs.setdefault(trigger, None)
+
+    def first(self, trigger: str) -> bytes | None:
+        if trigger not in self.firsts:
+            self.prefetch_first([trigger])
+        return self.firsts[trigger]
+
+    def prefetch_first(self, triggers: Iterable[str]) -> None:
+        wanted = [t for t in dict.fromkeys(triggers) if t not in self.firsts]
+        if wanted:
+            rows = self._query(self.sql.firsts, names=[stored_name(t) for t in wanted])
+            for name, record in rows:
+                self.firsts[loaded_name(name)] = record
+            for trigger in wanted:
+                self.firsts.setdefault(trigger, None)
 
     def state(self, task: str) -> TaskState:
         found = self.states.get(task)

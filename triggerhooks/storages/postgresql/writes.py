@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ...core.types import Changes, build_index
+from ...core.types import Changes, build_index, first_record
 from ...models import SESSION_FINALIZED, TaskConfig
 from ...serialization import dumps, loads
 from .settings import stored_name
@@ -39,6 +39,9 @@ def queue_writes(conn: psycopg.Connection[Any], view: PostgresView, changes: Cha
             params[name], params[f"{name}_json"] = list(found), list(found.values())
 
     rows(sql.put_fired, "fired", {stored_name(t): raw.decode() for t, raw in changes.fired.items()})
+    rows(sql.put_firsts, "firsts", {
+        stored_name(t): first_record(changes.at, changes.fired[t]).decode()
+        for t in changes.new_triggers})
     rows(sql.put_instances, "instances", {
         stored_name(name): dumps(inst.to_json(), f"instance {name}").decode()
         for name, inst in changes.instances.items()})
