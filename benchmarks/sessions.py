@@ -1,7 +1,8 @@
 """Listing sessions: the first page among 10 sessions against among 10,000.
 
-    python benchmarks/sessions.py [--backends memory,sqlite,redis] [--sizes 10,100,1000,10000]
-                                  [--redis-url URL] [--repeat 30] [--quick]
+    python benchmarks/sessions.py [--backends memory,sqlite,redis,postgresql]
+                                  [--sizes 10,100,1000,10000] [--redis-url URL]
+                                  [--postgres-url URL] [--repeat 30] [--quick]
 
 For each backend and number of sessions, it creates the sessions (a one-task workflow and
 one fire each, as an application's first event does), then times, as the median of ``--repeat`` runs:
@@ -19,13 +20,14 @@ Redis runs on a server of its own (``redis-server`` on a free port, nothing save
 that other keys of a shared server do not count: SCAN walks the whole key space, and
 the last page among few sessions ends only once it has. ``--redis-url`` uses another
 server instead, under a unique key prefix deleted at the end. SQLite files live in a
-temporary directory. ``--quick`` (10, 100 and 1,000 sessions, 5 runs) is what the test
-suite runs.
+temporary directory, PostgreSQL tables in a schema of their own, dropped at the end.
+``--quick`` (10, 100 and 1,000 sessions, 5 runs) is what the test suite runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import statistics
@@ -42,6 +44,7 @@ import redis
 
 from triggerhooks import (
     MemoryStorageBackend,
+    PostgresStorageBackend,
     RedisStorageBackend,
     SqliteStorageBackend,
     StorageBackend,
@@ -94,7 +97,8 @@ def private_redis() -> Iterator[str]:
 
 
 @contextmanager
-def opener(backend: str, stack: ExitStack, redis_url: str | None) -> Iterator[Opener]:
+def opener(backend: str, stack: ExitStack, redis_url: str | None,
+           postgres_url: str = "") -> Iterator[Opener]:
     """Opens sessions in a fresh store of ``backend``; the store is removed afterwards."""
     if backend == "memory":
         store = MemoryStore()
@@ -114,8 +118,17 @@ def opener(backend: str, stack: ExitStack, redis_url: str | None) -> Iterator[Op
             for start in range(0, len(keys), 1000):
                 client.delete(*keys[start:start + 1000])
             client.close()
+    elif backend == "postgresql":
+        import psycopg
+
+        schema = f"thbench_{uuid.uuid4().hex[:10]}"
+        try:
+            yield lambda uid: PostgresStorageBackend(uid, postgres_url, schema=schema)
+        finally:
+            with psycopg.connect(postgres_url, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     else:
-        raise SystemExit(f"unknown backend {backend!r}; known: memory, sqlite, redis")
+        raise SystemExit(f"unknown backend {backend!r}; known: memory, sqlite, redis, postgresql")
 
 
 def median_ms(run: Callable[[], object], repeat: int) -> float:
@@ -155,6 +168,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000,10000", help="numbers of sessions")
     parser.add_argument("--redis-url", default=None,
                         help="a Redis server to use (default: a private one, started here)")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "TRIGGERHOOKS_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="the PostgreSQL database of the postgresql backend (a schema of its own, dropped)")
     parser.add_argument("--repeat", type=int, default=30, help="runs per measure (median)")
     parser.add_argument("--quick", action="store_true", help="10, 100 and 1,000 sessions, 5 runs")
     args = parser.parse_args()
@@ -162,7 +178,7 @@ def main() -> None:
     repeat = 5 if args.quick else args.repeat
     print(f"first page of at most {PAGE} sessions, median of {repeat} runs (ms); x: against "
           f"{sizes[0]:,} sessions, and the first size that fills a page")
-    print(f"{'backend':<8} {'sessions':>9} {'shown':>6} {'page':>8} {'x':>6} {'x full':>7} "
+    print(f"{'backend':<10} {'sessions':>9} {'shown':>6} {'page':>8} {'x':>6} {'x full':>7} "
           f"{'page + summaries':>17} {'per session shown':>18} {'x':>6}")
     with ExitStack() as stack:
         redis_url = args.redis_url
@@ -172,7 +188,8 @@ def main() -> None:
             first: tuple[float, float] | None = None
             full: float | None = None
             for size in sizes:
-                with ExitStack() as own, opener(backend, own, redis_url) as open_session:
+                with ExitStack() as own, \
+                        opener(backend, own, redis_url, args.postgres_url) as open_session:
                     page, summaries = measure(open_session, size, repeat)
                 shown = min(size, PAGE)
                 each = summaries / shown
@@ -180,7 +197,7 @@ def main() -> None:
                 if full is None and shown == PAGE:
                     full = page
                 against_full = f"{page / full:.1f}" if full else "-"
-                print(f"{backend:<8} {size:>9,} {shown:>6} {page:>8.3f} {page / first[0]:>6.1f} "
+                print(f"{backend:<10} {size:>9,} {shown:>6} {page:>8.3f} {page / first[0]:>6.1f} "
                       f"{against_full:>7} {summaries:>17.3f} {each:>18.3f} "
                       f"{each / first[1]:>6.1f}", flush=True)
 

@@ -113,3 +113,26 @@ def test_redis_lists_a_session_once_across_scan_batches(
     finally:
         for uid in uids:
             open_session(uid).clear()
+
+
+def test_uids_with_nul_and_control_characters_are_paged_in_order(
+        make_storage: StorageFactory, backend: str) -> None:
+    """PostgreSQL stores a uid holding a NUL (or starting with \\x01) escaped: such uids
+    still come in their place, and a cursor that holds a NUL still works."""
+    prefix = f"ctl-{uuid.uuid4().hex[:6]}-"
+    names = ["a", "a\x00", "a\x00b", "a\x01", "\x01x", "b\x00\x00", "b", "\U0010ffff", "\ud7ff"]
+    uids = sorted(prefix + name for name in names)
+    for uid in uids:
+        TriggerManager(make_storage(uid)).fire("x")
+    storage = make_storage()
+    walked = walk(storage, prefix, 2)
+    assert sorted(walked) == uids and len(walked) == len(uids)
+    if backend != "redis":
+        assert walked == uids
+        assert storage.page_sessions(prefix + "a\x00", limit=5)[0] == [prefix + "a\x00",
+                                                                        prefix + "a\x00b"]
+        assert storage.page_sessions(prefix, prefix + "a\x00", 2) == (
+            [prefix + "a\x00b", prefix + "a\x01"], prefix + "a\x01")
+        assert storage.page_sessions(prefix + "\U0010ffff")[0] == [prefix + "\U0010ffff"]
+    assert [storage.page_sessions(prefix + name, limit=1)[0][0] for name in ("\x01", "b\x00")
+            ] == [prefix + "\x01x", prefix + "b\x00\x00"]

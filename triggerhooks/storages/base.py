@@ -23,7 +23,7 @@ from ..exceptions import InstanceNotFoundError, InvalidSessionError
 from ..models import TaskConfig, TaskInstance, TaskStatus, instance_name, name_problem
 from ..serialization import JsonDict, safe_text
 
-__all__ = ["MAX_PAGE", "StorageBackend", "check_page", "sorted_page"]
+__all__ = ["MAX_PAGE", "StorageBackend", "after_prefix", "check_page", "sorted_page"]
 
 MAX_PAGE = 1000
 """The most sessions one :meth:`StorageBackend.page_sessions` call returns."""
@@ -39,6 +39,19 @@ def check_page(prefix: object, cursor: object, limit: object) -> int:
     if cursor is not None and (not isinstance(cursor, str) or not cursor):
         raise ValueError(f"a page cursor is a non-empty string or None, not {cursor!r}")
     return limit
+
+
+def after_prefix(prefix: str) -> str:
+    """The first text after every text that starts with ``prefix``, in code point order (a
+    store's binary order of UTF-8), or ``""`` when there is none: a range that ends there
+    holds exactly the texts of the prefix, NULs included, without a text function."""
+    stem = prefix.rstrip(chr(0x10FFFF))
+    if not stem:
+        return ""
+    following = ord(stem[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be stored: the next character
+        following = 0xE000
+    return stem[:-1] + chr(following)
 
 
 def sorted_page(uids: Sequence[str], limit: int) -> tuple[list[str], str | None]:

@@ -42,7 +42,7 @@ from ..exceptions import (
 )
 from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance, name_problem
 from ..serialization import JsonDict, dumps, loads, safe_text
-from .base import StorageBackend, check_page, sorted_page
+from .base import StorageBackend, after_prefix, check_page, sorted_page
 
 __all__ = ["SQLITE_PATH_ENV", "SqliteStorageBackend", "split_sqlite_url", "sqlite_file"]
 
@@ -163,12 +163,13 @@ WITH RECURSIVE seen(uid, n) AS (
     SELECT (SELECT MIN(uid) FROM {table} WHERE uid {op} :start), 1
     UNION ALL
     SELECT (SELECT MIN(uid) FROM {table} WHERE uid > seen.uid), n + 1 FROM seen
-    WHERE seen.uid IS NOT NULL AND n < :limit AND substr(seen.uid, 1, :length) = :prefix)
-SELECT uid FROM seen WHERE uid IS NOT NULL AND substr(uid, 1, :length) = :prefix
+    WHERE seen.uid IS NOT NULL AND n < :limit AND (:end = '' OR seen.uid < :end))
+SELECT uid FROM seen WHERE uid IS NOT NULL AND (:end = '' OR uid < :end)
 """
-"""The first uids of a table from ``:start`` on (``op``: ``>=``, or ``>`` after it) that start with
-``:prefix``, at most ``:limit``: one index lookup each, stopping at the first uid past the
-prefix."""
+"""The first uids of a table from ``:start`` on (``op``: ``>=``, or ``>`` after it) up to
+``:end`` (none for ``''``), at most ``:limit``: one index lookup each, stopping at the
+first uid past the end. The range is compared as SQLite compares text (its bytes), so a
+uid holding a NUL is found too (SQLite's text functions stop at a NUL)."""
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _CHUNK = 500  # names per "IN (...)" query, well under SQLite's variable limit
@@ -735,8 +736,7 @@ class SqliteStorageBackend(StorageBackend):
             conn.execute("BEGIN")
             for table in _TABLES:
                 found.update(uid for (uid,) in conn.execute(_PAGE.format(table=table, op=op), {
-                    "start": start, "prefix": prefix,
-                    "length": len(prefix), "limit": limit + 1}))
+                    "start": start, "end": after_prefix(prefix), "limit": limit + 1}))
             conn.execute("COMMIT")
         return sorted_page(sorted(found)[:limit + 1], limit)
 

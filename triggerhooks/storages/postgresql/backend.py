@@ -12,7 +12,7 @@ from ...core.types import Commit, Compute, Plan, TaskState
 from ...exceptions import StorageUnavailableError
 from ...models import TaskConfig, TaskInstance
 from ...serialization import JsonDict, loads
-from ..base import StorageBackend
+from ..base import StorageBackend, after_prefix, check_page, sorted_page
 from ..urls import STORAGE_URL_ENV, strip_password, url_secrets
 from .connections import Pool, broken, pool_for, pools, require_driver
 from .schema import statements
@@ -24,6 +24,7 @@ from .settings import (
     complete_url,
     loaded_name,
     lock_key,
+    quote_ident,
     stored_name,
 )
 from .view import PostgresView
@@ -33,6 +34,10 @@ with contextlib.suppress(ImportError):  # require_driver() says so when a storag
     import psycopg
 
 __all__ = ["PostgresStorageBackend"]
+
+_ESCAPE_MARK = "\x01"
+"""What an escaped name starts with as stored (see ``settings.stored_name``)."""
+
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +240,34 @@ class PostgresStorageBackend(StorageBackend):
         """Every session of the schema that holds anything (each has its row in
         ``th_sessions``), sorted."""
         return sorted(loaded_name(uid) for (uid,) in self._rows(self._sql.session_uids))
+
+    def page_sessions(self, prefix: str = "", cursor: str | None = None,
+                      limit: int = 50) -> tuple[list[str], str | None]:
+        """A page of the schema's sessions, sorted by uid; the cursor is the page's last uid.
+
+        An index range of ``th_sessions`` from the cursor (or the prefix) to the end of the
+        prefix, at most ``limit`` + 1 rows: a page costs the same among ten sessions or a
+        million. Names stored escaped (those holding a NUL: rare) are read apart and merged.
+        """
+        limit = check_page(prefix, cursor, limit)
+        start, op = (cursor, ">") if cursor is not None and cursor >= prefix else (prefix, ">=")
+        found = [name for name in (loaded_name(uid) for (uid,) in self._rows(
+                    self._page_sql("uid >= %(mark)s AND uid < %(next)s", ""),
+                    mark=_ESCAPE_MARK, next=chr(ord(_ESCAPE_MARK) + 1)))
+                 if name.startswith(prefix) and (name > start if op == ">" else name >= start)]
+        if "\0" not in prefix:  # names that hold a NUL are all escaped
+            if "\0" in start:  # no plain name equals it; those above it are above this
+                start, op = start[:start.index("\0")], ">"
+            end = after_prefix(prefix)
+            where = f"uid {op} %(start)s" + (" AND uid < %(end)s" if end else "")
+            found += [loaded_name(uid) for (uid,) in self._rows(
+                self._page_sql(where + " AND left(uid, 1) <> %(mark)s", "LIMIT %(limit)s"),
+                start=start, end=end, mark=_ESCAPE_MARK, limit=limit + 1)]
+        return sorted_page(sorted(found)[:limit + 1], limit)
+
+    def _page_sql(self, where: str, tail: str) -> str:
+        return (f"SELECT uid FROM {quote_ident(self.schema)}.th_sessions WHERE {where} "
+                f"ORDER BY uid {tail}")
 
     def active_sessions(self) -> list[str]:
         """The sessions with an instance scheduled or running, from their index."""
