@@ -120,6 +120,50 @@ def test_eight_threads_fire_fan_ins_backlogs_vetoes_and_chains_into_memory(
     check_everything(storage, record, finalized_log)
 
 
+def test_reconfiguring_while_writers_fire_leaves_no_instance_waiting(
+        make_storage: Any) -> None:
+    """Four writers fire an andEvery trigger while a fifth drops the trigger every instance
+    waits for from ``after``: each firing gets one instance, and every one runs."""
+    storage = make_storage()
+    configuration = {"pages": {"after": ["a", "b"], "andEvery": "p", "run": "tests.noop"},
+                     "one": {"after": ["a", "b"], "run": "tests.noop"}}
+    TriggerManager(storage).update_configuration(configuration)
+    TriggerManager(storage).fire("a")  # pages#0: vacant
+    barrier = threading.Barrier(5)
+    errors: list[BaseException] = []
+
+    def fire(n: int) -> None:
+        manager = TriggerManager(make_storage(storage.uid))
+        barrier.wait(30)
+        for k in range(20):
+            manager.fire("p", {"n": n, "k": k})
+
+    def reconfigure() -> None:
+        manager = TriggerManager(make_storage(storage.uid))
+        barrier.wait(30)
+        manager.update_configuration({name: {**config, "after": ["a"]}
+                                      for name, config in configuration.items()})
+
+    def guarded(target: Any, *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(fire, n)) for n in range(4)]
+    threads.append(threading.Thread(target=guarded, args=(reconfigure,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    pages = storage.instances_of_task("pages")
+    assert sorted((i.kwargs["p"]["n"], i.kwargs["p"]["k"]) for i in pages) == sorted(
+        (n, k) for n in range(4) for k in range(20))
+    assert {i.name: i.status.value for i in storage if i.status != "finished"} == {}
+    assert storage.is_finalized and TriggerManager(storage).recover() == []
+
+
 # -- eight processes: SQLite, Redis, and a Redis server restarted mid-run -------------------------
 
 

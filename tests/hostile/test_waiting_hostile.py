@@ -407,6 +407,34 @@ def test_the_explainer_on_a_running_instance_names_its_worker_and_lease(
     assert storage["next#0"].status == "finished"
 
 
+def test_the_explainer_reads_only_the_tasks_on_its_path_through_a_diamond(
+        storage: StorageBackend) -> None:
+    manager = TriggerManager(storage)
+    manager.update_configuration({
+        **{f"noise{n}": {"after": [f"z{n}", "top"], "run": "tests.echo"} for n in range(100)},
+        "head": {"after": ["root"], "run": "tests.echo"},
+        "left": {"after": ["head", "l"], "run": "tests.echo"},
+        "right": {"after": ["head"], "andEvery": "r", "run": "tests.echo"},
+        "top": {"after": ["left", "right"], "run": "tests.echo"}})
+    manager.fire("l")
+    read: list[str] = []
+
+    def body(step: Any) -> Any:
+        from triggerhooks.core.explain import explain
+        view = step.view
+        original = view.task
+
+        def task(name: str) -> Any:
+            read.append(name)
+            return original(name)
+        view.task = task
+        return explain(view, "top", step.now, "inline")
+
+    found = run_transition(storage, Plan(), body).changes.result
+    assert set(read) <= {"top", "left", "right", "head", "root", "l", "r"}
+    assert found.root_causes == ["trigger 'root' never fired"]
+
+
 def test_the_explainer_changes_nothing_even_where_a_recovery_would(
         storage: StorageBackend) -> None:
     manager = TriggerManager(storage)
@@ -477,6 +505,15 @@ def test_an_and_every_firing_racing_the_block_of_its_task_is_abandoned_on_redis(
                                       "down#1": "abandoned"}
         assert storage["down#1"].kwargs == {"tick": {"k": 1}}
         assert storage.is_finalized
+        # The same with a vacant #0, which a firing of the andEvery trigger takes.
+        one.update_configuration({
+            "up2": {"after": ["go"], "unless": ["stop2"], "run": "tests.echo"},
+            "down2": {"after": ["up2", "x"], "andEvery": "tock", "run": "tests.echo"}})
+        one.fire("x")
+        other.fire("stop2")
+        one.fire("tock", {"k": 1})
+        assert [(i.name, i.status.value) for i in storage.instances_of_task("down2")] == [
+            ("down2#0", "abandoned"), ("down2#1", "abandoned")]
     finally:
         one.storage.clear()
 
@@ -512,6 +549,12 @@ def test_why_and_show_print_names_as_they_are_never_as_markup(
     assert "[red]trig[/red]" in result.output and "[bold]t[/bold]#0" in result.output
     assert "after [bold]t[/bold]" in result.output
     assert _invoke(url, "why", "s-hostile", "t#0").exit_code == 0
+    manager.update_instance_status("[bold]t[/bold]#0", "abandoned")  # by hand, while it waited
+    result = _invoke(url, "show", "s-hostile")
+    [row] = [line for line in result.output.splitlines() if line.startswith("[bold]t[/bold] ")]
+    assert "nothing: abandoned" in row and row.count("[red]trig[/red]") == 1  # not waiting for it
+    [row] = [line for line in result.output.splitlines() if line.startswith("d#x ")]
+    assert "nothing: blocked" in row
     for unknown in ("nope", "nope#3", "t#1"):
         result = _invoke(url, "why", "s-hostile", unknown)
         assert result.exit_code == 1 and result.output.startswith("error:")

@@ -114,6 +114,9 @@ def _waiting_for(config: TaskConfig, fired: set[str], instances: list[TaskInstan
     if any(i.status == "abandoned" and "upstream" in (i.metadata.get("abandoned") or {})
            for i in instances):
         return "nothing: blocked"
+    if config.and_every is None and instances and all(i.is_resolved for i in instances):
+        # one-shot and done (run, or abandoned or finished by hand while it waited)
+        return "nothing: abandoned" if instances[-1].status == "abandoned" else "-"
     missing = [trigger for trigger in config.requires if trigger not in fired]
     if config.and_every and not any(i.status == "unstarted" for i in instances) and (
             missing or config.and_every not in fired):
