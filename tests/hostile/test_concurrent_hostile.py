@@ -219,16 +219,21 @@ def eight_processes(tmp_path_factory: pytest.TempPathFactory,
         "sqlite": SqliteStorageBackend(uid, directory / "th.sqlite3"),
         "redis": RedisStorageBackend(uid, REDIS_URL, prefix=f"{redis_prefix}-eight"),
         "restarted": RedisStorageBackend(uid, server.url, prefix="hostile"),
+        "killed": RedisStorageBackend(uid, REDIS_URL, prefix=f"{redis_prefix}-killed"),
     }
     records = {name: directory / f"{name}-runs.log" for name in storages}
     logs = {f"{name}-finalized": str(directory / f"{name}-finalized.log") for name in storages}
-    logs.update(progress=str(directory / "progress.log"), errors=str(directory / "errors.log"))
+    logs.update(progress=str(directory / "progress.log"), errors=str(directory / "errors.log"),
+                **{"kill-progress": str(directory / "kill-progress.log")})
     for name in ("sqlite", "redis"):
         TriggerManager(storages[name]).update_configuration(
             workers.configuration(str(records[name])))
     restarted = TriggerManager(storages["restarted"])
     restarted.update_configuration(workers.restart_configuration(str(records["restarted"])))
     restarted.fire("open", {"at": "start"})  # rpages#0 waits, vacant, for its first page
+    killed = TriggerManager(storages["killed"])
+    killed.update_configuration(workers.killed_configuration(str(records["killed"])))
+    killed.fire("open")
 
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
@@ -243,16 +248,28 @@ def eight_processes(tmp_path_factory: pytest.TempPathFactory,
         wait_for(lambda: progress.exists() and len(progress.read_text().split()) > 80, 120,
                  "the keyed firings to be under way")
         server.restart()
+        kill_progress = Path(logs["kill-progress"])
+        for victim, when in VICTIMS.items():  # SIGKILL, wherever each is in its firing
+            wait_for(lambda when=when: kill_progress.exists()
+                     and len(kill_progress.read_text().split()) >= when, 120,
+                     f"{when} keyed firings")
+            os.kill(processes[victim].pid or 0, signal.SIGKILL)
         for process in processes:
             process.join(timeout=120)
-        assert [p.exitcode for p in processes] == [0] * WORKERS
+        assert [p.exitcode for p in processes] == [
+            -signal.SIGKILL if n in VICTIMS else 0 for n in range(WORKERS)]
         yield {"storages": storages, "records": records, "logs": logs}
     finally:
         for process in processes:
             if process.is_alive():
                 process.kill()
         storages["redis"].clear()
+        storages["killed"].clear()
         server.stop()
+
+
+VICTIMS = {1: 20, 4: 70, 6: 130}
+"""The workers killed in the last scenario, each once that many of its keyed rounds are done."""
 
 
 @pytest.mark.slow
@@ -300,6 +317,44 @@ def test_keyed_firings_survive_a_redis_restart_mid_run(eight_processes: dict[str
     finalized_lines = finalized.read_text().splitlines() if finalized.exists() else []
     assert len(finalized_lines) <= 1  # (or by the recovery above, in this process)
     assert manager.recover() == [] and manager.stuck() == []
+
+
+@pytest.mark.slow
+def test_workers_killed_mid_run_then_every_key_fired_again_leave_everything_once(
+        eight_processes: dict[str, Any]) -> None:
+    """Three of eight workers SIGKILLed wherever they were (between a Redis fire's two round
+    trips, between a commit and its hand-off, mid-task); a supervisor fires every key again
+    and recovers: every firing is stored once, every instance ends once, and nothing is
+    lost — each task ran once, but those whose worker died mid-run (at least once)."""
+    storage = eight_processes["storages"]["killed"]
+    manager = TriggerManager(storage, claim_grace_seconds=0.01)
+    for worker in range(WORKERS):
+        workers.killable_firings(worker, manager, None)
+
+    def settled() -> bool:
+        manager.recover()
+        return not open_work(storage)
+
+    wait_for(settled, 30, "a recovery to repair what the killed workers left")
+    keys = sorted((w, k) for w in range(WORKERS) for k in range(workers.KILLED_KEYS))
+    pages = storage.instances_of_task("kpages")
+    assert sorted((i.kwargs["page"]["w"], i.kwargs["page"]["k"]) for i in pages) == keys
+    assert all(i.status == "finished" for i in pages)
+    vet = storage.instances_of_task("kvet")
+    assert sorted((i.kwargs["vpage"]["w"], i.kwargs["vpage"]["k"]) for i in vet) == keys
+    assert all(i.status == "abandoned" for i in vet), "never ran: 'never' never fired"
+    assert [i.status for i in storage.instances_of_task("kvdown")] == ["abandoned"]
+    down2 = storage.instances_of_task("kvdown2")
+    assert sorted((i.kwargs["page"]["w"], i.kwargs["page"]["k"]) for i in down2) == keys
+    assert all(i.status == "abandoned" for i in down2)
+    runs = _runs(eight_processes["records"]["killed"])
+    assert set(runs) == {i.name for i in storage if i.status == "finished"}
+    for name, count in runs.items():
+        claim = storage[name].metadata.get("claim") or {"attempt": 1}
+        assert count <= claim["attempt"], f"{name} ran {count} times"
+    for task in ("kfan", "kdown", "kfinal"):
+        assert [i.status for i in storage.instances_of_task(task)] == ["finished"], task
+    assert storage.is_finalized and manager.recover() == []
 
 
 # -- processes killed between a commit and what follows it ---------------------------------------

@@ -374,7 +374,7 @@ def test_the_explainer_on_an_and_every_backlog_and_on_work_waiting_for_runners(
     assert len(why.instances) <= 21
     assert why.root_causes == ["trigger 'open' never fired"]
     manager.fire("open")
-    report = manager.explain("report")
+    report = manager.explain("report")  # (pages got its firings: not waiting for one)
     pages = report.after[0].upstream
     assert pages is not None and pages.state == "scheduled" and pages.waiting_firings == 0
     assert {fact.runner for fact in pages.instances} == {"held"}
@@ -383,6 +383,19 @@ def test_the_explainer_on_an_and_every_backlog_and_on_work_waiting_for_runners(
     assert report.root_causes[-1] == "trigger 'done' never fired"
     held.release()
     assert manager.explain("pages").state == "finished"
+
+
+def test_the_explainer_names_the_and_every_trigger_a_task_waits_for(
+        manager: TriggerManager) -> None:
+    manager.update_configuration({"pages": {"after": ["open"], "andEvery": "page",
+                                            "run": "tests.echo"},
+                                  "report": {"after": ["pages"], "run": "tests.echo"}})
+    manager.fire("open")
+    # Not "trigger 'pages' never fired": pages is a task, and it waits for a page.
+    assert manager.explain("report").root_causes == [
+        "pages: waits for a firing of its andEvery trigger 'page'"]
+    manager.fire("page")
+    assert manager.storage["report#0"].status == "finished"
 
 
 def test_the_explainer_on_a_running_instance_names_its_worker_and_lease(
@@ -443,6 +456,7 @@ def test_the_explainer_changes_nothing_even_where_a_recovery_would(
     record_only(storage, "b", b'{"late":true}')  # a process died before the rules ran
     before = storage.debug_repr()
     assert manager.explain("t").state == "ready"
+    assert manager.explain("t").root_causes == ["t: every trigger fired: a recovery schedules it"]
     assert storage.debug_repr() == before
 
 

@@ -158,6 +158,38 @@ def _append(path: str, line: str) -> None:
         os.close(fd)
 
 
+# -- workers killed at random points, then a supervisor that fires every key again ----------------
+
+KILLED_KEYS = 40
+
+
+def killed_configuration(record: str) -> dict[str, Any]:
+    def task(**directives: Any) -> dict[str, Any]:
+        return {**directives, "run": "tests.record", "withParams": {"record": {"path": record}}}
+
+    return {
+        "kpages": task(after=["open"], andEvery="page"),
+        "kfan": task(after=[f"k{w}_{k}" for w in range(WORKERS) for k in range(KILLED_KEYS)]),
+        "kdown": task(after=["kfan"]),
+        "kvet": task(after=["open", "never"], andEvery="vpage", unless=["stop"]),
+        "kvdown": task(after=["kvet"]),
+        "kvdown2": task(after=["kvdown"], andEvery="page"),
+        "kfinal": task(after=["sessionFinalized"]),
+    }
+
+
+def killable_firings(worker: int, manager: TriggerManager, progress: str | None) -> None:
+    """Every firing of one worker, each with a key (a supervisor fires them all again)."""
+    for k in range(KILLED_KEYS):
+        manager.fire("page", {"w": worker, "k": k}, key=f"p-{worker}-{k}")
+        manager.fire(f"k{worker}_{k}", {"w": worker}, key=f"k-{worker}-{k}")
+        manager.fire("vpage", {"w": worker, "k": k}, key=f"v-{worker}-{k}")
+        if worker == 0 and k == KILLED_KEYS // 2:
+            manager.fire("stop", key="stop")
+        if progress is not None:
+            _append(progress, str(worker))
+
+
 def all_scenarios(worker: int, barrier: Any, references: dict[str, JsonDict],
                   logs: dict[str, str]) -> None:
     """One spawned process's part in every many-process scenario (one spawn for all: starting
@@ -174,6 +206,10 @@ def all_scenarios(worker: int, barrier: Any, references: dict[str, JsonDict],
     manager = TriggerManager(open_reference(references["restarted"]), lease_seconds=1.0)
     with connected(count_finalizations(logs["restarted-finalized"], worker), session_finalized):
         keyed_firings(worker, manager, wait, logs)
+    wait()
+    # Last: the test SIGKILLs some of the workers while they fire.
+    manager = TriggerManager(open_reference(references["killed"]), lease_seconds=1.0)
+    killable_firings(worker, manager, logs["kill-progress"])
 
 
 # -- a process killed between a firing and its follow-up ---------------------------------------

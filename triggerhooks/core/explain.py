@@ -148,6 +148,9 @@ def _own_causes(found: Explanation) -> list[str]:
     if found.state in ("vetoed", "blocked") and not any(
             i.status == "abandoned" for i in found.instances):
         causes.append(f"{found.task}: {found.summary}")
+    elif found.state in ("waiting", "ready") and all(fact.fired for fact in found.after):
+        # waiting for a firing of its andEvery trigger, or for a recovery
+        causes.append(f"{found.task}: {found.summary}")
     return causes
 
 
