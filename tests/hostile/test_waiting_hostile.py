@@ -594,12 +594,6 @@ def test_why_prints_a_ladder_of_diamonds_once_per_task(
     assert json.loads(result.output)["root_causes"] == ["trigger 'root' never fired"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "triggerhooks/cli/app.py resolve_logs prints f'resolved the logs of [bold]{name}[/]' "
-    "without escaping the instance name: an instance of a task named 'a[/]b' makes "
-    "`triggerhooks resolve-logs SESSION 'a[/]b#0'` fail with 'error: unexpected MarkupError' "
-    "(exit 1) after the logs were marked resolved (the change is stored, the command says "
-    "it failed)"))
 def test_resolve_logs_prints_an_instance_name_that_looks_like_markup(
         cli_session: tuple[str, TriggerManager]) -> None:
     url, manager = cli_session

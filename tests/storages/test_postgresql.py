@@ -38,8 +38,8 @@ from triggerhooks.cli import cli
 from triggerhooks.storages import POSTGRES_URL_ENV, STORAGE_URL_ENV, open_reference
 from triggerhooks.storages.postgresql import backend, connections
 from triggerhooks.storages.postgresql.schema import SCHEMA_VERSION
-from triggerhooks.storages.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from triggerhooks.storages.postgresql.settings import loaded_name, lock_key, stored_name
+from triggerhooks.storages.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from triggerhooks.testing import wait_for
 
 SECRETS = [PASSWORD, ENCODED, "s3cr"]
