@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from .. import __version__
 from ..config import workflow_json_schema
@@ -358,7 +359,7 @@ def validate(files: tuple[str, ...], strict: bool) -> None:
                 click.echo(str(problem), err=True)
             _hint_imports(exc)
             continue
-        settings.console.print(f"[green]✓[/] {file}: {len(tasks)} task{'s' * (len(tasks) != 1)}, "
+        settings.console.print(f"[green]✓[/] {escape(file)}: {len(tasks)} task{'s' * (len(tasks) != 1)}, "
                                "valid", highlight=False)
     if problems:
         count = len(problems)
@@ -393,8 +394,8 @@ def load(session: str, file: str) -> None:
     except ConfigurationError as exc:
         raise WorkflowFileError(doc.file, doc.locate(exc)) from None
     count = len(doc.data)
-    settings.console.print(f"[green]✓[/] loaded {count} task{'s' * (count != 1)} from {file} into "
-                           f"session [bold]{session}[/]", highlight=False)
+    settings.console.print(f"[green]✓[/] loaded {count} task{'s' * (count != 1)} from {escape(file)} into "
+                           f"session [bold]{escape(session)}[/]", highlight=False)
 
 
 # -- changing a session ----------------------------------------------------------------------------
@@ -494,7 +495,7 @@ def resolve_logs(session: str, instances: tuple[str, ...], all_: bool, level: st
     with settings.reporting():
         for name in names:
             manager.mark_instance_logs_resolved(name)
-            settings.console.print(f"[green]✓[/] resolved the logs of [bold]{name}[/]",
+            settings.console.print(f"[green]✓[/] resolved the logs of [bold]{escape(name)}[/]",
                                    highlight=False)
     if not names:
         settings.console.print("no instance has unresolved logs", highlight=False)
@@ -703,30 +704,32 @@ def demo(session: str, embedded: bool) -> None:
     manager = settings.manager(session)
     location = getattr(manager.storage, "path", None) or storage_location(settings.storage_url)
     console.print(f"[bold]triggerhooks demo[/]: the questionnaire workflow in session "
-                  f"[bold cyan]{session}[/]\nstorage: {settings.shown_url}", highlight=False)
+                  f"[bold cyan]{escape(session)}[/]\nstorage: {escape(settings.shown_url)}",
+                  highlight=False)
     manager.storage.clear()
 
     def announce(trigger: str, kwargs: dict[str, Any]) -> None:
         text = json.dumps(kwargs, ensure_ascii=False)
-        console.print(f"\n[bold]fire[/] [yellow]{trigger}[/] {text}", highlight=False,
+        console.print(f"\n[bold]fire[/] [yellow]{escape(trigger)}[/] {escape(text)}", highlight=False,
                       no_wrap=True, overflow="ellipsis")
 
     with settings.reporting():
         run_questionnaire(manager, embedded=embedded, announce=announce)
     console.print()
-    for part in session_tables(manager.storage, settings.shown_url):
+    for part in session_tables(manager.storage, settings.shown_url, console.width):
         console.print(part, highlight=False)
     command = "triggerhooks"
     if settings.storage_url != DEFAULT_STORAGE_URL:
         command += f" --storage {settings.shown_url}"
     console.print()
     if location:
-        console.print(f"The session is stored in [bold]{location}[/].", highlight=False)
+        console.print(f"The session is stored in [bold]{escape(location)}[/].", highlight=False)
     else:
         console.print("The session lived in this process's memory and is gone now.",
                       highlight=False)
-    console.print(f"Inspect it with:  [bold]{command} show {session}[/]\n"
-                  f"Draw it with:     [bold]{command} graph {session}[/]",
+    shown = escape(f"{command} show {session}"), escape(f"{command} graph {session}")
+    console.print(f"Inspect it with:  [bold]{shown[0]}[/]\n"
+                  f"Draw it with:     [bold]{shown[1]}[/]",
                   highlight=False, soft_wrap=True)
 
 

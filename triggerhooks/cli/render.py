@@ -114,6 +114,9 @@ def _waiting_for(config: TaskConfig, fired: set[str], instances: list[TaskInstan
     if any(i.status == "abandoned" and "upstream" in (i.metadata.get("abandoned") or {})
            for i in instances):
         return "nothing: blocked"
+    if config.and_every is None and instances and all(i.is_resolved for i in instances):
+        # one-shot and done (run, or abandoned or finished by hand while it waited)
+        return "nothing: abandoned" if instances[-1].status == "abandoned" else "-"
     missing = [trigger for trigger in config.requires if trigger not in fired]
     if config.and_every and not any(i.status == "unstarted" for i in instances) and (
             missing or config.and_every not in fired):
@@ -217,9 +220,10 @@ def session_tables(storage: StorageBackend, storage_url: str, width: int = 80) -
     for name, config in tasks.items():
         runner = f" using {config.using}" if config.using else ""
         mine = by_task.get(name, [])
+        # Every cell is a Text: names are the application's, never console markup.
         task_table.add_row(Text.assemble((name, "bold"), "\n", (config.run + runner, "dim")),
-                           _waits_for(config), _waiting_for(config, fired, mine),
-                           _instances_summary(mine))
+                           Text(_waits_for(config)), Text(_waiting_for(config, fired, mine)),
+                           Text(_instances_summary(mine)))
 
     instance_table = _table("Instances")
     created_on = str(meta.get("createdAt", ""))[:10]
@@ -237,11 +241,11 @@ def session_tables(storage: StorageBackend, storage_url: str, width: int = 80) -
     instance_table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=max(left, 8))
     for instance in instances:
         instance_table.add_row(
-            instance.name,
+            Text(instance.name),
             Text(instance.status.value, style=STATUS_STYLES.get(instance.status.value, "")),
             _level_text(instance),
-            _short_time(last_change(instance), created_on),
-            _detail(instance),
+            Text(_short_time(last_change(instance), created_on)),
+            Text(_detail(instance)),
         )
 
     triggers = Text.assemble(("Triggers fired: ", "bold"), ", ".join(sorted(fired)) or "none")
@@ -337,14 +341,15 @@ def recovery_table(report: Mapping[str, list[JsonDict]], dry_run: bool) -> Rende
         for column in ("status", "reason", "since", "worker", "attempt"):
             table.add_column(column, overflow="fold")
         for uid, entry in rows:
-            table.add_row(uid, entry["instance"], entry["status"], entry["reason"], entry["since"],
-                          entry["worker"] or "", str(entry["attempt"] or ""))
+            table.add_row(*map(Text, (uid, entry["instance"], entry["status"], entry["reason"],
+                                      entry["since"], entry["worker"] or "",
+                                      str(entry["attempt"] or ""))))
         return table
     table.add_column("action")
     table.add_column("why", overflow="fold")
     for uid, entry in rows:
         style = _RECOVERY_STYLES.get(entry["action"], "")
-        table.add_row(uid, entry["instance"] or "", Text(entry["action"], style=style),
-                      entry["reason"])
+        table.add_row(Text(uid), Text(entry["instance"] or ""), Text(entry["action"], style=style),
+                      Text(entry["reason"]))
     return table
 

@@ -5,6 +5,14 @@ still waits for: a trigger that is another task's name leads to that task, and
 so on, down to the root causes (a trigger never fired, an instance that failed,
 was abandoned, waits for a runner or is running). It reads only the tasks on
 that path, never the whole session, and writes nothing.
+
+A task reached along several paths (a diamond of cascades) is explained once: every
+path shares its :class:`Explanation`, its root causes are collected once, and
+:meth:`Explanation.to_json` writes it out in full where it first appears (then
+``"repeated": true``). However long a chain of cascades, the walk and the root causes
+go down to its head; the nesting of the JSON answer (and of the command line's tree)
+stops at :data:`NESTED` tasks (``"truncated": true`` below), the root causes still
+listing what lies beyond.
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ __all__ = ["Explanation", "InstanceFact", "TriggerFact", "explain"]
 
 _SHOWN = 20
 """Instances of one task an explanation lists at most (the unresolved ones first)."""
+
+NESTED = 50
+"""How many tasks deep :meth:`Explanation.to_json` (and ``triggerhooks why``) nests the
+upstream explanations; the root causes always reach the end of the walk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,32 +87,103 @@ class Explanation:
     @property
     def root_causes(self) -> list[str]:
         """The leaves of the walk, one line each: what would have to change."""
-        found: list[str] = []
-        self._causes(found)
-        return list(dict.fromkeys(found))
+        return _root_causes(self)
 
-    def _causes(self, found: list[str]) -> None:
-        for fact in self.after:
-            if fact.fired:
-                continue
-            if fact.upstream is not None and fact.upstream.state != "unknown":
-                before = len(found)
-                fact.upstream._causes(found)
-                if len(found) > before:
-                    continue
-            found.append(f"trigger {fact.trigger!r} never fired")
-        for each in self.instances:
-            if each.status in ("failed", "scheduled", "running") or (
-                    each.status == "abandoned" and each.abandoned):
-                found.append(f"{each.name}: {each.detail}")
-        if self.state in ("vetoed", "blocked") and not any(
-                i.status == "abandoned" for i in self.instances):
-            found.append(f"{self.task}: {self.summary}")
+    def upstreams(self) -> list[Explanation]:
+        """The explanations of the missing ``after`` triggers that are tasks' names."""
+        return [fact.upstream for fact in self.after
+                if not fact.fired and fact.upstream is not None]
 
     def to_json(self) -> JsonDict:
-        data: JsonDict = asdict(self)
-        data["root_causes"] = self.root_causes
+        """The answer as JSON data, with its root causes: each task in full where it first
+        appears, ``"repeated": true`` (and nothing below) where it appears again,
+        ``"truncated": true`` past :data:`NESTED` tasks deep."""
+        seen: set[int] = set()
+        top = self._json_node(seen, 0)
+        stack = [(top, self, 0)]
+        while stack:  # no recursion: a chain of cascades may be long
+            data, found, depth = stack.pop()
+            for fact_data, fact in zip(data["after"], found.after, strict=True):
+                upstream = fact.upstream
+                if upstream is None:
+                    continue
+                child = upstream._json_node(seen, depth + 1)
+                fact_data["upstream"] = child
+                if not (child.get("repeated") or child.get("truncated")):
+                    stack.append((child, upstream, depth + 1))
+        top["root_causes"] = self.root_causes
+        return top
+
+    def _json_node(self, seen: set[int], depth: int) -> JsonDict:
+        """This explanation without its upstream explanations (filled in by the caller)."""
+        data: JsonDict = {"task": self.task, "state": self.state, "summary": self.summary}
+        shortened = ("repeated" if id(self) in seen
+                     else "truncated" if depth > NESTED and self.upstreams() else None)
+        seen.add(id(self))
+        facts = [] if shortened else self.after
+        data["after"] = [{"trigger": fact.trigger, "fired": fact.fired,
+                          "fired_at": fact.fired_at, "upstream": None} for fact in facts]
+        data["unless"] = [] if shortened else [asdict(fact) for fact in self.unless]
+        data["and_every"] = self.and_every
+        data["waiting_firings"] = self.waiting_firings
+        data["instances"] = [] if shortened else [asdict(each) for each in self.instances]
+        data["instance"] = self.instance
+        if shortened:
+            data[shortened] = True
         return data
+
+
+_NEVER = ("vetoed", "abandoned")
+"""States of a task whose missing triggers are no cause: firing them would change nothing."""
+
+
+def _own_causes(found: Explanation) -> list[str]:
+    """What the task itself shows: its failed, waiting, running or abandoned instances, or
+    why it can never run."""
+    causes = []
+    for each in found.instances:
+        if each.status in ("failed", "scheduled", "running") or (
+                each.status == "abandoned" and (each.abandoned or found.state == "abandoned")):
+            causes.append(f"{each.name}: {each.detail}")
+    if found.state in ("vetoed", "blocked") and not any(
+            i.status == "abandoned" for i in found.instances):
+        causes.append(f"{found.task}: {found.summary}")
+    elif found.state in ("waiting", "ready") and all(fact.fired for fact in found.after):
+        # waiting for a firing of its andEvery trigger, or for a recovery
+        causes.append(f"{found.task}: {found.summary}")
+    return causes
+
+
+def _root_causes(top: Explanation) -> list[str]:
+    """The root causes under ``top``: for each missing ``after`` trigger, what stops its
+    task if it is one (else that it never fired); then what the task itself shows. A
+    vetoed or abandoned task's missing triggers are no cause (firing them changes
+    nothing), nor are a blocked one's that are not tasks. Each explanation is visited
+    once, however many paths lead to it."""
+    done: dict[int, list[str]] = {}
+    stack = [(top, False)]
+    while stack:
+        found, expanded = stack.pop()
+        if id(found) in done:
+            continue
+        if not expanded:
+            stack.append((found, True))
+            stack += [(up, False) for up in found.upstreams() if id(up) not in done]
+            continue
+        causes: list[str] = []
+        for fact in found.after:
+            if fact.fired or found.state in _NEVER:
+                continue
+            upstream = fact.upstream
+            below = done.get(id(upstream), []) if upstream is not None and (
+                upstream.state != "unknown") else []
+            if below:
+                causes += below
+            elif found.state != "blocked":  # (blocked: by an upstream task, not a trigger)
+                causes.append(f"trigger {fact.trigger!r} never fired")
+        causes += _own_causes(found)
+        done[id(found)] = list(dict.fromkeys(causes))
+    return done[id(top)]
 
 
 def _stamp(instance: TaskInstance) -> str | None:
@@ -186,13 +269,10 @@ class _Walk:
         record = self.view.first(trigger)
         return read_first(record)[0] if record is not None else None
 
-    def trigger(self, trigger: str, depth: int) -> TriggerFact:
+    def trigger(self, trigger: str) -> TriggerFact:
         if self.view.fired(trigger):
             return TriggerFact(trigger, True, self.fired_at(trigger))
-        upstream = None
-        if depth < 50 and self.view.task(trigger) is not None:
-            upstream = self.task(trigger, depth + 1)
-        return TriggerFact(trigger, False, upstream=upstream)
+        return TriggerFact(trigger, False, upstream=self.done.get(trigger))
 
     def instances(self, config: TaskConfig, state: TaskState, focus: str | None) -> list[TaskInstance]:
         names = list(state.open)[:_SHOWN]
@@ -203,27 +283,48 @@ class _Walk:
         found = [self.view.instance(name) for name in names]
         return [instance for instance in found if instance is not None]
 
-    def task(self, name: str, depth: int = 0, focus: str | None = None) -> Explanation:
-        known = self.done.get(name)
-        if known is not None and focus is None:
-            return known
-        config = self.view.task(name)
-        if config is None:
-            return Explanation(name, "unknown", f"no task named {name!r} in this session")
+    def upstream_tasks(self, config: TaskConfig) -> list[str]:
+        """The missing ``after`` triggers of ``config`` that are tasks' names."""
+        view = self.view
+        view.prefetch_first((*config.requires, *config.unless))
+        return [trigger for trigger in config.requires
+                if not view.fired(trigger) and view.task(trigger) is not None]
+
+    def task(self, name: str, focus: str | None = None) -> Explanation:
+        """``name``'s explanation, its upstream ones first (depth first, without recursion:
+        a chain of cascades may be long)."""
+        stack = [(name, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if current in self.done and not (current == name and focus is not None):
+                continue
+            config = self.view.task(current)
+            if config is None:
+                self.done[current] = Explanation(
+                    current, "unknown", f"no task named {current!r} in this session")
+                continue
+            if expanded:
+                self.done[current] = self.build(config, focus if current == name else None)
+                continue
+            stack.append((current, True))
+            stack += [(up, False) for up in self.upstream_tasks(config) if up not in self.done]
+        return self.done[name]
+
+    def build(self, config: TaskConfig, focus: str | None) -> Explanation:
+        """The explanation of ``config``'s task, its upstream tasks explained already."""
+        name = config.name
         state = self.view.state(name)
         instances = self.instances(config, state, focus)
         facts = [_instance_fact(i, config, state, self.runner, self.now) for i in instances]
-        after = [self.trigger(t, depth) for t in config.requires]
+        after = [self.trigger(t) for t in config.requires]
         unless = [TriggerFact(t, self.view.fired(t),
                               self.fired_at(t) if self.view.fired(t) else None)
                   for t in config.unless]
         waiting = sum(1 for n, s in state.open.items()
                       if s == TaskStatus.UNSTARTED.value and n != state.vacant)
         status, summary = _summary(config, state, instances, after, unless, waiting)
-        found = Explanation(name, status, summary, after, unless, config.and_every,
-                            waiting if config.and_every else 0, facts, focus)
-        self.done[name] = found
-        return found
+        return Explanation(name, status, summary, after, unless, config.and_every,
+                           waiting if config.and_every else 0, facts, focus)
 
 
 def _summary(config: TaskConfig, state: TaskState, instances: list[TaskInstance],
@@ -242,6 +343,11 @@ def _summary(config: TaskConfig, state: TaskState, instances: list[TaskInstance]
                          (TaskStatus.FAILED, "an instance failed")):
         if status in statuses:
             return status.value, line
+    last = instances[-1] if instances else None
+    if config.and_every is None and last is not None and not state.open:
+        # One-shot and resolved (run, or abandoned or finished by hand while it waited):
+        # its missing triggers no longer matter.
+        return _resolved(last)
     if missing:
         shown = ", ".join(map(repr, missing))
         backlog = f"; {waiting} andEvery firing(s) wait" if config.and_every else ""
@@ -251,7 +357,11 @@ def _summary(config: TaskConfig, state: TaskState, instances: list[TaskInstance]
         return "waiting", f"waits for a firing of its andEvery trigger {config.and_every!r}"
     if state.next == 0 or TaskStatus.UNSTARTED in statuses:
         return "ready", "every trigger fired: a recovery schedules it"
-    last = instances[-1] if instances else None
+    return _resolved(last)
+
+
+def _resolved(last: TaskInstance | None) -> tuple[str, str]:
+    """A task with nothing unresolved: where its last instance ended."""
     if last is not None and last.status is TaskStatus.ABANDONED:
         return "abandoned", _abandon_reason(last.metadata.get("abandoned"))
     return "finished", "ran: every instance is resolved"

@@ -326,7 +326,10 @@ class Transition:
             return []
         if config.and_every is not None and state.blocked is None and not self._vetoed(config):
             return []  # a later andEvery firing brings an instance that may still run
-        waiting = [task for task in self.view.tasks_for(config.name) if config.name in task.required]
+        # Waiting for the name: in ``after``, or as the andEvery trigger (one instance per
+        # finished instance of it: none will come).
+        waiting = [task for task in self.view.tasks_for(config.name)
+                   if config.name in task.required or task.and_every == config.name]
         if not waiting or self.has_fired(config.name):
             return []
         why = {**reason, "upstream": abandoned}
@@ -688,10 +691,22 @@ class Transition:
                 self.abandon_pending(config, self._reason(config))
             elif self.peek_state(config.name).next == 0:
                 self._arrive(config)
+            elif config.name in existing:
+                self._reconfigured(config)
         counted = [c for c in merged.values() if not c.waits_for_finalization]
         self.changes.counted = len(counted)
         self.changes.unresolved = sum(
             not self.peek_state(c.name).is_resolved for c in counted)
+
+    def _reconfigured(self, config: TaskConfig) -> None:
+        """A task replaced while it has instances: a vacant one of a task that no longer has
+        an ``andEvery`` trigger waits only for its ``after`` triggers now, and waiting ones
+        whose triggers have all fired under the new configuration are scheduled."""
+        state = self.peek_state(config.name)
+        if config.and_every is None and state.vacant is not None:
+            self.edit_state(config.name).vacant = None
+        if state.blocked is None and _UNSTARTED.value in state.open.values() and self._ready(config):
+            self._schedule_unstarted(config)
 
     # -- recovery ------------------------------------------------------------------------
 

@@ -16,8 +16,20 @@ from urllib.parse import quote, unquote
 import orjson
 
 from ...core.types import Changes, Commit, Compute, Plan, TaskState, first_record
-from ...exceptions import ConflictError, InvalidSettingError, StorageUnavailableError
-from ...models import SESSION_FINALIZED, Firing, TaskConfig, TaskInstance, utcnow
+from ...exceptions import (
+    ConflictError,
+    InstanceNotFoundError,
+    InvalidSettingError,
+    StorageUnavailableError,
+)
+from ...models import (
+    SESSION_FINALIZED,
+    Firing,
+    TaskConfig,
+    TaskInstance,
+    split_instance_name,
+    utcnow,
+)
 from ...serialization import JsonDict, dumps, kwargs_digest, loads
 from ..base import StorageBackend, check_page
 from ..urls import STORAGE_URL_ENV, redact_url, strip_password, url_scheme
@@ -207,6 +219,10 @@ class RedisStorageBackend(StorageBackend):
         A writing call that ends in a Redis error raises :class:`StorageUnavailableError`
         with ``committed``: whether that call was applied (``None``: the server stayed out
         of reach for about a second and a half)."""
+        if plan.instances and not all(map(_is_instance_name, plan.instances)):
+            # A name that cannot be an instance's (a task named "a#b" asked about) names
+            # nothing to read: the rules find no such instance, as on any store.
+            plan = replace(plan, instances=tuple(filter(_is_instance_name, plan.instances)))
         writer = take_writer()
         try:
             return self._transact(plan, compute, writer)
@@ -684,6 +700,14 @@ def _keep_provisional(changes: Changes, provisional: bytes) -> None:
         changes.fire_key = None
 
 
+def _is_instance_name(name: str) -> bool:
+    try:
+        split_instance_name(name)
+    except InstanceNotFoundError:
+        return False
+    return True
+
+
 def _read_state(view: RedisView, task: str) -> TaskState:
     known = view.facts.states.get(task)
     return TaskState() if known is None else known[1]
@@ -767,9 +791,7 @@ def _state_delta(view: RedisView, changes: Changes, task: str, state: TaskState)
         delta["e"] = state.vacant or False
     if state.blocked != old.blocked:
         delta["b"] = state.blocked
-    first = _numbered(changes, task)
-    if first is not None:
-        delta["r"] = first
+    delta.update(_renumbering(changes, task, state))
     # What changed is what the transition wrote, not a difference from what it read: that
     # may be stale (this process's cache), and an instance finished meanwhile must not
     # stay open.
@@ -785,6 +807,16 @@ def _state_delta(view: RedisView, changes: Changes, task: str, state: TaskState)
     if config is not None and not config.waits_for_finalization:
         delta["c"] = 1
     return delta
+
+
+def _renumbering(changes: Changes, task: str, state: TaskState) -> JsonDict:
+    """``r``: the first new instance of ``task`` the script may renumber, if any; with
+    ``u`` when the transition found the task not blocked (the script checks it still is
+    not: instances created for a task blocked meanwhile would wait forever)."""
+    first = _numbered(changes, task)
+    if first is None:
+        return {}
+    return {"r": first} if state.blocked is not None else {"r": first, "u": 1}
 
 
 def _computed(compute: Compute, view: RedisView) -> Changes | None:

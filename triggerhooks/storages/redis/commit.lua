@@ -352,6 +352,15 @@ if key ~= '' then
   fire_record = ARGV[pos]
   pos = pos + 1
 end
+-- A task found not blocked, given instances that take the next free numbers (change.u):
+-- blocked by another writer meanwhile, it would keep them waiting forever.
+for i = 1, #states, 2 do
+  if cjson.decode(states[i + 1]).u then
+    local raw = redis.call('HGET', ts, states[i])
+    local blocked = raw and cjson.decode(raw).b
+    if blocked and blocked ~= cjson.null then return conflict('blocked ' .. states[i]) end
+  end
+end
 if #fired > 0 then
   hset(kw, fired)
   for i = 1, #fired, 2 do

@@ -266,7 +266,8 @@ class Writes(NamedTuple):
     resolved, ``c`` whether the task counts towards finalization, ``v`` whether the
     state's version moves on (see :func:`.facts.bumps_version`), ``r`` the number of the
     first new instance that may take another (:attr:`Changes.renumber`): the script
-    gives them the next free numbers instead. Applied onto the stored
+    gives them the next free numbers instead, and ``u`` with it when the task was not
+    blocked (the script refuses the commit if it is blocked now). Applied onto the stored
     state, so that edits of different instances of one task commit side by side."""
     metadata: Mapping[str, bytes]
     """``m:<key>`` -> JSON."""
