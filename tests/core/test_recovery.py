@@ -1012,7 +1012,11 @@ def test_recovery_hands_off_to_the_threading_runner(
     lost.fire("go")
     threaded = TriggerManager(storage, task_runner="threading", claim_grace_seconds=GRACE)
     wait_for(threaded.stuck, 10, "the grace time")
-    assert threaded.recover() == [Recovery("handed off", "t#0", "unclaimed")]
+    recovered = threaded.recover()
     settle()
+    # The chain may end on its thread while the recovery goes on: then the recovery
+    # finalizes the session rather than the last task (once, either way).
+    assert recovered[0] == Recovery("handed off", "t#0", "unclaimed")
+    assert recovered[1:] in ([], [Recovery("finalized", None, "every task is resolved")])
     assert started(runs) == Counter({"t#0": 1, "next#0": 1})
     assert open_work(storage) == {} and storage.is_finalized

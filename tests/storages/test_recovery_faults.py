@@ -379,8 +379,12 @@ def test_a_process_killed_mid_task_is_recovered_the_task_ends_once_and_its_casca
     assert (found.instance, found.reason, found.worker, found.attempt) == (
         "t#0", "lease expired", claim.worker, 1)
     with capture_signals(session_finalized) as finalized:
-        assert manager.recover() == [Recovery("handed off", "t#0", "lease expired")]
+        recovered = manager.recover()
         settle()
+    # With the threading runner the chain may end while the recovery goes on: then the
+    # recovery finalizes the session rather than the last task (once, either way).
+    assert recovered[0] == Recovery("handed off", "t#0", "lease expired")
+    assert recovered[1:] in ([], [Recovery("finalized", None, "every task is resolved")])
 
     me = os.getpid()
     assert runs(record) == [("t#0", 1, victim.pid), ("t#0", 2, me), ("next#0", 1, me),
