@@ -586,8 +586,10 @@ def sweep_uids(settings: Settings) -> list[str]:
 def show(session: str, as_json: bool) -> None:
     """Show the tasks and instances of SESSION with their status.
 
-    Each instance is shown with its status, log level, last change and its
-    result or exception; --json prints everything.
+    Each task is shown with what it still waits for (its after triggers not
+    fired yet; `triggerhooks why` says why), each instance with its status,
+    log level, last change and its result or exception; --json prints
+    everything.
     """
     settings = _settings()
     storage = settings.existing(session)
