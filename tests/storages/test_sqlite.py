@@ -19,7 +19,9 @@ from triggerhooks import (
     open_storage,
     storage_backends,
 )
+from triggerhooks.storages import sqlite as sqlite_module
 from triggerhooks.storages.sqlite import SQLITE_PATH_ENV
+from triggerhooks.testing import wait_for
 
 
 def test_path_from_argument_environment_or_working_directory(
@@ -192,3 +194,27 @@ def test_writers_take_turns_on_a_file_beside_the_database(tmp_path: Path) -> Non
             manager.fire("b")
     manager.fire("b")
     assert set(manager.storage.latest_kwargs) == {"a", "b"}
+
+
+def test_the_log_is_checkpointed_on_a_thread_of_its_own_not_by_a_writer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit that finds the write-ahead log grown wakes a checkpointing thread; writers
+    never copy the log themselves below the backstop (a checkpoint inside a commit would
+    keep every other writer waiting for its fsyncs)."""
+    monkeypatch.setattr(sqlite_module, "WAL_CHECKPOINT_BYTES", 256 * 1024)
+    path = tmp_path / "th.db"
+    manager = TriggerManager(SqliteStorageBackend("s", path))
+    manager.fire("first")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # a fresh connection
+    with manager.storage._connection() as writer:  # type: ignore[attr-defined]
+        assert (writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+                == sqlite_module.WAL_BACKSTOP_PAGES)
+    small = path.stat().st_size
+    for i in range(200):
+        manager.fire(f"t{i}", {"pad": "x" * 4000})
+    wait_for(lambda: path.stat().st_size > small + 512 * 1024, 10,
+             "the log's pages copied into the database")
+    assert any(thread.name == "triggerhooks SQLite checkpoints" for thread in threading.enumerate())
+    conn.close()
+    assert len(manager.storage.latest_kwargs) == 201

@@ -11,6 +11,7 @@ Nothing but the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
@@ -40,7 +41,7 @@ from ..exceptions import (
     StorageUnavailableError,
     mark_committed,
 )
-from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance, name_problem
+from ..models import SESSION_FINALIZED, TaskConfig, TaskInstance, name_problem, stored_config
 from ..serialization import JsonDict, dumps, loads, safe_text
 from .base import StorageBackend, after_prefix, check_page, sorted_page
 
@@ -53,6 +54,14 @@ SCHEMA_VERSION = 5
 keys); 4: ``th_active`` (sessions with work); 5: ``th_first`` (first firings). Every
 change so far only added tables, so ``_SCHEMA`` (``CREATE TABLE IF NOT
 EXISTS``) upgrades an older file in place; a newer file is refused."""
+
+WAL_CHECKPOINT_PAGES = 1000
+"""Log pages (SQLite's own default threshold) past which a commit wakes the checkpointing
+thread (see :class:`_Checkpointer`)."""
+WAL_BACKSTOP_PAGES = 8000
+"""Log pages past which the committing writer checkpoints itself (SQLite's automatic
+checkpoint), only if the checkpointing thread fell behind."""
+WAL_CHECKPOINT_BYTES = 4096 * WAL_CHECKPOINT_PAGES
 
 T = TypeVar("T")
 
@@ -227,7 +236,7 @@ class _View(SessionView):
 
     def task(self, name: str) -> TaskConfig | None:
         return self._row(self._configs, "SELECT config FROM th_tasks WHERE uid = ? AND name = ?",
-                         name, lambda raw: None if raw is None else TaskConfig.from_json(name, loads(raw)))
+                         name, lambda raw: None if raw is None else stored_config(name, raw))
 
     def tasks_for(self, trigger: str) -> Sequence[TaskConfig]:
         rows = self.conn.execute(
@@ -238,14 +247,14 @@ class _View(SessionView):
         for name, raw in rows:
             config = self._configs.get(name)
             if config is None:
-                config = self._configs[name] = TaskConfig.from_json(name, loads(raw))
+                config = self._configs[name] = stored_config(name, raw)
             found.append(config)
         return found
 
     def all_tasks(self) -> Mapping[str, TaskConfig]:
         rows = self.conn.execute("SELECT name, config FROM th_tasks WHERE uid = ? ORDER BY pos",
                                  (self.uid,)).fetchall()
-        configs = {name: TaskConfig.from_json(name, loads(raw)) for name, raw in rows}
+        configs = {name: stored_config(name, raw) for name, raw in rows}
         self._configs.update(configs)
         return configs
 
@@ -338,6 +347,54 @@ class _WriterTurn:
         raise sqlite3.OperationalError("database is locked")
 
 
+class _Checkpointer:
+    """Copies the write-ahead log back into the database on a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
+    under the writers' turn: every writer would wait for its page copies and fsyncs.
+    Here a writer that finds the log past :data:`WAL_CHECKPOINT_PAGES`, after its turn,
+    wakes a thread that runs a ``PASSIVE`` checkpoint (which waits for no one, and no
+    one for it) on a connection of its own; the automatic one stays as a backstop at
+    :data:`WAL_BACKSTOP_PAGES`, should that thread fall behind.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.wal = path + "-wal"
+        self.path = path
+        self.timeout = timeout
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def nudge(self) -> None:
+        """After a commit: wake the checkpointing thread if the log has grown enough."""
+        try:
+            size = os.stat(self.wal).st_size
+        except OSError:
+            return
+        if size < WAL_CHECKPOINT_BYTES:
+            return
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="triggerhooks SQLite checkpoints", daemon=True)
+                    self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+
+
 class _Pool:
     """Idle connections to one database file, for this process; any thread may take one."""
 
@@ -350,6 +407,7 @@ class _Pool:
         self._ready = False
         self._turns: dict[int, _WriterTurn] = {}
         """id of a connection -> its place among the writers (see :class:`_WriterTurn`)."""
+        self.checkpoints = _Checkpointer(path, timeout)
 
     def turn(self, conn: sqlite3.Connection) -> _WriterTurn:
         found = self._turns.get(id(conn))
@@ -366,6 +424,7 @@ class _Pool:
             if not self._ready:
                 self._prepare(conn)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}")
         except BaseException:
             conn.close()
             raise
@@ -518,6 +577,7 @@ class SqliteStorageBackend(StorageBackend):
                     return
                 with pool.turn(conn).taken(self.timeout):
                     yield conn
+            pool.checkpoints.nudge()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         except OSError as exc:  # the writers' lock file
@@ -667,7 +727,7 @@ class SqliteStorageBackend(StorageBackend):
     def _load_tasks(self) -> dict[str, TaskConfig]:
         rows = self._rows("SELECT name, config FROM th_tasks WHERE uid = ? ORDER BY pos",
                           (self.uid,))
-        return {name: TaskConfig.from_json(name, loads(raw)) for name, raw in rows}
+        return {name: stored_config(name, raw) for name, raw in rows}
 
     def _load_states(self) -> dict[str, TaskState]:
         rows = self._rows("SELECT task, state FROM th_states WHERE uid = ?", (self.uid,))

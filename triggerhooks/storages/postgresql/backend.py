@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from ...core.types import Commit, Compute, Plan, TaskState
 from ...exceptions import StorageUnavailableError
-from ...models import TaskConfig, TaskInstance
+from ...models import TaskConfig, TaskInstance, stored_config
 from ...serialization import JsonDict, loads
 from ..base import StorageBackend, after_prefix, check_page, sorted_page
 from ..urls import STORAGE_URL_ENV, strip_password, url_secrets
@@ -208,7 +208,7 @@ class PostgresStorageBackend(StorageBackend):
         raise AssertionError("unreachable")
 
     def _load_tasks(self) -> dict[str, TaskConfig]:
-        return {loaded_name(name): TaskConfig.from_json(loaded_name(name), loads(raw))
+        return {loaded_name(name): stored_config(loaded_name(name), raw)
                 for name, raw in self._rows(self._sql.load_tasks)}
 
     def _load_states(self) -> dict[str, TaskState]:

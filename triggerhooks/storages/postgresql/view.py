@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...core.types import Plan, SessionView, TaskState
-from ...models import TaskConfig, TaskInstance
+from ...models import TaskConfig, TaskInstance, stored_config
 from ...serialization import loads
 from .schema import Sql, plan_read
 from .settings import loaded_name, stored_name
@@ -121,7 +121,7 @@ class PostgresView(SessionView):
             name = loaded_name(raw_name)
             known = self.configs.get(name)
             if known is None:
-                known = self.configs[name] = TaskConfig.from_json(name, loads(config))
+                known = self.configs[name] = stored_config(name, config)
             found.append(known)
             self.states.setdefault(name, TaskState() if state is None
                                    else TaskState.from_json(loads(state)))
