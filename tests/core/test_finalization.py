@@ -243,3 +243,23 @@ def test_two_concurrent_finalization_attempts_store_one(manager: TriggerManager)
     assert len(sent.of(session_finalized)) == 1
     assert [s["trigger_name"] for s in sent.of(post_fire)] == [SESSION_FINALIZED, "final"]
     assert [i.status for i in _finalized_runs(manager.storage)] == ["finished"]
+
+
+def test_finalizing_asks_the_store_nothing_first(manager: TriggerManager,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit that resolves the last task leads straight to the sessionFinalized firing
+    (a store with round trips pays none for asking whether it was finalized already)."""
+    asked: list[bool] = []
+    storage_type = type(manager.storage)
+    original = storage_type.is_finalized
+
+    def counting(self: StorageBackend) -> bool:
+        asked.append(True)
+        return bool(original.fget(self))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(storage_type, "is_finalized", property(counting))
+    manager.update_configuration({"t": {"after": ["go"], "run": "tests.echo"}, "final": FINAL})
+    with capture_signals(session_finalized) as sent:
+        manager.fire("go")
+    assert asked == []
+    assert len(sent) == 1 and manager.storage.is_finalized

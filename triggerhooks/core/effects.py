@@ -129,8 +129,9 @@ def finalize(manager: TriggerManager, commit: Commit) -> None:
             not (commit.changes.states or commit.changes.configs is not None)
             or manager.storage.get_instances_with_unresolved_logs(level)):
         return
-    if manager.storage.is_finalized:  # a subclass hook (the cookbook recipe) got there first
-        return
+    # Not asked first whether the session is finalized already (a subclass hook, the
+    # cookbook recipe, may have got there first): that would cost every finalization a
+    # round trip, and a repeated sessionFinalized is ignored, without signals.
     manager.fire(SESSION_FINALIZED)
 
 
