@@ -201,7 +201,7 @@ def test_the_log_is_checkpointed_on_a_thread_of_its_own_not_by_a_writer(
     """A commit that finds the write-ahead log grown wakes a checkpointing thread; writers
     never copy the log themselves below the backstop (a checkpoint inside a commit would
     keep every other writer waiting for its fsyncs)."""
-    monkeypatch.setattr(sqlite_module, "WAL_CHECKPOINT_BYTES", 256 * 1024)
+    monkeypatch.setattr(sqlite_module, "WAL_CHECKPOINT_PAGES", 64)
     path = tmp_path / "th.db"
     manager = TriggerManager(SqliteStorageBackend("s", path))
     manager.fire("first")

@@ -16,6 +16,7 @@ import fcntl
 import math
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -61,7 +62,7 @@ thread (see :class:`_Checkpointer`)."""
 WAL_BACKSTOP_PAGES = 8000
 """Log pages past which the committing writer checkpoints itself (SQLite's automatic
 checkpoint), only if the checkpointing thread fell behind."""
-WAL_CHECKPOINT_BYTES = 4096 * WAL_CHECKPOINT_PAGES
+_U32 = struct.Struct("=I")
 
 T = TypeVar("T")
 
@@ -352,27 +353,40 @@ class _Checkpointer:
 
     SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
     under the writers' turn: every writer would wait for its page copies and fsyncs.
-    Here a writer that finds the log past :data:`WAL_CHECKPOINT_PAGES`, after its turn,
-    wakes a thread that runs a ``PASSIVE`` checkpoint (which waits for no one, and no
-    one for it) on a connection of its own; the automatic one stays as a backstop at
-    :data:`WAL_BACKSTOP_PAGES`, should that thread fall behind.
+    Here a writer that finds :data:`WAL_CHECKPOINT_PAGES` pages of the log not yet
+    copied, after its turn, wakes a thread that runs a ``PASSIVE`` checkpoint (which
+    waits for no one, and no one for it) on a connection of its own; the automatic one
+    stays as a backstop at :data:`WAL_BACKSTOP_PAGES`, should that thread fall behind.
     """
 
     def __init__(self, path: str, timeout: float) -> None:
-        self.wal = path + "-wal"
+        self.shm = path + "-shm"
         self.path = path
         self.timeout = timeout
+        self._fd: int | None = None
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def nudge(self) -> None:
-        """After a commit: wake the checkpointing thread if the log has grown enough."""
+    def pending(self) -> int:
+        """Pages of the log not copied into the database yet, read from the wal-index
+        header (SQLite's documented file format: ``mxFrame`` at byte 16, ``nBackfill`` at
+        byte 96, native byte order); 0 when it cannot be read."""
         try:
-            size = os.stat(self.wal).st_size
+            if self._fd is None:
+                self._fd = os.open(self.shm, os.O_RDONLY)
+            header = os.pread(self._fd, 100, 0)
         except OSError:
-            return
-        if size < WAL_CHECKPOINT_BYTES:
+            return 0
+        if len(header) < 100:
+            return 0
+        frames: int = _U32.unpack_from(header, 16)[0]
+        copied: int = _U32.unpack_from(header, 96)[0]
+        return frames - min(copied, frames)
+
+    def nudge(self) -> None:
+        """After a commit: wake the checkpointing thread if enough of the log is pending."""
+        if self._wake.is_set() or self.pending() < WAL_CHECKPOINT_PAGES:
             return
         if self._thread is None:
             with self._lock:
