@@ -43,9 +43,10 @@ over the runs:
 
 Each run is checked by reading the storage after all writers are done.
 
-Targets, per backend and scenario: all counts zero; with 8 writers, fires/s at least
-that of 1 writer (if 8 is not among ``--processes``, the largest N); p99 under 20 ms at
-every N.
+Targets: all counts zero, in every scenario and at every N; and for many writers into one
+session, (a) and (b): with 8 writers, fires/s at least that of 1 writer and p99 under 20 ms
+(if 8 is not among ``--processes``, the largest N). The targets table shows (c) beside
+them, unjudged, and the worst p99 of any N.
 
 The writer processes are started once per backend and N, and reused for every run;
 runs alternate between the writer counts so that all see the same machine. On 2 cores
@@ -94,6 +95,8 @@ from triggerhooks.task import TaskContext
 
 NOOP = "bench.contention.noop"
 SCENARIOS = ("fan-in", "andEvery", "sessions")
+ONE_SESSION = ("fan-in", "andEvery")
+"""The scenarios of many writers into one session, which the rate and p99 targets are for."""
 FIRES = {"fan-in": 1_600, "andEvery": 1_600, "sessions": 1_000}
 QUICK_FIRES = {"fan-in": 400, "andEvery": 400, "sessions": 200}
 BARRIER_TIMEOUT = 120.0
@@ -560,17 +563,28 @@ def print_backend(name: str, rows: dict[tuple[str, int], Row], counts: list[int]
     for scenario in SCENARIOS:
         mine = [rows[scenario, n] for n in counts]
         zero = sum(row.counts for row in mine)
-        worst = max((rows[scenario, n].quantile(0.99), n) for n in counts)
+        # The rate and latency targets are for many writers into one session; the many
+        # sessions of (c) are shown beside them, unjudged.
+        judged = scenario in ONE_SESSION
+
+        def judge(ok: bool, judged: bool = judged) -> str:
+            return verdict(ok) if judged else "(no target)"
+
         if 1 in counts and scaled != 1:
             one, many = rows[scenario, 1].rate, rows[scenario, scaled].rate
-            scaling = f"{rate(many)} vs {rate(one)} {verdict(many >= one)}"
+            scaling = f"{rate(many)} vs {rate(one)} {judge(many >= one)}"
         else:
             scaling = "n/a (needs 1 and more writers)"
+        p99 = rows[scenario, scaled].quantile(0.99)
+        worst = max((rows[scenario, n].quantile(0.99), n) for n in counts)
         targets.append([scenario, f"{zero} {verdict(zero == 0)}", scaling,
-                        f"{ms(worst[0])} at N={worst[1]} {verdict(worst[0] < P99_TARGET)}"])
+                        f"{ms(p99)} {judge(p99 < P99_TARGET)}", f"{ms(worst[0])} at N={worst[1]}"])
     table(f"{name}: targets", ["scenario", "all counts zero",
                                f"fires/s: {scaled} writers >= 1 writer",
-                               "p99 < 20 ms (worst N)"], targets)
+                               f"p99 < 20 ms at N={scaled}", "worst p99"], targets)
+    if name == "memory":
+        print("  (memory: the writers are threads of one process, taking turns on its one "
+              "interpreter lock)")
 
 
 @contextmanager
