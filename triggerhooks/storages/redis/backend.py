@@ -305,7 +305,7 @@ class RedisStorageBackend(StorageBackend):
             self._wait_turn()
         if not reply.recorded:
             return self._fresh_view(plan, reply.snapshot, cache)
-        return self._fresh_view(plan, reply.snapshot, cache, plan.trigger, provisional)
+        return self._fresh_view(plan, reply.snapshot, cache, plan.trigger, provisional, kwargs)
 
     def _write(self, mode: Mode, plan: Plan, payload: Sequence[Any], turn: Turn,
                writer: Writer, stamp: Stamp) -> list[Any]:
@@ -387,8 +387,9 @@ class RedisStorageBackend(StorageBackend):
         time.sleep(random.uniform(0, min(cap, base * 2 ** min(attempt, 16))))
 
     def _fresh_view(self, plan: Plan, snapshot: Snapshot, cache: SessionCache,
-                    recorded: str | None = None, provisional: bytes | None = None) -> RedisView:
-        facts, every = read_facts(plan, snapshot)
+                    recorded: str | None = None, provisional: bytes | None = None,
+                    wrote: bytes | None = None) -> RedisView:
+        facts, every = read_facts(plan, snapshot, wrote)
         cache.absorb(facts)
         # What this process knew of an instance may be stale at any version (other writers
         # change instances without creating one): a fresh view reads what it lacks.
