@@ -67,6 +67,7 @@ from .settings import (
     withholds_secret,
 )
 from .view import RedisView, load_configs
+from .wire import ScriptCall
 
 if TYPE_CHECKING:
     import redis as redis_py
@@ -136,7 +137,7 @@ class RedisStorageBackend(StorageBackend):
         self.active_key = active_key(prefix)
         """The set, shared by every session under the prefix, of those with work scheduled or
         running (see :meth:`active_sessions`)."""
-        self._script_keys = tuple(map(str.encode, (*self.keys, self.active_key)))
+        self._script = ScriptCall(tuple(map(str.encode, (*self.keys, self.active_key))))
         self._conn: Client | None = None
         self._cache: SessionCache | None = None
         if client is not None:
@@ -202,8 +203,7 @@ class RedisStorageBackend(StorageBackend):
                      turn: Turn | None = None) -> list[Any]:
         """One script call (see :mod:`.protocol`); its raw reply."""
         turn = turn or Turn(ttl_ms=self._ttl_ms)
-        reply: list[Any] = self._client().run(self._script_keys,
-                                              [*plan_args(mode, plan, turn), *payload])
+        reply: list[Any] = self._client().run(self._script, [*plan_args(mode, plan, turn), *payload])
         return reply
 
     # -- transitions ---------------------------------------------------------------------------
@@ -329,7 +329,7 @@ class RedisStorageBackend(StorageBackend):
         """Whether the call stamped ``stamp`` was applied (if not, it never will be);
         ``None`` when the server cannot be reached."""
         args = [*plan_args(Mode.SETTLE, Plan(), Turn(ttl_ms=self._ttl_ms)), stamp.arg]
-        reply = self._client().probe(self._script_keys, args)
+        reply = self._client().probe(self._script.keys, args)
         return None if reply is None else settle_reply(reply)
 
     @staticmethod
