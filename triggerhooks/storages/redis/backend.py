@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import quote, unquote
 
@@ -297,7 +298,7 @@ class RedisStorageBackend(StorageBackend):
         provisional = None if plan.key is None else _provisional_record(plan, kwargs)
         while True:
             stamp = writer.stamp()
-            raw = self._write(Mode.RECORD, plan, record_args(stamp, kwargs, utcnow(), provisional),
+            raw = self._write(Mode.RECORD, plan, record_args(stamp, kwargs, _utcnow(), provisional),
                               turn, writer, stamp)
             reply = record_reply(raw, plan)
             if not isinstance(reply, Busy):
@@ -672,6 +673,23 @@ def _uid_of(key: bytes, base: str) -> str | None:
         return None
     uid = unquote(tag, errors="replace")
     return uid if uid and quote(uid, safe="") == tag else None
+
+
+_second: tuple[int, str] = (-1, "")
+"""The last second :func:`_utcnow` formatted, and its text up to the seconds."""
+
+
+def _utcnow() -> str:
+    """What :func:`~triggerhooks.models.utcnow` says, at a third of its cost: a record of a
+    firing needs the time on every cold fire (the script keeps it with a trigger's first
+    firing), and the date and time of day change once a second."""
+    global _second
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    known, text = _second
+    if second != known:
+        text = datetime.fromtimestamp(second, UTC).isoformat()[:-6]
+        _second = (second, text)
+    return f"{text}.{micros:06d}+00:00" if micros else f"{text}+00:00"
 
 
 def _provisional_record(plan: Plan, kwargs: bytes) -> bytes:
