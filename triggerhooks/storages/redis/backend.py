@@ -130,6 +130,8 @@ class RedisStorageBackend(StorageBackend):
         self.prefix = prefix
         self.ttl = ttl
         self._ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
+        self._turn = Turn("", self.turn_ms, self._ttl_ms)
+        """A transition's turn until it takes the session's (no token)."""
         if max_attempts is not None:
             if max_attempts < 1:
                 raise InvalidSettingError(f"max_attempts must be at least 1, not {max_attempts!r}")
@@ -232,7 +234,9 @@ class RedisStorageBackend(StorageBackend):
 
     def _transact(self, plan: Plan, compute: Compute, writer: Writer) -> Commit:
         cache = self._session_cache()
-        turn = Turn(ttl_ms=self._ttl_ms, ms=self.turn_ms)
+        turn = self._turn
+        if turn.ms != self.turn_ms:
+            turn = self._turn = Turn("", self.turn_ms, self._ttl_ms)
         view, computed = self._first_view(plan, compute, cache, turn, writer)
         turns = [turn]
         try:

@@ -75,6 +75,19 @@ end
 -- about to be) ready the kwargs of its triggers, their first firings and its unstarted
 -- instances, and the plan's instances. (``head``: the configuration token and the counters,
 -- when the caller read them already.)
+local function want(triggers, listed, t)
+  if not listed[t] then
+    listed[t] = true
+    triggers[#triggers + 1] = t
+  end
+end
+
+local function set_of(list)
+  local out = {}
+  for i = 1, #list do out[list[i]] = true end
+  return out
+end
+
 local function snapshot(out, recorded, head, wrote)
   head = head or redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
   local record = false
@@ -92,65 +105,54 @@ local function snapshot(out, recorded, head, wrote)
     return out
   end
   local entry = index_entry()
-  local tasks, seen, triggers, listed = {}, {}, {}, {}
+  local tasks, triggers, listed = {}, {}, {}
   local concerned, ready = 0, false
-  local function want(t)
-    if not listed[t] then
-      listed[t] = true
-      triggers[#triggers + 1] = t
-    end
-  end
   if entry then
-    for _, task in ipairs(entry[1]) do
-      seen[task] = true
-      tasks[#tasks + 1] = task
+    local named = entry[1]
+    for i = 1, #named do tasks[i] = named[i] end
+    concerned = #named
+    for _, t in ipairs(entry[2]) do want(triggers, listed, t) end
+  end
+  if n > 0 then
+    local seen = set_of(tasks)
+    for i = 1, n do
+      local task = ARGV[6 + n + i]
+      if not seen[task] then
+        seen[task] = true
+        tasks[#tasks + 1] = task
+      end
     end
-    concerned = #tasks
-    for _, t in ipairs(entry[2]) do want(t) end
   end
-  for i = 1, n do
-    local task = ARGV[6 + n + i]
-    if not seen[task] then
-      seen[task] = true
-      tasks[#tasks + 1] = task
-    end
+  local count = #tasks
+  local configs, states, versions, missing, waiting = tasks, tasks, tasks, tasks, {}
+  if count > 0 then
+    configs, states = hmget(cfg, tasks), hmget(ts, tasks)
+    versions, missing = hmget(tv, tasks), hmget(mc, tasks)
   end
-  local configs, states, versions, missing = {}, {}, {}, {}
-  local waiting, waiting_data = {}, {}
-  if #tasks > 0 then
-    configs = hmget(cfg, tasks)
-    states = hmget(ts, tasks)
-    versions = hmget(tv, tasks)
-    missing = hmget(mc, tasks)
-  end
-  if entry then
+  if concerned > 0 then
     local first = not recorded and redis.call('HEXISTS', kw, trigger) == 0
-    local requiring, every = {}, {}
-    for _, task in ipairs(entry[3]) do requiring[task] = true end
-    for _, task in ipairs(entry[4]) do every[task] = true end
+    local requiring = first and set_of(entry[3])
+    local every = #entry[4] > 0 and set_of(entry[4])
     for i = 1, concerned do
       local task, left = tasks[i], tonumber(missing[i])
-      if left and first and requiring[task] then left = left - 1 end
+      if left and requiring and requiring[task] then left = left - 1 end
       local state = states[i]
       local may = (not state) or string.sub(state, 1, 6) == '{"w":1'
+      local each = every and every[task]
       -- (An andEvery firing's new instance holds the kwargs of the triggers fired so far.)
-      if every[task] and left and left > 0 then
+      if (each and left and left > 0) or (left == 0 and (may or each)) then
         ready = true
-        for _, t in ipairs(requires_of(configs[i])) do want(t) end
+        for _, t in ipairs(requires_of(configs[i])) do want(triggers, listed, t) end
       end
-      if left == 0 and (may or every[task]) then
-        ready = true
-        for _, t in ipairs(requires_of(configs[i])) do want(t) end
-        if state then
-          for name, status in pairs(cjson.decode(state).open) do
-            if status == 'unstarted' and #waiting < 1000 then waiting[#waiting + 1] = name end
-          end
+      if left == 0 and (may or each) and state then
+        for name, status in pairs(cjson.decode(state).open) do
+          if status == 'unstarted' and #waiting < 1000 then waiting[#waiting + 1] = name end
         end
       end
     end
   end
   -- (``wrote``: this call recorded the firing, so its kwargs are those the caller sent.)
-  if trigger ~= '' and not wrote then want(trigger) end
+  if trigger ~= '' and not wrote then want(triggers, listed, trigger) end
   -- Whether the session is finalized comes with the kwargs: one call less.
   local wanted = #triggers
   triggers[wanted + 1] = 'sessionFinalized'
@@ -158,19 +160,21 @@ local function snapshot(out, recorded, head, wrote)
   triggers[wanted + 1] = nil
   out[size + 1], out[size + 2], out[size + 3] = head[1], head[2], head[3]
   out[size + 4] = values[wanted + 1] and 1 or 0
-  out[size + 5], out[size + 6] = record, raw_entry or false
-  put_list(out, tasks)
-  for _, column in ipairs({configs, states, versions, missing}) do
-    size = #out
-    for i = 1, #tasks do out[size + i] = column[i] end
+  out[size + 5], out[size + 6], out[size + 7] = record, raw_entry or false, count
+  size = size + 7
+  for i = 1, count do
+    out[size + i], out[size + count + i] = tasks[i], configs[i]
+    out[size + 2 * count + i], out[size + 3 * count + i] = states[i], versions[i]
+    out[size + 4 * count + i] = missing[i]
   end
-  put_list(out, triggers)
-  size = #out
+  size = size + 5 * count + 1
+  out[size] = wanted
   for i = 1, wanted do
     local value = values[i]
     if value and #value > limit then value = #value end
-    out[size + i] = value
+    out[size + i], out[size + wanted + i] = triggers[i], value
   end
+  size = size + 2 * wanted
   -- The first firings only matter to instances a ready task schedules.
   if ready and wanted > 0 then
     local firsts = hmget(fst, triggers)
@@ -180,7 +184,7 @@ local function snapshot(out, recorded, head, wrote)
     end
     put_list(out, firsts)
   else
-    out[#out + 1] = 0
+    out[size + 1] = 0
   end
   if n > 0 then
     local names = {}
