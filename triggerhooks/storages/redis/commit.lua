@@ -213,7 +213,7 @@ end
 -- calls ('<writer>:<number>'). meta's field 'w:<writer>' keeps the writer's last number,
 -- followed by '-' when that call applied nothing (it lost a check, or waited for the turn),
 -- or by the renumbering shifts of a commit that had any. A call whose number is not above
--- the last one is a copy of a call answered already (redis-py sent it again after a
+-- the last one is a copy of a call answered already (sent again after a
 -- connection error, or its first send came late) and applies nothing: it answers 'applied'
 -- (with the shifts) when that was the applied call, else 'refused'. Every answer to a new
 -- number records it, so a late copy of a call that applied nothing stays out too.

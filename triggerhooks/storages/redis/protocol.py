@@ -36,14 +36,16 @@ module knows the positions of what goes in and comes out:
   snapshot (:func:`commit_reply`); a settle whether the stamped call was applied
   (:func:`settle_reply`). A write while another writer holds the turn answers
   :data:`BUSY`, and so does a copy of a writing call that was answered already
-  without applying anything.
+  without applying anything. Every reply is one flat array (a status, then its
+  parts, each list after its length): Redis converts each table of a reply on its
+  own, at about a microsecond apiece.
 
 Resends. A writing call (record, commit) carries a :class:`Stamp`: the id of a
 writer, checked out of the process's pool for one transition (so one writer never
 has two calls in flight), and a number that rises with each of its calls. The
 script keeps each writer's last number in ``meta`` (``w:<writer>``, read with the
 counters), marked when the call applied nothing: a call whose number is not above
-it is a copy of a call already answered (redis-py sent it again after a
+it is a copy of a call already answered (sent again after a
 connection error, or its first send came late) and applies nothing; a copy of an
 applied commit answers :class:`Passed` with ``replayed`` (and the renumbering the
 commit did), any other copy :data:`BUSY`. ``meta`` grows by one field per writer
