@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 from redis.backoff import AbstractBackoff, NoBackoff
-from redis.connection import BlockingConnectionPool
+from redis.connection import BlockingConnectionPool, ConnectionPool
 from redis.retry import Retry
 
 from tests.backends import REDIS_URL
@@ -162,6 +162,23 @@ def test_a_client_with_one_connection_of_its_own_takes_redis_py_s_path(
     client = redis.Redis.from_url(REDIS_URL, single_connection_client=True)
     assert wire_for(client) is None
     storage = make("single", client=client)
+    TriggerManager(storage).fire("a", {"n": 1})
+    assert storage.latest_kwargs == {"a": {"n": 1}}
+    client.close()
+
+
+class EqualPool(ConnectionPool):
+    """A pool compared by value (so unhashable): no wire can be kept for it."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EqualPool) and other.connection_kwargs == self.connection_kwargs
+
+
+def test_a_pool_that_cannot_be_told_apart_takes_redis_py_s_path(
+        make: Callable[..., RedisStorageBackend]) -> None:
+    client = redis.Redis(connection_pool=EqualPool.from_url(REDIS_URL))
+    assert wire_for(client) is None
+    storage = make("equal-pool", client=client)
     TriggerManager(storage).fire("a", {"n": 1})
     assert storage.latest_kwargs == {"a": {"n": 1}}
     client.close()

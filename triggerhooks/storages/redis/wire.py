@@ -161,12 +161,15 @@ _wires: WeakKeyDictionary[Any, Wire] = WeakKeyDictionary()
 
 def wire_for(client: redis_py.Redis) -> Wire | None:
     """The wire of ``client``'s pool (one per pool, however many clients share it); ``None``
-    for a client that keeps one connection of its own or caches replies: those take
-    redis-py's own path."""
+    for a client that keeps one connection of its own or caches replies, or whose pool
+    cannot be told apart by identity: those take redis-py's own path."""
     pool = client.connection_pool
     if getattr(client, "connection", None) is not None or getattr(pool, "cache", None) is not None:
         return None
-    wire = _wires.get(pool)
-    if wire is None:
-        wire = _wires.setdefault(pool, Wire(pool))
+    try:
+        wire = _wires.get(pool)
+        if wire is None:
+            wire = _wires.setdefault(pool, Wire(pool))
+    except TypeError:  # a pool that cannot be hashed or weakly referenced
+        return None
     return wire
