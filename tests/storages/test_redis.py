@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 import redis
-from redis.connection import Connection, ConnectionPool
+from redis.connection import ConnectionPool
 from redis.crc import key_slot
 
 from tests.backends import REDIS_URL
+from tests.storages.counting import CountingConnection
 from triggerhooks import (
     ConflictError,
     RedisStorageBackend,
@@ -28,16 +29,6 @@ from triggerhooks.testing import HoldingRunner, wait_for
 from triggerhooks.testing.signals import connected
 
 Compute = Callable[[SessionView], Changes]
-
-
-class CountingConnection(Connection):
-    """Counts what is sent to Redis: one send is one round trip (pipelines send once)."""
-
-    sends = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).sends += 1
-        super().send_packed_command(command, check_health)
 
 
 class Interleaved(RedisStorageBackend):

@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from redis.connection import Connection, ConnectionPool
+from redis.connection import ConnectionPool
 
 from tests.backends import REDIS_URL
+from tests.storages.counting import CountingConnection
 from triggerhooks import (
     FireKeyReusedError,
     RedisStorageBackend,
@@ -35,16 +36,6 @@ from triggerhooks.testing import HoldingRunner, wait_for
 
 DEADLINE = 120.0
 """Seconds a spawned process may take before the test fails."""
-
-
-class CountingConnection(Connection):
-    """Counts what is sent to Redis: one send is one round trip (pipelines send once)."""
-
-    sends = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).sends += 1
-        super().send_packed_command(command, check_health)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ The modules, in the order a transition uses them: ``backend``
 this process knows of each session), ``view`` (the :class:`SessionView` over
 those facts, reading what they lack), ``client`` (one connection per URL and
 process, the script by its SHA, errors, the process's pool of writer ids),
+``wire`` (the script's calls, packed in one pass and sent on kept connections),
 ``protocol`` (the script's keys, arguments and replies by name), ``facts``
 (what a read tells) and ``commit.lua`` (the script itself).
 """

@@ -57,14 +57,17 @@ class SessionCache:
             known.configs.update(facts.configs)
             known.index.update(facts.index)
             known.missing.update(facts.missing)
+            fired = known.fired
             for trigger, value in facts.fired.items():
-                known.fired[trigger] = _kept(value)
+                fired[trigger] = (len(value) if isinstance(value, bytes)
+                                  and len(value) > CACHED_KWARGS else value)
+            states = known.states
             for task, state in facts.states.items():
-                old = known.states.get(task)
+                old = states.get(task)
                 if old is not None and old[0] != state[0]:
                     for name in old[1].open:  # the only instances a cache keeps
                         known.instances.pop(name, None)
-                known.states[task] = state
+                states[task] = state
             for name, instance in facts.instances.items():
                 _keep(known, name, instance)
             for key, record in facts.keys.items():
@@ -263,7 +266,9 @@ def _kept(value: bytes | int | None) -> bytes | int | None:
 
 def _trim(known: Facts) -> None:
     """Keep what a session's cache holds bounded; forgotten facts are simply read again."""
-    for facts in (known.configs, known.index, known.fired, known.states, known.missing,
-                  known.instances, known.keys):
-        if len(facts) > CACHED_FACTS:
-            facts.clear()
+    if max(len(known.configs), len(known.index), len(known.fired), len(known.states),
+           len(known.missing), len(known.instances), len(known.keys)) > CACHED_FACTS:
+        for facts in (known.configs, known.index, known.fired, known.states, known.missing,
+                      known.instances, known.keys):
+            if len(facts) > CACHED_FACTS:
+                facts.clear()

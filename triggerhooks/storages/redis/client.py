@@ -1,6 +1,6 @@
-"""Connections to Redis: one client per URL and process, the script run on it by its SHA,
-Redis errors turned into :class:`StorageUnavailableError`, and the pool of writer ids
-that makes a re-sent call recognizable (see :class:`.protocol.Stamp`)."""
+"""Connections to Redis: one client per URL and process, the script run on it by its SHA
+(sent on :mod:`.wire`), Redis errors turned into :class:`StorageUnavailableError`, and the
+pool of writer ids that makes a re-sent call recognizable (see :class:`.protocol.Stamp`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ...exceptions import InvalidSettingError, StorageUnavailableError
 from ..urls import redact_text, redact_url
 from .cache import SessionCache
 from .protocol import SCRIPT, SCRIPT_SHA, Stamp
+from .wire import Arg, ScriptCall, wire_for
 
 __all__ = ["CACHED_SESSIONS", "MAX_CONNECTIONS", "PROBE_SECONDS", "Client", "Writer",
            "client_for_url", "clients", "give_back", "take_writer", "url_of"]
@@ -94,6 +95,7 @@ class Client:
     def __init__(self, client: redis_py.Redis, url: str) -> None:
         self.redis = client
         self.url = url
+        self._wire = wire_for(client)
         self._sessions: OrderedDict[str, SessionCache] = OrderedDict()
         self._lock = threading.Lock()
         self._probe: redis_py.Redis | None = None
@@ -131,13 +133,27 @@ class Client:
         try:
             return fn()
         except RedisError as exc:
-            raise StorageUnavailableError(
-                f"Redis at {redact_url(self.url)} is unavailable: {type(exc).__name__}: "
-                f"{redact_text(str(exc), self.url)}") from exc
+            raise self._unavailable(exc) from exc
 
-    def run(self, keys: Sequence[str | bytes], args: Sequence[Any]) -> Any:
+    def _unavailable(self, exc: RedisError) -> StorageUnavailableError:
+        return StorageUnavailableError(
+            f"Redis at {redact_url(self.url)} is unavailable: {type(exc).__name__}: "
+            f"{redact_text(str(exc), self.url)}")
+
+    def run(self, script: ScriptCall, args: Sequence[Arg]) -> Any:
         """Run the script, loading it once per server when the server answers NOSCRIPT."""
-        return self.call(lambda: self._evalsha(keys, args))
+        wire = self._wire
+        try:
+            if wire is None:
+                return self._evalsha(script.keys, args)
+            packed = script.pack(args)
+            try:
+                return wire.call(packed)
+            except NoScriptError:
+                self.redis.script_load(SCRIPT)
+                return wire.call(packed)
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
 
     def _evalsha(self, keys: Sequence[str | bytes], args: Sequence[Any],
                  client: redis_py.Redis | None = None) -> Any:

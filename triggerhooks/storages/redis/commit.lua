@@ -3,13 +3,28 @@
 -- changes. It only reads, counts, checks and writes: every rule stays in Python
 -- (triggerhooks.core.rules). Its KEYS, ARGV and replies are described, and built and read by
 -- name, in protocol.py next to this file.
+--
+-- Cost: a record (mode 'f') is the call a cold fire waits for, so it makes as few
+-- redis.calls and builds as few tables as it can. Replies are flat arrays: Redis converts
+-- each table of a reply separately, at about a microsecond apiece.
 local cfg, idx, kw, ts, tv, inst, meta, mc, fk, fst, turn, active =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
   KEYS[11], KEYS[12]
+local mode, limit, full, trigger, key = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local n = tonumber(ARGV[6])
+local pos = 7 + 2 * n
+local token, turn_ms, ttl = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
+pos = pos + 3
+
 -- The session's member of the set of sessions with work (its uid as escaped in its keys).
-local tag = string.match(meta, '{([^}]*)}:meta$')
+local function tag()
+  return string.match(meta, '{([^}]*)}:meta$')
+end
 
 local function hmget(key, fields)
+  if #fields == 1 then return {redis.call('HGET', key, fields[1])} end
+  if #fields == 0 then return {} end
+  if #fields <= 1000 then return redis.call('HMGET', key, unpack(fields)) end
   local out = {}
   for s = 1, #fields, 1000 do
     local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + 999, #fields)))
@@ -24,28 +39,26 @@ local function hset(key, items)
   end
 end
 
-local function set_of(list)
-  local out = {}
-  for _, item in ipairs(list) do out[item] = true end
-  return out
+-- Appends the count of ``items``, then the items themselves, to the flat reply ``out``.
+local function put_list(out, items)
+  local size = #out
+  out[size + 1] = #items
+  for i = 1, #items do out[size + 1 + i] = items[i] end
 end
 
-local mode, limit, full, trigger, key = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-local n = tonumber(ARGV[6])
-local pos = 7 + 2 * n
-local token, turn_ms, ttl = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
-pos = pos + 3
-
--- The index entry of the plan's trigger: [tasks, their unless triggers, the tasks that
--- require it, the tasks it is the andEvery trigger of].
-local raw_entry, entry = false, nil
-if trigger ~= '' then
-  raw_entry = redis.call('HGET', idx, trigger)
-  if raw_entry then entry = cjson.decode(raw_entry) end
+-- The index entry of the plan's trigger, read when needed: [tasks, their unless triggers,
+-- the tasks that require it, the tasks it is the andEvery trigger of].
+local raw_entry, entry = nil, nil
+local function index_entry()
+  if raw_entry == nil then
+    raw_entry = trigger ~= '' and redis.call('HGET', idx, trigger)
+    if raw_entry then entry = cjson.decode(raw_entry) end
+  end
+  return entry
 end
 
-local function requires_of(task)
-  local config = redis.call('HGET', cfg, task)
+-- A task's requires: its after triggers but its andEvery one (``config``: its JSON).
+local function requires_of(config)
   if not config then return {} end
   local data = cjson.decode(config)
   local out = {}
@@ -55,97 +68,138 @@ local function requires_of(task)
   return out
 end
 
--- What a transition reads: the tasks the trigger concerns (configuration, state, version,
--- count of missing triggers), the fired state of their unless triggers, for a task that is
--- (or is about to be) ready the kwargs of its triggers and its unstarted instances, the
--- plan's instances, and the record of the plan's fire key. (``head``: the configuration token
--- and the counters, when the caller read them already.)
-local function snapshot(recorded, head)
+-- What a transition reads, appended to the flat reply ``out`` (see protocol.py): the
+-- configuration token, the counters and whether the session is finalized, the record of the
+-- plan's fire key; then the tasks the trigger concerns (configuration, state, version, count
+-- of missing triggers), the fired state of their unless triggers, for a task that is (or is
+-- about to be) ready the kwargs of its triggers, their first firings and its unstarted
+-- instances, and the plan's instances. (``head``: the configuration token and the counters,
+-- when the caller read them already.)
+local function want(triggers, listed, t)
+  if not listed[t] then
+    listed[t] = true
+    triggers[#triggers + 1] = t
+  end
+end
+
+local function set_of(list)
+  local out = {}
+  for i = 1, #list do out[list[i]] = true end
+  return out
+end
+
+local function snapshot(out, recorded, head, wrote)
   head = head or redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
   local record = false
   if key ~= '' then record = redis.call('HGET', fk, key) end
+  local size = #out
   if full == '1' then
-    local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
-    return {head, finalized, record, redis.call('HGETALL', cfg), redis.call('HGETALL', ts),
-            redis.call('HGETALL', tv), redis.call('HKEYS', kw), redis.call('HGET', meta, 'order'),
-            redis.call('HGETALL', mc)}
+    out[size + 1], out[size + 2], out[size + 3] = head[1], head[2], head[3]
+    out[size + 4] = redis.call('HEXISTS', kw, 'sessionFinalized')
+    out[size + 5], out[size + 6] = record, redis.call('HGET', meta, 'order')
+    put_list(out, redis.call('HGETALL', cfg))
+    put_list(out, redis.call('HGETALL', ts))
+    put_list(out, redis.call('HGETALL', tv))
+    put_list(out, redis.call('HKEYS', kw))
+    put_list(out, redis.call('HGETALL', mc))
+    return out
   end
-  local tasks, seen, triggers, listed = {}, {}, {}, {}
-  local concerned = 0
-  local function want(t)
-    if not listed[t] then
-      listed[t] = true
-      triggers[#triggers + 1] = t
-    end
-  end
+  local entry = index_entry()
+  local tasks, triggers, listed = {}, {}, {}
+  local concerned, ready = 0, false
   if entry then
-    for _, task in ipairs(entry[1]) do
-      seen[task] = true
-      tasks[#tasks + 1] = task
+    local named = entry[1]
+    for i = 1, #named do tasks[i] = named[i] end
+    concerned = #named
+    for _, t in ipairs(entry[2]) do want(triggers, listed, t) end
+  end
+  if n > 0 then
+    local seen = set_of(tasks)
+    for i = 1, n do
+      local task = ARGV[6 + n + i]
+      if not seen[task] then
+        seen[task] = true
+        tasks[#tasks + 1] = task
+      end
     end
-    concerned = #tasks
-    for _, t in ipairs(entry[2]) do want(t) end
   end
-  for i = 1, n do
-    local task = ARGV[6 + n + i]
-    if not seen[task] then
-      seen[task] = true
-      tasks[#tasks + 1] = task
-    end
+  local count = #tasks
+  local configs, states, versions, missing, waiting = tasks, tasks, tasks, tasks, {}
+  if count > 0 then
+    configs, states = hmget(cfg, tasks), hmget(ts, tasks)
+    versions, missing = hmget(tv, tasks), hmget(mc, tasks)
   end
-  local configs, states, versions, missing, fired, instances = {}, {}, {}, {}, {}, {}
-  local waiting, waiting_data = {}, {}
-  if #tasks > 0 then
-    configs = hmget(cfg, tasks)
-    states = hmget(ts, tasks)
-    versions = hmget(tv, tasks)
-    missing = hmget(mc, tasks)
-  end
-  if entry then
+  if concerned > 0 then
     local first = not recorded and redis.call('HEXISTS', kw, trigger) == 0
-    local requiring, every = set_of(entry[3]), set_of(entry[4])
+    local requiring = first and set_of(entry[3])
+    local every = #entry[4] > 0 and set_of(entry[4])
     for i = 1, concerned do
       local task, left = tasks[i], tonumber(missing[i])
-      if left and first and requiring[task] then left = left - 1 end
+      if left and requiring and requiring[task] then left = left - 1 end
       local state = states[i]
       local may = (not state) or string.sub(state, 1, 6) == '{"w":1'
+      local each = every and every[task]
       -- (An andEvery firing's new instance holds the kwargs of the triggers fired so far.)
-      if every[task] and left and left > 0 then
-        for _, t in ipairs(requires_of(task)) do want(t) end
+      if (each and left and left > 0) or (left == 0 and (may or each)) then
+        ready = true
+        for _, t in ipairs(requires_of(configs[i])) do want(triggers, listed, t) end
       end
-      if left == 0 and (may or every[task]) then
-        for _, t in ipairs(requires_of(task)) do want(t) end
-        if state then
-          for name, status in pairs(cjson.decode(state).open) do
-            if status == 'unstarted' and #waiting < 1000 then waiting[#waiting + 1] = name end
-          end
+      if left == 0 and (may or each) and state then
+        for name, status in pairs(cjson.decode(state).open) do
+          if status == 'unstarted' and #waiting < 1000 then waiting[#waiting + 1] = name end
         end
       end
     end
   end
-  if trigger ~= '' then want(trigger) end
+  -- (``wrote``: this call recorded the firing, so its kwargs are those the caller sent.)
+  if trigger ~= '' and not wrote then want(triggers, listed, trigger) end
   -- Whether the session is finalized comes with the kwargs: one call less.
   local wanted = #triggers
   triggers[wanted + 1] = 'sessionFinalized'
   local values = hmget(kw, triggers)
   triggers[wanted + 1] = nil
-  local finalized = values[wanted + 1] and 1 or 0
-  local firsts = {}
-  if wanted > 0 then firsts = hmget(fst, triggers) end
+  out[size + 1], out[size + 2], out[size + 3] = head[1], head[2], head[3]
+  out[size + 4] = values[wanted + 1] and 1 or 0
+  out[size + 5], out[size + 6], out[size + 7] = record, raw_entry or false, count
+  size = size + 7
+  for i = 1, count do
+    out[size + i], out[size + count + i] = tasks[i], configs[i]
+    out[size + 2 * count + i], out[size + 3 * count + i] = states[i], versions[i]
+    out[size + 4 * count + i] = missing[i]
+  end
+  size = size + 5 * count + 1
+  out[size] = wanted
   for i = 1, wanted do
     local value = values[i]
-    if value and #value > limit then fired[i] = #value else fired[i] = value end
-    value = firsts[i]
-    if value and #value > limit then firsts[i] = #value end
+    if value and #value > limit then value = #value end
+    out[size + i], out[size + wanted + i] = triggers[i], value
+  end
+  size = size + 2 * wanted
+  -- The first firings only matter to instances a ready task schedules.
+  if ready and wanted > 0 then
+    local firsts = hmget(fst, triggers)
+    for i = 1, wanted do
+      local value = firsts[i]
+      if value and #value > limit then firsts[i] = #value end
+    end
+    put_list(out, firsts)
+  else
+    out[size + 1] = 0
   end
   if n > 0 then
     local names = {}
     for i = 1, n do names[i] = ARGV[6 + i] end
-    instances = hmget(inst, names)
+    put_list(out, hmget(inst, names))
+  else
+    out[#out + 1] = 0
   end
-  if #waiting > 0 then waiting_data = hmget(inst, waiting) end
-  return {head, finalized, record, raw_entry, tasks, configs, states, versions, missing, triggers,
-          fired, instances, waiting, waiting_data, firsts}
+  put_list(out, waiting)
+  if #waiting > 0 then
+    size = #out
+    local data = hmget(inst, waiting)
+    for i = 1, #waiting do out[size + i] = data[i] end
+  end
+  return out
 end
 
 local function expire()
@@ -159,7 +213,7 @@ end
 -- calls ('<writer>:<number>'). meta's field 'w:<writer>' keeps the writer's last number,
 -- followed by '-' when that call applied nothing (it lost a check, or waited for the turn),
 -- or by the renumbering shifts of a commit that had any. A call whose number is not above
--- the last one is a copy of a call answered already (redis-py sent it again after a
+-- the last one is a copy of a call answered already (sent again after a
 -- connection error, or its first send came late) and applies nothing: it answers 'applied'
 -- (with the shifts) when that was the applied call, else 'refused'. Every answer to a new
 -- number records it, so a late copy of a call that applied nothing stays out too.
@@ -190,21 +244,60 @@ local function applied(shifts)
   if shifts and #shifts > 0 then value = number .. ' ' .. cjson.encode(shifts) end
   redis.call('HSET', meta, 'w:' .. writer, value)
 end
-local function conflict(what)
-  return unapplied({'conflict', what, snapshot(false)})
-end
 
 -- Turns: a writer that kept losing holds the session's turn for a moment; every other
 -- writer waits ('busy') until it has committed, so that it cannot lose again.
-local holder = redis.call('GET', turn)
+local holder = nil
 local function busy()
+  if holder == nil then holder = redis.call('GET', turn) end
   return holder and holder ~= token
+end
+
+if mode == 'r' then return snapshot({'snapshot'}, false) end
+
+if mode == 'f' then
+  -- A firing no rule has to see first: recorded at once, counting down the tasks that
+  -- require the trigger, with the provisional record of its fire key. A trigger that
+  -- brings its own instance (andEvery) and sessionFinalized are left to the engine, and a
+  -- key recorded before means a repeat: nothing is recorded, the snapshot carries its record.
+  -- (Recording changes neither the configuration token nor the counters: they are read once.)
+  local state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', writer_field(ARGV[pos]))
+  local seen = stamped(state[4])
+  if seen == 'applied' then return snapshot({'recorded'}, true, state) end
+  if seen then return {'busy'} end
+  local entry = index_entry()
+  if (key ~= '' and redis.call('HEXISTS', fk, key) == 1) or trigger == 'sessionFinalized'
+      or (entry and #entry[4] > 0) then
+    return unapplied(snapshot({'snapshot'}, false, state))
+  end
+  if busy() then return unapplied({'busy'}) end
+  local first = redis.call('HSET', kw, trigger, ARGV[pos + 1]) == 1
+  if first then
+    -- The record of its first firing: what waiting instances created before it received.
+    redis.call('HSETNX', fst, trigger, '{"at":"' .. ARGV[pos + 2] .. '","kwargs":' .. ARGV[pos + 1] .. '}')
+    if entry then
+      for _, task in ipairs(entry[3]) do
+        if redis.call('HEXISTS', mc, task) == 1 and redis.call('HINCRBY', mc, task, -1) == 0 then
+          -- Ready now, scheduled by this writer's next call: if that never comes (its
+          -- process died), a sweep finds the session here and schedules it.
+          redis.call('SADD', active, tag())
+        end
+      end
+    end
+  end
+  if key ~= '' then redis.call('HSET', fk, key, ARGV[pos + 3]) end
+  applied()
+  expire()
+  return snapshot({'recorded'}, true, state, true)
+end
+
+local function conflict(what)
+  return unapplied(snapshot({'conflict', what}, false))
 end
 local function release()
   if token ~= '' and redis.call('GET', turn) == token then redis.call('DEL', turn) end
 end
 
-if mode == 'r' then return {'snapshot', snapshot(false)} end
 if mode == 'u' then
   release()
   return {'released'}
@@ -217,42 +310,6 @@ if mode == 'q' then
   return {'refused'}
 end
 
-if mode == 'f' then
-  -- A firing no rule has to see first: recorded at once, counting down the tasks that
-  -- require the trigger, with the provisional record of its fire key. A trigger that
-  -- brings its own instance (andEvery) and sessionFinalized are left to the engine, and a
-  -- key recorded before means a repeat: nothing is recorded, the snapshot carries its record.
-  -- (Recording changes neither the configuration token nor the counters: they are read once.)
-  local state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', writer_field(ARGV[pos]))
-  local head = {state[1], state[2], state[3]}
-  local seen = stamped(state[4])
-  if seen == 'applied' then return {'recorded', snapshot(true, head)} end
-  if seen then return {'busy'} end
-  if (key ~= '' and redis.call('HEXISTS', fk, key) == 1) or trigger == 'sessionFinalized'
-      or (entry and #entry[4] > 0) then
-    return unapplied({'snapshot', snapshot(false, head)})
-  end
-  if busy() then return unapplied({'busy'}) end
-  local first = redis.call('HSET', kw, trigger, ARGV[pos + 1]) == 1
-  if first then
-    -- The record of its first firing: what waiting instances created before it received.
-    redis.call('HSETNX', fst, trigger, '{"at":"' .. ARGV[pos + 2] .. '","kwargs":' .. ARGV[pos + 1] .. '}')
-  end
-  if first and entry then
-    for _, task in ipairs(entry[3]) do
-      if redis.call('HEXISTS', mc, task) == 1 and redis.call('HINCRBY', mc, task, -1) == 0 then
-        -- Ready now, scheduled by this writer's next call: if that never comes (its
-        -- process died), a sweep finds the session here and schedules it.
-        redis.call('SADD', active, tag)
-      end
-    end
-  end
-  if key ~= '' then redis.call('HSET', fk, key, ARGV[pos + 3]) end
-  applied()
-  expire()
-  return {'recorded', snapshot(true, head)}
-end
-
 local state
 if mode == 'c' then
   state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', writer_field(ARGV[pos]))
@@ -262,7 +319,9 @@ end
 local count, open = tonumber(state[2] or '0'), tonumber(state[3] or '0')
 local finalized = redis.call('HEXISTS', kw, 'sessionFinalized')
 local function counters(status, shifted)
-  return {status, count, open, finalized, shifted or {}}
+  local out = {status, count, open, finalized}
+  for i = 1, #(shifted or {}) do out[4 + i] = shifted[i] end
+  return out
 end
 
 if mode == 'c' then
@@ -448,10 +507,10 @@ end
 -- The session's count of work, and its place in the set of sessions with work.
 if work ~= 0 then
   if redis.call('HINCRBY', meta, 'work', work) > 0 then
-    redis.call('SADD', active, tag)
+    redis.call('SADD', active, tag())
   else
     redis.call('HDEL', meta, 'work')
-    redis.call('SREM', active, tag)
+    redis.call('SREM', active, tag())
   end
 end
 if configured == '1' then

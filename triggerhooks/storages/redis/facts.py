@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.types import Plan, TaskState, build_index
@@ -24,7 +23,6 @@ MISSING: Any = Missing()
 """Not known (where ``None`` means known to be absent)."""
 
 
-@dataclass
 class Facts:
     """What is known of (part of) a session, each fact with what the commit checks it by.
 
@@ -36,18 +34,22 @@ class Facts:
     a fire key's record is checked by content (``None``, or not known: not recorded).
     """
 
-    cv: bytes = b""
-    configs: dict[str, TaskConfig | None] = field(default_factory=dict)
-    index: dict[str, IndexEntry] = field(default_factory=dict)
-    states: dict[str, tuple[int, TaskState]] = field(default_factory=dict)
-    missing: dict[str, int | None] = field(default_factory=dict)
-    fired: dict[str, bytes | int | None] = field(default_factory=dict)
-    instances: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
-    keys: dict[str, bytes | None] = field(default_factory=dict)
-    """Fire key -> its record."""
-    firsts: dict[str, bytes | int | None] = field(default_factory=dict)
-    """Trigger -> the record of its first firing (its length when too long to come inline;
-    ``None``: none). Written once, it needs no check."""
+    __slots__ = ("configs", "cv", "fired", "firsts", "index", "instances", "keys", "missing",
+                 "states")
+
+    def __init__(self, cv: bytes = b"") -> None:
+        self.cv = cv
+        self.configs: dict[str, TaskConfig | None] = {}
+        self.index: dict[str, IndexEntry] = {}
+        self.states: dict[str, tuple[int, TaskState]] = {}
+        self.missing: dict[str, int | None] = {}
+        self.fired: dict[str, bytes | int | None] = {}
+        self.instances: dict[str, tuple[int, bytes | None]] = {}
+        self.keys: dict[str, bytes | None] = {}
+        """Fire key -> its record."""
+        self.firsts: dict[str, bytes | int | None] = {}
+        """Trigger -> the record of its first firing (its length when too long to come
+        inline; ``None``: none). Written once, it needs no check."""
 
 
 _parsed: dict[tuple[str, bytes], TaskConfig] = {}
@@ -97,19 +99,35 @@ def bumps_version(old: TaskState, new: TaskState) -> bool:
         for name, status in new.open.items())
 
 
+_entries: dict[bytes, IndexEntry] = {}
+
+
 def parse_entry(raw: bytes | None) -> IndexEntry:
-    """A stored index entry (none: the trigger concerns no task)."""
-    return IndexEntry(*loads(raw)) if raw else IndexEntry([], [], [], [])
+    """A stored index entry (none: the trigger concerns no task), parsed once per process
+    (as configurations, entries rarely change; nothing changes a parsed one)."""
+    if not raw:
+        return IndexEntry([], [], [], [])
+    entry = _entries.get(raw)
+    if entry is None:
+        if len(_entries) >= 4096:
+            _entries.clear()
+        entry = _entries[raw] = IndexEntry(*loads(raw))
+    return entry
 
 
-def read_facts(plan: Plan, snapshot: Snapshot) -> tuple[Facts, dict[str, TaskConfig] | None]:
-    """The facts in a script's snapshot and, for a full plan, every configuration."""
+def read_facts(plan: Plan, snapshot: Snapshot, wrote: bytes | None = None,
+               ) -> tuple[Facts, dict[str, TaskConfig] | None]:
+    """The facts in a script's snapshot and, for a full plan, every configuration.
+    ``wrote``: the kwargs of the plan's firing, when the same call recorded it (the
+    script does not send them back)."""
     facts = Facts(cv=snapshot.head.cv)
     if plan.key is not None:
         facts.keys[plan.key] = snapshot.head.record
     if isinstance(snapshot, FullSnapshot):
         return facts, _full_facts(facts, snapshot)
     _planned_facts(facts, plan, snapshot)
+    if wrote is not None and plan.trigger is not None:
+        facts.fired.setdefault(plan.trigger, wrote)
     return facts, None
 
 
@@ -134,22 +152,39 @@ def _full_facts(facts: Facts, snap: FullSnapshot) -> dict[str, TaskConfig]:
 
 
 def _planned_facts(facts: Facts, plan: Plan, snap: PlannedSnapshot) -> None:
-    for raw_name, config, state, version, missing in zip(
-            snap.tasks, snap.configs, snap.states, snap.versions, snap.missing, strict=True):
-        name = raw_name.decode()
-        facts.configs[name] = None if config is None else parse_config(name, config)
-        facts.states[name] = (int(version or 0),
-                              TaskState() if state is None else TaskState.from_json(loads(state)))
-        facts.missing[name] = None if missing is None else int(missing)
-    for trigger, value in zip(snap.triggers, snap.fired, strict=True):
-        facts.fired[trigger.decode()] = value
-    for trigger, value in zip(snap.triggers, snap.firsts, strict=True):
-        facts.firsts[trigger.decode()] = value
+    """Read the body of a planned snapshot (see :class:`.protocol.PlannedSnapshot`) in one
+    pass: a cold fire waits for this, so empty parts cost no loop."""
+    raw, at = snap.raw, snap.at
+    states = facts.states
+    size = raw[at]
+    if size:
+        configs, missing = facts.configs, facts.missing
+        for i in range(at + 1, at + 1 + size):
+            name = raw[i].decode()
+            config, state = raw[i + size], raw[i + 2 * size]
+            version, count = raw[i + 3 * size], raw[i + 4 * size]
+            configs[name] = None if config is None else parse_config(name, config)
+            states[name] = (int(version) if version else 0,
+                            TaskState() if state is None else TaskState.from_json(loads(state)))
+            missing[name] = None if count is None else int(count)
+    at += 1 + 5 * size
+    size = raw[at]
+    if size:
+        triggers = [trigger.decode() for trigger in raw[at + 1:at + 1 + size]]
+        facts.fired.update(zip(triggers, raw[at + 1 + size:at + 1 + 2 * size], strict=True))
+        if raw[at + 1 + 2 * size]:  # the triggers' first firings: all of them, or none
+            facts.firsts.update(zip(triggers, raw[at + 2 + 2 * size:at + 2 + 3 * size],
+                                    strict=True))
+            at += size
+    at += 2 + 2 * size
+    size = raw[at]
+    if size:
+        for i, name in enumerate(plan.instances, at + 1):
+            facts.instances[name] = (states[split_instance_name(name)[0]][0], raw[i])
+    at += 1 + size
+    size = raw[at]
+    for i in range(at + 1, at + 1 + size):
+        name = raw[i].decode()
+        facts.instances[name] = (states[split_instance_name(name)[0]][0], raw[i + size])
     if plan.trigger is not None:
         facts.index[plan.trigger] = parse_entry(snap.entry)
-    for raw_name, data in zip(snap.unstarted, snap.unstarted_data, strict=True):
-        name = raw_name.decode()
-        facts.instances[name] = (facts.states[split_instance_name(name)[0]][0], data)
-    for name, data in zip(plan.instances, snap.instances, strict=True):
-        task = split_instance_name(name)[0]
-        facts.instances[name] = (facts.states[task][0], data)

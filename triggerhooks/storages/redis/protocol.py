@@ -36,14 +36,16 @@ module knows the positions of what goes in and comes out:
   snapshot (:func:`commit_reply`); a settle whether the stamped call was applied
   (:func:`settle_reply`). A write while another writer holds the turn answers
   :data:`BUSY`, and so does a copy of a writing call that was answered already
-  without applying anything.
+  without applying anything. Every reply is one flat array (a status, then its
+  parts, each list after its length): Redis converts each table of a reply on its
+  own, at about a microsecond apiece.
 
 Resends. A writing call (record, commit) carries a :class:`Stamp`: the id of a
 writer, checked out of the process's pool for one transition (so one writer never
 has two calls in flight), and a number that rises with each of its calls. The
 script keeps each writer's last number in ``meta`` (``w:<writer>``, read with the
 counters), marked when the call applied nothing: a call whose number is not above
-it is a copy of a call already answered (redis-py sent it again after a
+it is a copy of a call already answered (sent again after a
 connection error, or its first send came late) and applies nothing; a copy of an
 applied commit answers :class:`Passed` with ``replayed`` (and the renumbering the
 commit did), any other copy :data:`BUSY`. ``meta`` grows by one field per writer
@@ -350,32 +352,29 @@ class FullSnapshot(NamedTuple):
 
 
 class PlannedSnapshot(NamedTuple):
-    """The part of a session a plan names."""
+    """The part of a session a plan names: the head, the plan's trigger's index entry, and
+    the rest of the flat reply from ``at`` on, read in one pass by
+    :func:`.facts.read_facts`. There, each list comes after its length:
+
+    - the tasks the trigger concerns, then the instances' tasks; after them, as many
+      configurations, as many states, versions and counts of missing triggers (``None``:
+      absent);
+    - the triggers read (the unless triggers of the concerned tasks, every ``requires``
+      trigger of those that are ready, or that this firing makes ready, and could
+      schedule, then the plan's trigger unless the same call recorded its firing); after
+      them, as many kwargs (only their length beyond ``INLINE_LIMIT``; ``None``: not fired);
+    - the first firings' records of those triggers (as their kwargs), or none at all when
+      no task is ready: only the instances a ready task schedules need them;
+    - the plan's instances' JSON, in its order;
+    - the unstarted instances of the tasks that are ready and could schedule (the
+      instances that become scheduled); after them, as many JSON.
+    """
 
     head: Head
     entry: bytes | None
     """The plan's trigger's :class:`IndexEntry` (JSON), if it concerns any task."""
-    tasks: Sequence[bytes]
-    """The tasks the trigger concerns, then the instances' tasks."""
-    configs: Sequence[bytes | None]
-    states: Sequence[bytes | None]
-    versions: Sequence[bytes | None]
-    missing: Sequence[bytes | None]
-    """Each of ``tasks``'s configuration, state, version and count of missing triggers."""
-    triggers: Sequence[bytes]
-    """The unless triggers of the concerned tasks, every ``requires`` trigger of those
-    that are ready (or that this firing makes ready) and could schedule, then the plan's
-    trigger."""
-    fired: Sequence[bytes | int | None]
-    """Each of ``triggers``'s kwargs, only their length beyond ``INLINE_LIMIT``, or ``None``."""
-    instances: Sequence[bytes | None]
-    """The plan's instances, in its order."""
-    unstarted: Sequence[bytes]
-    """The unstarted instances of the tasks that are ready and could schedule ..."""
-    unstarted_data: Sequence[bytes | None]
-    """... and their JSON: the instances that become scheduled."""
-    firsts: Sequence[bytes | int | None]
-    """Each of ``triggers``'s first firing's record (as ``fired``)."""
+    raw: Sequence[Any]
+    at: int
 
 
 Snapshot = FullSnapshot | PlannedSnapshot
@@ -420,39 +419,45 @@ class Recorded(NamedTuple):
     snapshot: Snapshot
 
 
-def _snapshot(raw: Sequence[Any], full: bool) -> Snapshot:
-    (cv, counted, unresolved), finalized, record, *rest = raw
-    head = Head(cv or b"", int(counted or 0), int(unresolved or 0), bool(finalized),
-                record or None)
-    if full:
-        return FullSnapshot(head, *rest)
-    entry, *rest = rest
-    return PlannedSnapshot(head, entry or None, *rest)
+def _snapshot(raw: Sequence[Any], at: int, full: bool) -> Snapshot:
+    """The snapshot that fills ``raw`` (a flat reply) from ``at`` on: the head, then each
+    part, a list preceded by its length (see ``snapshot`` in ``commit.lua``)."""
+    cv, counted, unresolved, finalized, record, extra = raw[at:at + 6]
+    head = Head(cv or b"", int(counted) if counted else 0,
+                int(unresolved) if unresolved else 0, bool(finalized), record or None)
+    if not full:
+        return PlannedSnapshot(head, extra or None, raw, at + 6)
+    at += 6
+    parts = []
+    for _ in range(5):
+        size = raw[at]
+        parts.append(raw[at + 1:at + 1 + size])
+        at += 1 + size
+    configs, states, versions, fired, missing = parts
+    return FullSnapshot(head, configs, states, versions, fired, extra, missing)
 
 
 def record_reply(raw: Sequence[Any], plan: Plan) -> Recorded | Busy:
     """The reply to :attr:`Mode.RECORD`."""
     if raw[0] == b"busy":
         return BUSY
-    return Recorded(raw[0] == b"recorded", _snapshot(raw[1], plan.full))
+    return Recorded(raw[0] == b"recorded", _snapshot(raw, 1, plan.full))
 
 
 def read_reply(raw: Sequence[Any], plan: Plan) -> Snapshot:
     """The reply to :attr:`Mode.READ`."""
-    _, snapshot = raw
-    return _snapshot(snapshot, plan.full)
+    return _snapshot(raw, 1, plan.full)
 
 
 def commit_reply(raw: Sequence[Any], plan: Plan) -> Passed | Conflict | Busy:
     """The reply to :attr:`Mode.CHECK` or :attr:`Mode.COMMIT`."""
-    if raw[0] == b"busy":
+    status = raw[0]
+    if status == b"busy":
         return BUSY
-    if raw[0] == b"conflict":
-        _, what, snapshot = raw
-        return Conflict(what.decode(), _snapshot(snapshot, plan.full))
-    status, counted, unresolved, finalized, shifted = raw
-    shifts = {task.decode(): int(shift) for task, shift in pairs(shifted)}
-    return Passed(int(counted), int(unresolved), bool(finalized), status == b"done", shifts)
+    if status == b"conflict":
+        return Conflict(raw[1].decode(), _snapshot(raw, 2, plan.full))
+    shifts = {task.decode(): int(shift) for task, shift in pairs(raw[4:])} if len(raw) > 4 else {}
+    return Passed(int(raw[1]), int(raw[2]), bool(raw[3]), status == b"done", shifts)
 
 
 def settle_reply(raw: Sequence[Any]) -> bool:

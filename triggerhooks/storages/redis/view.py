@@ -93,7 +93,9 @@ class RedisView(SessionView):
     # -- SessionView ------------------------------------------------------------------------
 
     def task(self, name: str) -> TaskConfig | None:
-        config: TaskConfig | None = self._known(self.facts.configs, name, lambda: self._config(name))
+        config: TaskConfig | None = self.facts.configs.get(name, MISSING)
+        if config is MISSING:
+            config = self._known(self.facts.configs, name, lambda: self._config(name))
         return config
 
     def _config(self, name: str) -> TaskConfig | None:
@@ -119,9 +121,11 @@ class RedisView(SessionView):
         return self.all
 
     def fired(self, trigger: str) -> bool:
-        keys = self.keys
-        value = self._known(self.facts.fired, trigger,
-                            lambda: self._fetch(lambda p: p.hexists(keys.kw, trigger))[0] or None)
+        value = self.facts.fired.get(trigger, MISSING)
+        if value is MISSING:
+            keys = self.keys
+            value = self._known(self.facts.fired, trigger,
+                                lambda: self._fetch(lambda p: p.hexists(keys.kw, trigger))[0] or None)
         if value is None:
             self.unfired.add(trigger)
             return False
@@ -197,12 +201,13 @@ class RedisView(SessionView):
         return known[1]
 
     def missing(self, task: str) -> int | None:
-        raw = self._known(self.facts.missing, task, lambda: self._hget(self.keys.mc, task))
-        count = None if raw is None else int(raw)
-        self.facts.missing[task] = count
+        count = self.facts.missing.get(task, MISSING)
+        if count is MISSING:
+            raw = self._known(self.facts.missing, task, lambda: self._hget(self.keys.mc, task))
+            count = self.facts.missing[task] = None if raw is None else int(raw)
         if count is not None:
             self.missing_read.setdefault(task, count)
-        return count
+        return count  # type: ignore[no-any-return]
 
     def recorded(self, trigger: str) -> bool:
         return trigger == self.recorded_trigger
