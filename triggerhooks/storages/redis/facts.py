@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.types import Plan, TaskState, build_index
-from ...models import PENDING, TaskConfig, split_instance_name
+from ...models import PENDING, TaskConfig, split_instance_name, stored_config
 from ...serialization import loads
 from .protocol import FullSnapshot, IndexEntry, PlannedSnapshot, Snapshot, pairs
 
@@ -52,18 +52,8 @@ class Facts:
         inline; ``None``: none). Written once, it needs no check."""
 
 
-_parsed: dict[tuple[str, bytes], TaskConfig] = {}
-
-
-def parse_config(name: str, raw: bytes) -> TaskConfig:
-    """A stored configuration, parsed once per process (configurations rarely change)."""
-    key = (name, raw)
-    config = _parsed.get(key)
-    if config is None:
-        if len(_parsed) >= 4096:
-            _parsed.clear()
-        config = _parsed[key] = TaskConfig.from_json(name, loads(raw))
-    return config
+parse_config = stored_config
+"""A stored configuration, parsed once per process (configurations rarely change)."""
 
 
 def ordered_configs(raw: Mapping[bytes, bytes], order: bytes | None) -> dict[str, TaskConfig]:
