@@ -50,10 +50,8 @@ them, unjudged, and the worst p99 of any N.
 
 The writer processes are started once per backend and N, and reused for every run;
 runs alternate between the writer counts so that all see the same machine. On 2 cores
-a default run (10 runs, N = 1, 4, 8, 16) took 17 minutes: memory half a minute, SQLite
-2.5, Redis 14, most of it the fan-in, whose fires cost about 12 ms each from a writer
-process (a process that did not configure the session); ``--runs 3`` takes about a
-third of that.
+a default run (10 runs, N = 1, 4, 8, 16) took 5.5 minutes: memory half a minute, SQLite
+2.7, Redis 2.3; ``--runs 3`` takes about a third of that.
 
 Redis keys live under a unique prefix, deleted at the end; SQLite files in a temporary
 directory; PostgreSQL tables in a schema of the run's own, dropped at the end.
