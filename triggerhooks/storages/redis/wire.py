@@ -14,6 +14,7 @@ child never touches its parent's connections.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 from collections.abc import Callable, Sequence
@@ -30,9 +31,9 @@ Arg = bytes | str | int
 """A script argument: bytes as they are, anything else as its ``str``, UTF-8 encoded."""
 
 _pack_command: Callable[[tuple[Arg, ...]], bytes] | None
-try:
-    from hiredis import pack_command
-    _pack_command = cast("Callable[[tuple[Arg, ...]], bytes]", pack_command)
+try:  # imported by name: hiredis (optional) need not be installed where this is type-checked
+    _pack_command = cast("Callable[[tuple[Arg, ...]], bytes]",
+                         importlib.import_module("hiredis").pack_command)
 except ImportError:  # pragma: no cover - hiredis is optional
     _pack_command = None
 
