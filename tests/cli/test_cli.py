@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, needs_dot
 from triggerhooks.config import workflow_json_schema
 
 SCRIPT = Path(sys.executable).with_name("triggerhooks")
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
 pytestmark = pytest.mark.slow  # every test starts the console script in a subprocess
 
 WORKFLOW = {

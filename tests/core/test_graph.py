@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
+from tests.helpers import needs_dot
 from triggerhooks import TriggerManager
 from triggerhooks.config import parse_configuration
 from triggerhooks.graph import GraphvizError, WorkflowGraph, render_image, to_dot, to_mermaid
@@ -63,7 +62,7 @@ def test_names_are_escaped() -> None:
     assert 'label="a \\"title\\""' in dot
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
+@needs_dot
 def test_render_image() -> None:
     svg = render_image(to_dot(WorkflowGraph.build(TASKS)), "svg").decode()
     assert "<svg" in svg and "t_subject" in svg
