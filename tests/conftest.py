@@ -116,3 +116,20 @@ def isolated_signals() -> Iterator[None]:
                 receiver = receiver()
             if receiver is not None:
                 signal.disconnect(receiver)
+
+
+def _sendable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under pytest-xdist, a worker sends each report as UTF-8: the hostile tests' lone
+    surrogates in captured output (or a failure's text) are sent escaped instead."""
+    outcome = yield
+    if not hasattr(item.config, "workerinput"):
+        return
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    report.sections = [(title, _sendable(text)) for title, text in report.sections]
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        report.longrepr = _sendable(str(report.longrepr))
