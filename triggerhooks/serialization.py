@@ -133,9 +133,9 @@ def dumps_mapping(value: object, what: str) -> bytes:
     (see :func:`dumps_value`)."""
     if value is None:
         return b"{}"
-    if not isinstance(value, Mapping):
-        raise UnstorableKwargsError(f"{what} must be a mapping, not {type(value).__name__}")
-    if not isinstance(value, dict):
+    if not isinstance(value, dict):  # (a dict, the usual value, skips the abstract check)
+        if not isinstance(value, Mapping):
+            raise UnstorableKwargsError(f"{what} must be a mapping, not {type(value).__name__}")
         value = dict(value)
     return dumps_value(value, what)
 

@@ -132,6 +132,8 @@ class RedisStorageBackend(StorageBackend):
         self._ttl_ms = "" if ttl is None else str(max(1, round(ttl * 1000)))
         self._turn = Turn("", self.turn_ms, self._ttl_ms)
         """A transition's turn until it takes the session's (no token)."""
+        self._read_turn = Turn(ttl_ms=self._ttl_ms)
+        """The turn of a call that takes none."""
         if max_attempts is not None:
             if max_attempts < 1:
                 raise InvalidSettingError(f"max_attempts must be at least 1, not {max_attempts!r}")
@@ -205,8 +207,8 @@ class RedisStorageBackend(StorageBackend):
     def _call_script(self, mode: str, plan: Plan, payload: Sequence[Any] = (),
                      turn: Turn | None = None) -> list[Any]:
         """One script call (see :mod:`.protocol`); its raw reply."""
-        turn = turn or Turn(ttl_ms=self._ttl_ms)
-        reply: list[Any] = self._client().run(self._script, [*plan_args(mode, plan, turn), *payload])
+        reply: list[Any] = self._client().run(
+            self._script, plan_args(mode, plan, turn or self._read_turn, payload))
         return reply
 
     # -- transitions ---------------------------------------------------------------------------
@@ -333,7 +335,7 @@ class RedisStorageBackend(StorageBackend):
     def _settle(self, stamp: Stamp) -> bool | None:
         """Whether the call stamped ``stamp`` was applied (if not, it never will be);
         ``None`` when the server cannot be reached."""
-        args = [*plan_args(Mode.SETTLE, Plan(), Turn(ttl_ms=self._ttl_ms)), stamp.arg]
+        args = plan_args(Mode.SETTLE, Plan(), self._read_turn, (stamp.arg,))
         reply = self._client().probe(self._script.keys, args)
         return None if reply is None else settle_reply(reply)
 

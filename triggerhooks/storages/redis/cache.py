@@ -42,7 +42,7 @@ class SessionCache:
 
     def plan_facts(self, plan: Plan) -> Facts | None:
         """The facts ``plan`` needs, if all of them are known."""
-        if plan.full:
+        if plan.full or self.facts is None:  # (a cold session: no lock taken to learn that)
             return None
         with self.lock:
             known = self.facts

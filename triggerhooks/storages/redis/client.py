@@ -61,22 +61,23 @@ class Writer:
 
 
 _writers: list[Writer] = []
-_writers_lock = threading.Lock()
+"""The pool: taken from and given back to by one atomic list operation each (no lock: a
+transition takes and gives back one)."""
 
 
 def take_writer() -> Writer:
     """A writer of this process's pool (a new one when all are in use). One pool serves
     every client, server and session: a writer's numbers rise across all of them, so each
     session gains at most one field per writer this process ever had in use at once."""
-    with _writers_lock:
-        return _writers.pop() if _writers else Writer()
+    try:
+        return _writers.pop()
+    except IndexError:
+        return Writer()
 
 
 def _forget_writers() -> None:
-    """A forked child: its parent's writers are not its own (nor is the lock's state)."""
-    global _writers_lock
+    """A forked child: its parent's writers are not its own."""
     _writers.clear()
-    _writers_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_writers)
@@ -85,8 +86,7 @@ os.register_at_fork(after_in_child=_forget_writers)
 def give_back(writer: Writer) -> None:
     """Return a writer to the pool, unless one of its calls may still land."""
     if writer.settled:
-        with _writers_lock:
-            _writers.append(writer)
+        _writers.append(writer)
 
 
 class Client:

@@ -6,20 +6,20 @@
 --
 -- Cost: a record (mode 'f') is the call a cold fire waits for, so it makes as few
 -- redis.calls and builds as few tables as it can. Replies are flat arrays: Redis converts
--- each table of a reply separately, at about a microsecond apiece.
+-- each table of a reply separately, at about a microsecond apiece. What every call runs is
+-- kept small as well: each closure costs about what a table does, and each local of this
+-- chunk it captures about as much again, so the code a record runs is written out where it
+-- runs, or in helpers that capture little; a table is built at about its final size (one
+-- that grows is rebuilt at each power of two); tonumber (a strtod) is avoided where a
+-- comparison of text does.
 local cfg, idx, kw, ts, tv, inst, meta, mc, fk, fst, turn, active =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
   KEYS[11], KEYS[12]
-local mode, limit, full, trigger, key = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-local n = tonumber(ARGV[6])
+local mode, trigger, key = ARGV[1], ARGV[4], ARGV[5]
+local n = ARGV[6] == '0' and 0 or tonumber(ARGV[6])
 local pos = 7 + 2 * n
 local token, turn_ms, ttl = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
 pos = pos + 3
-
--- The session's member of the set of sessions with work (its uid as escaped in its keys).
-local function tag()
-  return string.match(meta, '{([^}]*)}:meta$')
-end
 
 local function hmget(key, fields)
   if #fields == 1 then return {redis.call('HGET', key, fields[1])} end
@@ -33,53 +33,13 @@ local function hmget(key, fields)
   return out
 end
 
-local function hset(key, items)
-  for s = 1, #items, 1000 do
-    redis.call('HSET', key, unpack(items, s, math.min(s + 999, #items)))
-  end
-end
-
--- Appends the count of ``items``, then the items themselves, to the flat reply ``out``.
-local function put_list(out, items)
-  local size = #out
-  out[size + 1] = #items
-  for i = 1, #items do out[size + 1 + i] = items[i] end
-end
-
--- The index entry of the plan's trigger, read when needed: [tasks, their unless triggers,
--- the tasks that require it, the tasks it is the andEvery trigger of].
-local raw_entry, entry = nil, nil
-local function index_entry()
-  if raw_entry == nil then
-    raw_entry = trigger ~= '' and redis.call('HGET', idx, trigger)
-    if raw_entry then entry = cjson.decode(raw_entry) end
-  end
-  return entry
-end
-
--- A task's requires: its after triggers but its andEvery one (``config``: its JSON).
-local function requires_of(config)
-  if not config then return {} end
-  local data = cjson.decode(config)
-  local out = {}
-  for _, t in ipairs(data.after or {}) do
-    if t ~= data.andEvery then out[#out + 1] = t end
-  end
-  return out
-end
-
--- What a transition reads, appended to the flat reply ``out`` (see protocol.py): the
--- configuration token, the counters and whether the session is finalized, the record of the
--- plan's fire key; then the tasks the trigger concerns (configuration, state, version, count
--- of missing triggers), the fired state of their unless triggers, for a task that is (or is
--- about to be) ready the kwargs of its triggers, their first firings and its unstarted
--- instances, and the plan's instances. (``head``: the configuration token and the counters,
--- when the caller read them already.)
-local function want(triggers, listed, t)
-  if not listed[t] then
-    listed[t] = true
-    triggers[#triggers + 1] = t
-  end
+-- Writes the count of ``items``, then the items themselves, into the flat reply ``out``
+-- after ``size`` items; the reply's size after them.
+local function put_list(out, size, items)
+  local count = #items
+  out[size + 1] = count
+  for i = 1, count do out[size + 1 + i] = items[i] end
+  return size + 1 + count
 end
 
 local function set_of(list)
@@ -88,30 +48,57 @@ local function set_of(list)
   return out
 end
 
-local function snapshot(out, recorded, head, wrote)
+-- Adds ``t`` to ``triggers`` unless listed; ``listed``: the set of ``triggers``, built on
+-- first use (most reads add nothing), returned.
+local function want(triggers, listed, t)
+  if not listed then listed = set_of(triggers) end
+  if not listed[t] then
+    listed[t] = true
+    triggers[#triggers + 1] = t
+  end
+  return listed
+end
+
+-- What a transition reads, as a flat reply (see protocol.py) starting with ``status`` (and
+-- ``what``, if any): the configuration token, the counters and whether the session is
+-- finalized, the record of the plan's fire key; then the tasks the trigger concerns
+-- (configuration, state, version, count of missing triggers), the fired state of their
+-- unless triggers, for a task that is (or is about to be) ready the kwargs of its triggers,
+-- their first firings and its unstarted instances, and the plan's instances. ``head``: the
+-- configuration token and the counters, when the caller read them already; ``raw`` and
+-- ``entry``: the index entry of the plan's trigger (its JSON, and decoded), likewise.
+-- (The keys and the plan are read from KEYS and ARGV: captured, they would cost every call.)
+local function snapshot(status, what, recorded, head, wrote, raw, entry)
+  local kw, meta, full, trigger, key = KEYS[3], KEYS[7], ARGV[3], ARGV[4], ARGV[5]
+  local n = ARGV[6] == '0' and 0 or tonumber(ARGV[6])
   head = head or redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
   local record = false
-  if key ~= '' then record = redis.call('HGET', fk, key) end
-  local size = #out
+  if key ~= '' then record = redis.call('HGET', KEYS[9], key) end
+  -- (Sized for a trigger that concerns a task or two.)
+  local out = {status, what, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+               nil, nil, nil, nil, nil, nil, nil, nil, nil}
+  local size = what and 2 or 1
   if full == '1' then
     out[size + 1], out[size + 2], out[size + 3] = head[1], head[2], head[3]
     out[size + 4] = redis.call('HEXISTS', kw, 'sessionFinalized')
     out[size + 5], out[size + 6] = record, redis.call('HGET', meta, 'order')
-    put_list(out, redis.call('HGETALL', cfg))
-    put_list(out, redis.call('HGETALL', ts))
-    put_list(out, redis.call('HGETALL', tv))
-    put_list(out, redis.call('HKEYS', kw))
-    put_list(out, redis.call('HGETALL', mc))
+    size = put_list(out, size + 6, redis.call('HGETALL', KEYS[1]))
+    size = put_list(out, size, redis.call('HGETALL', KEYS[4]))
+    size = put_list(out, size, redis.call('HGETALL', KEYS[5]))
+    size = put_list(out, size, redis.call('HKEYS', kw))
+    put_list(out, size, redis.call('HGETALL', KEYS[8]))
     return out
   end
-  local entry = index_entry()
-  local tasks, triggers, listed = {}, {}, {}
-  local concerned, ready = 0, false
+  if raw == nil then
+    raw = trigger ~= '' and redis.call('HGET', KEYS[2], trigger)
+    entry = raw and cjson.decode(raw)
+  end
+  -- (The entry is this call's own: its lists are extended in place.)
+  local tasks, triggers, listed, concerned
   if entry then
-    local named = entry[1]
-    for i = 1, #named do tasks[i] = named[i] end
-    concerned = #named
-    for _, t in ipairs(entry[2]) do want(triggers, listed, t) end
+    tasks, triggers, concerned = entry[1], entry[2], #entry[1]
+  else
+    tasks, triggers, concerned = {}, {}, 0
   end
   if n > 0 then
     local seen = set_of(tasks)
@@ -124,27 +111,51 @@ local function snapshot(out, recorded, head, wrote)
     end
   end
   local count = #tasks
-  local configs, states, versions, missing, waiting = tasks, tasks, tasks, tasks, {}
-  if count > 0 then
-    configs, states = hmget(cfg, tasks), hmget(ts, tasks)
-    versions, missing = hmget(tv, tasks), hmget(mc, tasks)
+  -- (Whether the session is finalized, at size + 4, is read with the kwargs below.)
+  out[size + 1], out[size + 2], out[size + 3] = head[1], head[2], head[3]
+  out[size + 4], out[size + 5], out[size + 6], out[size + 7] = 0, record, raw or false, count
+  local finalized = size + 4
+  -- Task i's name, configuration, state, version and count of missing triggers.
+  local names = size + 7
+  local configs, states, missing = names + count, names + 2 * count, names + 4 * count
+  for i = 1, count do out[names + i] = tasks[i] end
+  if count == 1 then
+    local task = tasks[1]
+    out[configs + 1], out[states + 1] = redis.call('HGET', KEYS[1], task),
+                                        redis.call('HGET', KEYS[4], task)
+    out[states + 2] = redis.call('HGET', KEYS[5], task)
+    out[missing + 1] = redis.call('HGET', KEYS[8], task)
+  elseif count > 1 then
+    local at = configs
+    for _, hash in ipairs({KEYS[1], KEYS[4], KEYS[5], KEYS[8]}) do
+      local values = hmget(hash, tasks)
+      for i = 1, count do out[at + i] = values[i] end
+      at = at + count
+    end
   end
+  local ready, waiting = false, nil
   if concerned > 0 then
     local first = not recorded and redis.call('HEXISTS', kw, trigger) == 0
     local requiring = first and set_of(entry[3])
     local every = #entry[4] > 0 and set_of(entry[4])
     for i = 1, concerned do
-      local task, left = tasks[i], tonumber(missing[i])
+      local task, left = out[names + i], out[missing + i]
+      left = left and tonumber(left)
       if left and requiring and requiring[task] then left = left - 1 end
-      local state = states[i]
+      local state = out[states + i]
       local may = (not state) or string.sub(state, 1, 6) == '{"w":1'
       local each = every and every[task]
       -- (An andEvery firing's new instance holds the kwargs of the triggers fired so far.)
       if (each and left and left > 0) or (left == 0 and (may or each)) then
         ready = true
-        for _, t in ipairs(requires_of(configs[i])) do want(triggers, listed, t) end
+        -- The task's requires: its after triggers but its andEvery one.
+        local config = out[configs + i] and cjson.decode(out[configs + i])
+        for _, t in ipairs(config and config.after or {}) do
+          if t ~= config.andEvery then listed = want(triggers, listed, t) end
+        end
       end
       if left == 0 and (may or each) and state then
+        waiting = waiting or {}
         for name, status in pairs(cjson.decode(state).open) do
           if status == 'unstarted' and #waiting < 1000 then waiting[#waiting + 1] = name end
         end
@@ -152,61 +163,61 @@ local function snapshot(out, recorded, head, wrote)
     end
   end
   -- (``wrote``: this call recorded the firing, so its kwargs are those the caller sent.)
-  if trigger ~= '' and not wrote then want(triggers, listed, trigger) end
-  -- Whether the session is finalized comes with the kwargs: one call less.
+  if trigger ~= '' and not wrote then listed = want(triggers, listed, trigger) end
   local wanted = #triggers
-  triggers[wanted + 1] = 'sessionFinalized'
-  local values = hmget(kw, triggers)
-  triggers[wanted + 1] = nil
-  out[size + 1], out[size + 2], out[size + 3] = head[1], head[2], head[3]
-  out[size + 4] = values[wanted + 1] and 1 or 0
-  out[size + 5], out[size + 6], out[size + 7] = record, raw_entry or false, count
-  size = size + 7
-  for i = 1, count do
-    out[size + i], out[size + count + i] = tasks[i], configs[i]
-    out[size + 2 * count + i], out[size + 3 * count + i] = states[i], versions[i]
-    out[size + 4 * count + i] = missing[i]
-  end
-  size = size + 5 * count + 1
+  size = missing + count + 1
   out[size] = wanted
-  for i = 1, wanted do
-    local value = values[i]
-    if value and #value > limit then value = #value end
-    out[size + i], out[size + wanted + i] = triggers[i], value
-  end
-  size = size + 2 * wanted
-  -- The first firings only matter to instances a ready task schedules.
-  if ready and wanted > 0 then
-    local firsts = hmget(fst, triggers)
-    for i = 1, wanted do
-      local value = firsts[i]
-      if value and #value > limit then firsts[i] = #value end
-    end
-    put_list(out, firsts)
-  else
+  if wanted == 0 then
+    out[finalized] = redis.call('HEXISTS', kw, 'sessionFinalized')
     out[size + 1] = 0
+    size = size + 1
+  else
+    -- Whether the session is finalized comes with the kwargs: one call less.
+    triggers[wanted + 1] = 'sessionFinalized'
+    local values = hmget(kw, triggers)
+    triggers[wanted + 1] = nil
+    out[finalized] = values[wanted + 1] and 1 or 0
+    local limit = tonumber(ARGV[2])
+    for i = 1, wanted do
+      local value = values[i]
+      if value and #value > limit then value = #value end
+      out[size + i], out[size + wanted + i] = triggers[i], value
+    end
+    size = size + 2 * wanted
+    -- The first firings only matter to instances a ready task schedules.
+    if ready then
+      local firsts = hmget(KEYS[10], triggers)
+      for i = 1, wanted do
+        local value = firsts[i]
+        if value and #value > limit then firsts[i] = #value end
+      end
+      size = put_list(out, size, firsts)
+    else
+      out[size + 1] = 0
+      size = size + 1
+    end
   end
   if n > 0 then
-    local names = {}
-    for i = 1, n do names[i] = ARGV[6 + i] end
-    put_list(out, hmget(inst, names))
+    local planned = {}
+    for i = 1, n do planned[i] = ARGV[6 + i] end
+    size = put_list(out, size, hmget(KEYS[6], planned))
   else
-    out[#out + 1] = 0
+    out[size + 1] = 0
+    size = size + 1
   end
-  put_list(out, waiting)
-  if #waiting > 0 then
-    size = #out
-    local data = hmget(inst, waiting)
-    for i = 1, #waiting do out[size + i] = data[i] end
+  if not waiting then
+    out[size + 1] = 0
+    return out
   end
+  size = put_list(out, size, waiting)
+  local data = hmget(KEYS[6], waiting)
+  for i = 1, #waiting do out[size + i] = data[i] end
   return out
 end
 
 local function expire()
-  if ttl ~= '' then
-    local ms = tonumber(ttl)
-    for i = 1, 10 do redis.call('PEXPIRE', KEYS[i], ms) end
-  end
+  local ms = tonumber(ttl)
+  for i = 1, 10 do redis.call('PEXPIRE', KEYS[i], ms) end
 end
 
 -- Resends: a writing call carries its writer's id and a number above that writer's earlier
@@ -217,43 +228,33 @@ end
 -- connection error, or its first send came late) and applies nothing: it answers 'applied'
 -- (with the shifts) when that was the applied call, else 'refused'. Every answer to a new
 -- number records it, so a late copy of a call that applied nothing stays out too.
-local writer, number = '', ''
-local function writer_field(stamp)
-  writer, number = string.match(stamp, '^(.*):(%d+)$')
-  return 'w:' .. writer
-end
-local function stamped(last)
+-- (Numbers are decimal without leading zeros: the longer is the larger, and two as long
+-- compare as text.)
+local function stamped(last, number)
   if last then
     local seen, rest = string.match(last, '^(%d+)(.*)$')
-    if tonumber(seen) >= tonumber(number) then
+    if #seen > #number or (#seen == #number and seen >= number) then
       if seen == number and string.sub(rest, 1, 1) ~= '-' then return 'applied', rest end
       return 'refused'
     end
   end
   return nil
 end
-local function unapplied(reply)
-  if writer ~= '' then
-    redis.call('HSET', meta, 'w:' .. writer, number .. '-')
+-- ``reply``, after recording that the writer's call (``field``: meta's field of the
+-- writer, none for a call without a stamp) applied nothing.
+local function unapplied(reply, field, number)
+  if field then
+    redis.call('HSET', meta, field, number .. '-')
     if ttl ~= '' then redis.call('PEXPIRE', meta, tonumber(ttl)) end
   end
   return reply
 end
-local function applied(shifts)
-  local value = number
-  if shifts and #shifts > 0 then value = number .. ' ' .. cjson.encode(shifts) end
-  redis.call('HSET', meta, 'w:' .. writer, value)
+-- The session's member of the set of sessions with work (its uid as escaped in its keys).
+local function tag()
+  return string.match(meta, '{([^}]*)}:meta$')
 end
 
--- Turns: a writer that kept losing holds the session's turn for a moment; every other
--- writer waits ('busy') until it has committed, so that it cannot lose again.
-local holder = nil
-local function busy()
-  if holder == nil then holder = redis.call('GET', turn) end
-  return holder and holder ~= token
-end
-
-if mode == 'r' then return snapshot({'snapshot'}, false) end
+if mode == 'r' then return snapshot('snapshot', nil, false) end
 
 if mode == 'f' then
   -- A firing no rule has to see first: recorded at once, counting down the tasks that
@@ -261,16 +262,21 @@ if mode == 'f' then
   -- brings its own instance (andEvery) and sessionFinalized are left to the engine, and a
   -- key recorded before means a repeat: nothing is recorded, the snapshot carries its record.
   -- (Recording changes neither the configuration token nor the counters: they are read once.)
-  local state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', writer_field(ARGV[pos]))
-  local seen = stamped(state[4])
-  if seen == 'applied' then return snapshot({'recorded'}, true, state) end
+  local writer, number = string.match(ARGV[pos], '^(.*):(%d+)$')
+  local field = 'w:' .. writer
+  local state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', field)
+  local seen = stamped(state[4], number)
+  if seen == 'applied' then return snapshot('recorded', nil, true, state) end
   if seen then return {'busy'} end
-  local entry = index_entry()
+  local raw = trigger ~= '' and redis.call('HGET', idx, trigger)
+  local entry = raw and cjson.decode(raw)
   if (key ~= '' and redis.call('HEXISTS', fk, key) == 1) or trigger == 'sessionFinalized'
       or (entry and #entry[4] > 0) then
-    return unapplied(snapshot({'snapshot'}, false, state))
+    return unapplied(snapshot('snapshot', nil, false, state, false, raw, entry), field, number)
   end
-  if busy() then return unapplied({'busy'}) end
+  -- Another writer holds the session's turn (see below).
+  local holder = redis.call('GET', turn)
+  if holder and holder ~= token then return unapplied({'busy'}, field, number) end
   local first = redis.call('HSET', kw, trigger, ARGV[pos + 1]) == 1
   if first then
     -- The record of its first firing: what waiting instances created before it received.
@@ -286,13 +292,39 @@ if mode == 'f' then
     end
   end
   if key ~= '' then redis.call('HSET', fk, key, ARGV[pos + 3]) end
-  applied()
-  expire()
-  return snapshot({'recorded'}, true, state, true)
+  redis.call('HSET', meta, field, number)
+  if ttl ~= '' then expire() end
+  return snapshot('recorded', nil, true, state, true, raw, entry)
+end
+
+-- The writer's id and the number of its call, and its field in meta (none without a stamp).
+local writer, number, field = '', '', nil
+if ARGV[pos] ~= '' and (mode == 'c' or mode == 'q') then
+  writer, number = string.match(ARGV[pos], '^(.*):(%d+)$')
+  field = 'w:' .. writer
+end
+local function applied(shifts)
+  local value = number
+  if shifts and #shifts > 0 then value = number .. ' ' .. cjson.encode(shifts) end
+  redis.call('HSET', meta, field, value)
+end
+
+-- Turns: a writer that kept losing holds the session's turn for a moment; every other
+-- writer waits ('busy') until it has committed, so that it cannot lose again.
+local holder = nil
+local function busy()
+  if holder == nil then holder = redis.call('GET', turn) end
+  return holder and holder ~= token
+end
+
+local function hset(key, items)
+  for s = 1, #items, 1000 do
+    redis.call('HSET', key, unpack(items, s, math.min(s + 999, #items)))
+  end
 end
 
 local function conflict(what)
-  return unapplied(snapshot({'conflict', what}, false))
+  return unapplied(snapshot('conflict', what, false), field, number)
 end
 local function release()
   if token ~= '' and redis.call('GET', turn) == token then redis.call('DEL', turn) end
@@ -304,15 +336,15 @@ if mode == 'u' then
 end
 if mode == 'q' then
   -- Was the stamped call applied? If not, its number is taken now: it never will be.
-  local seen = stamped(redis.call('HGET', meta, writer_field(ARGV[pos])))
+  local seen = stamped(redis.call('HGET', meta, field), number)
   if seen == 'applied' then return {'applied'} end
-  if not seen then unapplied() end
+  if not seen then unapplied(nil, field, number) end
   return {'refused'}
 end
 
 local state
 if mode == 'c' then
-  state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', writer_field(ARGV[pos]))
+  state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved', field)
 else
   state = redis.call('HMGET', meta, 'cv', 'counted', 'unresolved')
 end
@@ -325,13 +357,13 @@ local function counters(status, shifted)
 end
 
 if mode == 'c' then
-  local seen, rest = stamped(state[4])
+  local seen, rest = stamped(state[4], number)
   if seen == 'applied' then
     return counters('done', rest ~= '' and cjson.decode(string.sub(rest, 2)) or {})
   end
   if seen then return {'busy'} end
 end
-if busy() then return unapplied({'busy'}) end
+if busy() then return unapplied({'busy'}, field, number) end
 if token ~= '' and not holder then redis.call('SET', turn, token, 'PX', turn_ms) end
 if (state[1] or '') ~= ARGV[pos + 1] then
   return conflict('configuration')
@@ -542,6 +574,6 @@ if counted ~= '' or unresolved ~= '' or delta ~= 0 then
 end
 if #metadata > 0 then hset(meta, metadata) end
 applied(shifts)
-expire()
+if ttl ~= '' then expire() end
 release()
 return counters('ok', shifts)

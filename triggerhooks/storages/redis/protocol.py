@@ -19,9 +19,9 @@ module knows the positions of what goes in and comes out:
   ``fst`` trigger -> the record of its first firing (``core.types.first_record``);
   ``turn``: the token of a writer that holds the session's turn (a string with
   a short time to live). Every key but the turn gets the session's time to live.
-- ``ARGV``: :func:`plan_args` (the :class:`Mode`, the plan: inline limit, full,
-  trigger, fire key, the instances and their tasks; then the turn token, the
-  turn's length and the session's time to live), then for :attr:`Mode.RECORD`
+- ``ARGV`` (:func:`plan_args`): the :class:`Mode`, the plan (inline limit, full,
+  trigger, fire key, the instances and their tasks), the turn token, the
+  turn's length and the session's time to live; then for :attr:`Mode.RECORD`
   :func:`record_args` (a :class:`Stamp`, the kwargs to record and, with a fire
   key, its provisional record), for :attr:`Mode.SETTLE` a :class:`Stamp`, for a
   check or a commit :func:`commit_args`: a :class:`CommitHeader` (a stamp first),
@@ -177,14 +177,16 @@ class IndexEntry(NamedTuple):
 _LIMIT = str(INLINE_LIMIT).encode()
 
 
-def plan_args(mode: str, plan: Plan, turn: Turn) -> list[Any]:
-    """The start of ``ARGV``: the mode, the part of the session the plan names, the turn."""
+def plan_args(mode: str, plan: Plan, turn: Turn, payload: Iterable[Any] = ()) -> tuple[Any, ...]:
+    """``ARGV``: the mode, the part of the session the plan names, the turn, then
+    ``payload`` (what the mode takes after them), in the one tuple a call is packed from."""
     names = plan.instances
     if not names:  # (a fire's plan: the common case, built without a loop)
-        return [mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
-                b"0", *turn]
-    return [mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
-            len(names), *names, *[split_instance_name(name)[0] for name in names], *turn]
+        return (mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
+                b"0", *turn, *payload)
+    return (mode, _LIMIT, b"1" if plan.full else b"0", plan.trigger or "", plan.key or "",
+            len(names), *names, *[split_instance_name(name)[0] for name in names], *turn,
+            *payload)
 
 
 class Stamp(NamedTuple):

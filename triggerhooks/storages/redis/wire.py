@@ -66,7 +66,7 @@ class ScriptCall:
         """The whole command, RESP-encoded, with ``args`` as the script's ``ARGV``."""
         count = b"*%d\r\n" % (self.size + len(args))
         if _pack_command is not None:  # hiredis packs the arguments in C
-            packed = _pack_command(tuple(args))
+            packed = _pack_command(args if type(args) is tuple else tuple(args))
             return b"".join((count, self.head, memoryview(packed)[packed.index(b"\n") + 1:]))
         parts = [count, self.head]
         for arg in args:
