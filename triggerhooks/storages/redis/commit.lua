@@ -228,12 +228,11 @@ end
 -- connection error, or its first send came late) and applies nothing: it answers 'applied'
 -- (with the shifts) when that was the applied call, else 'refused'. Every answer to a new
 -- number records it, so a late copy of a call that applied nothing stays out too.
--- (Numbers are decimal without leading zeros: the longer is the larger, and two as long
--- compare as text.)
+-- (Compared as numbers: Lua compares text by the server's locale.)
 local function stamped(last, number)
   if last then
     local seen, rest = string.match(last, '^(%d+)(.*)$')
-    if #seen > #number or (#seen == #number and seen >= number) then
+    if tonumber(seen) >= tonumber(number) then
       if seen == number and string.sub(rest, 1, 1) ~= '-' then return 'applied', rest end
       return 'refused'
     end
