@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-
+from tests.helpers import run_threads
 from triggerhooks import MemoryStorageBackend, TriggerManager
 from triggerhooks.storages import open_reference, open_storage, storage_backends
 from triggerhooks.storages.memory import MemoryStore
@@ -53,11 +52,7 @@ def test_concurrent_fires_from_threads_lose_nothing() -> None:
         for n in range(50):
             own.fire("p", {"worker": worker, "n": n})
 
-    threads = [threading.Thread(target=fire_many, args=(w,)) for w in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert run_threads(fire_many, range(4)) == []
     instances = manager.storage.instances_of_task("t")
     assert len(instances) == 200
     assert {(i.kwargs["p"]["worker"], i.kwargs["p"]["n"]) for i in instances} == {

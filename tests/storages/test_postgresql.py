@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.backends import POSTGRES_URL
+from tests.helpers import run_threads
 from tests.pg_server import ENCODED, PASSWORD, PostgresServer, postgres_server, unavailable
 from triggerhooks import (
     ConflictError,
@@ -192,23 +193,14 @@ def test_writers_of_one_session_take_turns_while_other_sessions_go_on(make: Any)
     storage = make()
     TriggerManager(storage).update_configuration({
         "every": {"after": [], "andEvery": "tick", "run": "tests.noop"}})
-    errors: list[BaseException] = []
 
     def fire(number: int) -> None:
         manager = TriggerManager(PostgresStorageBackend(storage.uid, POSTGRES_URL,
                                                         schema=storage.schema))
-        try:
-            for k in range(15):
-                manager.fire("tick", {"p": number, "k": k})
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for k in range(15):
+            manager.fire("tick", {"p": number, "k": k})
 
-    threads = [threading.Thread(target=fire, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert run_threads(fire, range(8)) == []
     instances = storage.instances_of_task("every")
     assert sorted((i.kwargs["tick"]["p"], i.kwargs["tick"]["k"]) for i in instances) == [
         (p, k) for p in range(8) for k in range(15)]
@@ -517,24 +509,15 @@ def test_pools_making_the_tables_of_one_schema_at_once_make_them_once(
         scratch_schema: str) -> None:
     """Each timeout makes a pool of its own, and each pool makes the tables on first use:
     the migrations take turns (an advisory lock), none fails."""
-    errors: list[BaseException] = []
     barrier = threading.Barrier(6)
 
     def fire(number: int) -> None:
         storage = PostgresStorageBackend(f"s{number}", POSTGRES_URL, schema=scratch_schema,
                                          timeout=10 + number)
         barrier.wait(30)
-        try:
-            TriggerManager(storage).fire("a")
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        TriggerManager(storage).fire("a")
 
-    threads = [threading.Thread(target=fire, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert run_threads(fire, range(6)) == []
     storage = PostgresStorageBackend("s0", POSTGRES_URL, schema=scratch_schema)
     assert storage.session_uids() == [f"s{n}" for n in range(6)]
     assert _sql(f'SELECT version FROM "{scratch_schema}".th_version') == [(SCHEMA_VERSION,)]

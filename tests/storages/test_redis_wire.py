@@ -22,6 +22,7 @@ from redis.connection import BlockingConnectionPool, ConnectionPool
 from redis.retry import Retry
 
 from tests.backends import REDIS_URL
+from tests.helpers import run_threads
 from tests.recovery_helpers import RedisServer, redis_server
 from triggerhooks import RedisStorageBackend, StorageUnavailableError, TriggerManager
 from triggerhooks.storages.redis import wire
@@ -89,25 +90,16 @@ def test_threads_sharing_a_client_each_read_their_own_reply() -> None:
     client = redis.Redis.from_url(REDIS_URL)
     found = wire_for(client)
     assert isinstance(found, Wire) and wire_for(client) is found  # one per pool
-    errors: list[BaseException] = []
     barrier = threading.Barrier(8)
 
     def echo(number: int) -> None:
-        try:
-            barrier.wait(30)
-            for call in range(300):
-                payload = f"{number}:{call}:".encode() + b"y" * (call * 7)
-                reply = found.call(b"*2\r\n$4\r\nECHO\r\n$%d\r\n%b\r\n" % (len(payload), payload))
-                assert reply == payload
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        barrier.wait(30)
+        for call in range(300):
+            payload = f"{number}:{call}:".encode() + b"y" * (call * 7)
+            reply = found.call(b"*2\r\n$4\r\nECHO\r\n$%d\r\n%b\r\n" % (len(payload), payload))
+            assert reply == payload
 
-    threads = [threading.Thread(target=echo, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert run_threads(echo, range(8)) == []
     assert 1 <= len(found._ready) <= wire.KEPT_CONNECTIONS
     client.close()
 
@@ -116,24 +108,15 @@ def test_threads_firing_through_one_client_each_get_their_own_answers(
         make: Callable[..., RedisStorageBackend]) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     storages = [make(f"shared-{n}", client=client) for n in range(6)]
-    errors: list[BaseException] = []
 
     def fire(storage: RedisStorageBackend) -> None:
         manager = TriggerManager(storage)
-        try:
-            for number in range(40):
-                storage._session_cache().reset()  # cold: each fire reads what it recorded
-                firing = manager.fire(f"{storage.uid}-{number % 4}", {"n": number})
-                assert firing.trigger_name == f"{storage.uid}-{number % 4}"
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for number in range(40):
+            storage._session_cache().reset()  # cold: each fire reads what it recorded
+            firing = manager.fire(f"{storage.uid}-{number % 4}", {"n": number})
+            assert firing.trigger_name == f"{storage.uid}-{number % 4}"
 
-    threads = [threading.Thread(target=fire, args=(storage,)) for storage in storages]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert run_threads(fire, storages) == []
     for storage in storages:
         assert storage.latest_kwargs == {f"{storage.uid}-{k}": {"n": 36 + k} for k in range(4)}
     client.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_threads
 from triggerhooks import (
     ConflictError,
     SqliteStorageBackend,
@@ -143,11 +144,7 @@ def test_threads_share_one_file_safely(tmp_path: Path) -> None:
             own.fire("page", {"n": offset + number})
             own.fire(f"t{offset // 10}")
 
-    threads = [threading.Thread(target=fire, args=(offset,)) for offset in range(0, 40, 10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert run_threads(fire, range(0, 40, 10)) == []
     ThreadingTaskRunner.join_all(timeout=30)
     manager.fire("done")
     storage = manager.storage
