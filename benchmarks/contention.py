@@ -48,6 +48,11 @@ session, (a) and (b): with 8 writers, fires/s at least that of 1 writer and p99 
 (if 8 is not among ``--processes``, the largest N). The targets table shows (c) beside
 them, unjudged, and the worst p99 of any N.
 
+``benchmarks/ceilings.py`` measures the same shapes of work with no triggerhooks code (threads
+doing pure-Python work; processes committing one SQLite transaction per fire): what this
+machine allows many writers of an in-process store and of one SQLite file, to read the
+memory and SQLite rows against.
+
 The writer processes are started once per backend and N, and reused for every run;
 runs alternate between the writer counts so that all see the same machine. On 2 cores
 a default run (10 runs, N = 1, 4, 8, 16) took 5.5 minutes: memory half a minute, SQLite

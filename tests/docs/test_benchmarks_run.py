@@ -48,3 +48,17 @@ def test_the_sessions_benchmark_runs_quick_on_every_backend() -> None:
     assert [(backend, size, shown) for backend, size, shown in rows] == [
         (backend, size, shown) for backend in BACKENDS
         for size, shown in (("10", "10"), ("100", "50"), ("1,000", "50"))], done.stdout
+
+
+def test_the_ceilings_benchmark_prints_every_workload_for_every_writer_count() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ceilings.py"), "--quick", "--runs", "1",
+         "--writers", "1,2"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = re.findall(r"^  (threads|sqlite), .+\((fan-in|andEvery)\) +(\d) +[\d,]+ +([\d.]+)x ",
+                      done.stdout, re.M)
+    assert [(kind, shape, n) for kind, shape, n, _ in rows] == [
+        (kind, shape, n) for kind in ("threads", "sqlite") for shape in ("fan-in", "andEvery")
+        for n in "12"], done.stdout
+    assert all(ratio == "1.00" for _, _, n, ratio in rows if n == "1"), done.stdout
