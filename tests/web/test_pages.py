@@ -234,6 +234,17 @@ def test_a_session_of_many_instances_is_shown_a_page_at_a_time(
     assert "instances 201 to 230 of 230" in rest and ">previous</a>" in rest
 
 
+def test_a_page_past_the_last_instance_says_so_and_leads_back(
+        client: TestClient, make_session: StorageFactory) -> None:
+    """``?at=`` past the end (an old link, a session cleared meanwhile) is not "no instance
+    yet": the page says how many there are and links to the first ones."""
+    failed_order(make_session, "order-1")
+    html = client.get("/session?uid=order-1&at=500").text
+    assert "No instance yet" not in html
+    assert "No instance from 501 on: the session has 1." in html
+    assert ("a", {"href": "/session?uid=order-1"}) in tags(html)
+
+
 def test_a_summary_reads_the_bookkeeping_not_every_instance(
         make_session: StorageFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = make_session("big")
