@@ -89,6 +89,21 @@ def test_an_action_without_the_token_or_from_another_site_is_refused(
     assert snapshot(order) == before
 
 
+def test_a_token_of_non_ascii_characters_acts_when_sent_as_bearer(
+        make_session: StorageFactory, order: TriggerManager) -> None:
+    """A token the server accepts (any characters) also works in the header a client sends
+    it in, as UTF-8 (curl, httpx); the same bytes with one character changed do not."""
+    token = "pässwört-0123456789-ü"
+    client = client_for(make_session, token)
+    before = snapshot(order)
+    wrong = post(client, "/session/recover", {},
+                 headers={"authorization": f"Bearer {token[:-1]}ö".encode()})
+    assert wrong.status_code == 403 and snapshot(order) == before
+    right = post(client, "/session/recover", {},
+                 headers={"authorization": f"Bearer {token}".encode()})
+    assert right.status_code == 303, right.text
+
+
 def test_a_request_naming_another_host_is_refused(client: TestClient,
                                                   order: TriggerManager) -> None:
     """A page of another site whose name was rebound to 127.0.0.1 names its own host."""
