@@ -5,6 +5,8 @@ instance's JSON; unknown sessions are 404s."""
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -279,6 +281,23 @@ def test_looking_at_a_sqlite_file_that_does_not_exist_does_not_create_it(tmp_pat
     assert "No session in this storage" in client.get("/sessions").text
     assert client.get("/session?uid=s").status_code == 404
     assert not path.exists()
+
+
+def test_one_unreadable_session_does_not_hide_the_others(tmp_path: Path) -> None:
+    """A session whose stored data cannot be read (a damaged row, data another version
+    wrote) is a line that says so: the list still shows every other session."""
+    path = tmp_path / "shop.sqlite3"
+    settings = WebSettings(lambda uid: SqliteStorageBackend(uid, path), f"sqlite:///{path}")
+    for uid in ("order-1", "order-2", "order-3"):
+        failed_order(settings.open_session, uid)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE th_states SET state = '[1, 2]' WHERE uid = 'order-2'")
+    client = TestClient(create_app(settings), base_url=BASE)
+    response = client.get("/sessions")
+    assert response.status_code == 200
+    by_uid = {row[0]: row[1:] for row in rows(response.text, "sessions")[1:]}
+    assert by_uid["order-1"][:3] == by_uid["order-3"][:3] == ["2", "0", "1"]
+    assert by_uid["order-2"][0].startswith("cannot be read: ")
 
 
 def test_odd_uids_travel_and_are_escaped(client: TestClient, make_session: StorageFactory) -> None:
