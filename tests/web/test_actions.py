@@ -335,6 +335,16 @@ def test_a_logged_in_form_needs_its_csrf_token(client: TestClient, order: Trigge
     assert snapshot(order) == before
 
 
+def test_a_login_link_swapped_in_by_a_live_page_leads_back_to_the_whole_page(
+        client: TestClient, order: TriggerManager) -> None:
+    """The part a live page swaps in is asked for with ``fragment=1``: its "log in to act"
+    links come back to the session page, not to that bare part."""
+    fragment = client.get("/session?uid=order-17&why=t_ship&fragment=1").text
+    targets = {attrs["href"] for tag, attrs in tags(fragment)
+               if tag == "a" and attrs.get("href", "").startswith("/login")}
+    assert targets == {"/login?next=%2Fsession%3Fuid%3Dorder-17%26why%3Dt_ship"}
+
+
 def test_a_wrong_login_sets_no_cookie(client: TestClient, order: TriggerManager) -> None:
     response = log_in(client, "a-wrong-token-0123456789")
     assert response.status_code == 403 and "wrong token" in response.text
