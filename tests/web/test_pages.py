@@ -8,6 +8,7 @@ import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,6 +17,7 @@ from starlette.testclient import TestClient
 from tests.helpers import GRAPHVIZ, needs_dot
 from tests.web.helpers import BASE, SHOP, failed_order, rows, tags
 from triggerhooks import TriggerManager
+from triggerhooks.core.explain import NESTED
 from triggerhooks.storages import SqliteStorageBackend, StorageBackend
 from triggerhooks.testing.contract import StorageFactory
 from triggerhooks.web import WebSettings, create_app
@@ -154,6 +156,33 @@ def test_the_explainer_answers_for_any_task(client: TestClient,
     assert '<option value="t_ship" selected>' in html
     unknown = client.get("/session?uid=order-17&why=t_nope")
     assert unknown.status_code == 200 and "has no task named &#39;t_nope&#39;" in unknown.text
+
+
+def test_the_explainer_shows_each_task_once_and_a_long_chain_cut(
+        client: TestClient, make_session: StorageFactory) -> None:
+    """As the command line's tree: a task reached along many paths (layers of tasks that
+    each wait for both of the layer above: 2**14 paths) is shown in full once, and a
+    chain of 300 cascades is cut past ``NESTED`` tasks with a link to ask further up;
+    neither takes a page of megabytes, a minute, or Python's recursion limit."""
+    lattice: dict[str, Any] = {"a0": {"after": ["go"], "run": "tests.noop"},
+                               "b0": {"after": ["go"], "run": "tests.noop"}}
+    for layer in range(1, 15):
+        for name in ("a", "b"):
+            lattice[f"{name}{layer}"] = {"after": [f"a{layer - 1}", f"b{layer - 1}"],
+                                         "run": "tests.noop"}
+    TriggerManager(make_session("lattice")).update_configuration(lattice)
+    response = client.get("/session?uid=lattice&why=a14")
+    assert response.status_code == 200 and len(response.text) < 500_000
+    # b0 in full under a1, then "explained above" under b1: not once per path
+    assert response.text.count("<strong>b0</strong>") == 2 and "(explained above)" in response.text
+    chain = {f"t_{i}": {"after": [f"t_{i - 1}" if i else "go"], "run": "tests.noop"}
+             for i in range(300)}
+    TriggerManager(make_session("chain")).update_configuration(chain)
+    response = client.get("/session?uid=chain&why=t_299")
+    assert response.status_code == 200, response.text[-300:]
+    assert "<strong>t_249</strong>" in response.text and "<strong>t_0</strong>" not in response.text
+    assert ("a", {"href": f"/session?uid=chain&why=t_{299 - NESTED - 1}#why"}) in tags(response.text)
+    assert "trigger &#39;go&#39; never fired" in response.text.split("root causes")[1]
 
 
 def test_an_unknown_session_is_not_found(client: TestClient) -> None:

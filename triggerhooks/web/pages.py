@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ..core.explain import Explanation
 from ..exceptions import InstanceNotFoundError, StorageUnavailableError
 from ..manager import TriggerManager, trigger_managers
+from ..serialization import JsonDict
 from ..storages import StorageBackend
 from .auth import Refused
 from .inspect import (
@@ -129,15 +129,18 @@ async def sessions(request: Request) -> Response:
 
 # -- one session ----------------------------------------------------------------------------------
 
-def _explain(settings: WebSettings, storage: StorageBackend, task: str) -> Explanation | str:
+def _explain(settings: WebSettings, storage: StorageBackend, task: str) -> JsonDict | str:
+    """The explainer's answer as JSON data: each task in full once (a diamond of cascades
+    is not drawn once per path) and nested at most ``NESTED`` tasks deep, as the command
+    line's tree; or why there is none."""
     try:
-        return manager_of(settings, storage).explain(task)
+        return manager_of(settings, storage).explain(task).to_json()
     except InstanceNotFoundError as exc:
         return str(exc.args[0])
 
 
 def _read_session(settings: WebSettings, uid: str, offset: int,
-                  why: str) -> tuple[SessionPage, Explanation | str | None]:
+                  why: str) -> tuple[SessionPage, JsonDict | str | None]:
     storage = existing(settings, uid)
     version = session_version(storage)  # first: a change made meanwhile shows on the next poll
     page = session_page(uid, storage, offset, INSTANCE_ROWS)
