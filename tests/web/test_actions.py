@@ -89,6 +89,21 @@ def test_an_action_without_the_token_or_from_another_site_is_refused(
     assert snapshot(order) == before
 
 
+def test_a_token_of_non_ascii_characters_acts_when_sent_as_bearer(
+        make_session: StorageFactory, order: TriggerManager) -> None:
+    """A token the server accepts (any characters) also works in the header a client sends
+    it in, as UTF-8 (curl, httpx); the same bytes with one character changed do not."""
+    token = "pässwört-0123456789-ü"
+    client = client_for(make_session, token)
+    before = snapshot(order)
+    wrong = post(client, "/session/recover", {},
+                 headers={"authorization": f"Bearer {token[:-1]}ö".encode()})
+    assert wrong.status_code == 403 and snapshot(order) == before
+    right = post(client, "/session/recover", {},
+                 headers={"authorization": f"Bearer {token}".encode()})
+    assert right.status_code == 303, right.text
+
+
 def test_a_request_naming_another_host_is_refused(client: TestClient,
                                                   order: TriggerManager) -> None:
     """A page of another site whose name was rebound to 127.0.0.1 names its own host."""
@@ -318,6 +333,16 @@ def test_a_logged_in_form_needs_its_csrf_token(client: TestClient, order: Trigge
                     headers={"origin": "http://evil.example"})
     assert response.status_code == 403 and "cross-site" in response.text
     assert snapshot(order) == before
+
+
+def test_a_login_link_swapped_in_by_a_live_page_leads_back_to_the_whole_page(
+        client: TestClient, order: TriggerManager) -> None:
+    """The part a live page swaps in is asked for with ``fragment=1``: its "log in to act"
+    links come back to the session page, not to that bare part."""
+    fragment = client.get("/session?uid=order-17&why=t_ship&fragment=1").text
+    targets = {attrs["href"] for tag, attrs in tags(fragment)
+               if tag == "a" and attrs.get("href", "").startswith("/login")}
+    assert targets == {"/login?next=%2Fsession%3Fuid%3Dorder-17%26why%3Dt_ship"}
 
 
 def test_a_wrong_login_sets_no_cookie(client: TestClient, order: TriggerManager) -> None:

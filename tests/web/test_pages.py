@@ -5,7 +5,10 @@ instance's JSON; unknown sessions are 404s."""
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,6 +17,7 @@ from starlette.testclient import TestClient
 from tests.helpers import GRAPHVIZ, needs_dot
 from tests.web.helpers import BASE, SHOP, failed_order, rows, tags
 from triggerhooks import TriggerManager
+from triggerhooks.core.explain import NESTED
 from triggerhooks.storages import SqliteStorageBackend, StorageBackend
 from triggerhooks.testing.contract import StorageFactory
 from triggerhooks.web import WebSettings, create_app
@@ -154,6 +158,33 @@ def test_the_explainer_answers_for_any_task(client: TestClient,
     assert unknown.status_code == 200 and "has no task named &#39;t_nope&#39;" in unknown.text
 
 
+def test_the_explainer_shows_each_task_once_and_a_long_chain_cut(
+        client: TestClient, make_session: StorageFactory) -> None:
+    """As the command line's tree: a task reached along many paths (layers of tasks that
+    each wait for both of the layer above: 2**14 paths) is shown in full once, and a
+    chain of 300 cascades is cut past ``NESTED`` tasks with a link to ask further up;
+    neither takes a page of megabytes, a minute, or Python's recursion limit."""
+    lattice: dict[str, Any] = {"a0": {"after": ["go"], "run": "tests.noop"},
+                               "b0": {"after": ["go"], "run": "tests.noop"}}
+    for layer in range(1, 15):
+        for name in ("a", "b"):
+            lattice[f"{name}{layer}"] = {"after": [f"a{layer - 1}", f"b{layer - 1}"],
+                                         "run": "tests.noop"}
+    TriggerManager(make_session("lattice")).update_configuration(lattice)
+    response = client.get("/session?uid=lattice&why=a14")
+    assert response.status_code == 200 and len(response.text) < 500_000
+    # b0 in full under a1, then "explained above" under b1: not once per path
+    assert response.text.count("<strong>b0</strong>") == 2 and "(explained above)" in response.text
+    chain = {f"t_{i}": {"after": [f"t_{i - 1}" if i else "go"], "run": "tests.noop"}
+             for i in range(300)}
+    TriggerManager(make_session("chain")).update_configuration(chain)
+    response = client.get("/session?uid=chain&why=t_299")
+    assert response.status_code == 200, response.text[-300:]
+    assert "<strong>t_249</strong>" in response.text and "<strong>t_0</strong>" not in response.text
+    assert ("a", {"href": f"/session?uid=chain&why=t_{299 - NESTED - 1}#why"}) in tags(response.text)
+    assert "trigger &#39;go&#39; never fired" in response.text.split("root causes")[1]
+
+
 def test_an_unknown_session_is_not_found(client: TestClient) -> None:
     for path in ("/session?uid=nope", "/session/live.json?uid=nope",
                  "/session/graph.svg?uid=nope", "/session/instance.json?uid=nope&name=t%230"):
@@ -234,6 +265,17 @@ def test_a_session_of_many_instances_is_shown_a_page_at_a_time(
     assert "instances 201 to 230 of 230" in rest and ">previous</a>" in rest
 
 
+def test_a_page_past_the_last_instance_says_so_and_leads_back(
+        client: TestClient, make_session: StorageFactory) -> None:
+    """``?at=`` past the end (an old link, a session cleared meanwhile) is not "no instance
+    yet": the page says how many there are and links to the first ones."""
+    failed_order(make_session, "order-1")
+    html = client.get("/session?uid=order-1&at=500").text
+    assert "No instance yet" not in html
+    assert "No instance from 501 on: the session has 1." in html
+    assert ("a", {"href": "/session?uid=order-1"}) in tags(html)
+
+
 def test_a_summary_reads_the_bookkeeping_not_every_instance(
         make_session: StorageFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = make_session("big")
@@ -268,6 +310,23 @@ def test_looking_at_a_sqlite_file_that_does_not_exist_does_not_create_it(tmp_pat
     assert "No session in this storage" in client.get("/sessions").text
     assert client.get("/session?uid=s").status_code == 404
     assert not path.exists()
+
+
+def test_one_unreadable_session_does_not_hide_the_others(tmp_path: Path) -> None:
+    """A session whose stored data cannot be read (a damaged row, data another version
+    wrote) is a line that says so: the list still shows every other session."""
+    path = tmp_path / "shop.sqlite3"
+    settings = WebSettings(lambda uid: SqliteStorageBackend(uid, path), f"sqlite:///{path}")
+    for uid in ("order-1", "order-2", "order-3"):
+        failed_order(settings.open_session, uid)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE th_states SET state = '[1, 2]' WHERE uid = 'order-2'")
+    client = TestClient(create_app(settings), base_url=BASE)
+    response = client.get("/sessions")
+    assert response.status_code == 200
+    by_uid = {row[0]: row[1:] for row in rows(response.text, "sessions")[1:]}
+    assert by_uid["order-1"][:3] == by_uid["order-3"][:3] == ["2", "0", "1"]
+    assert by_uid["order-2"][0].startswith("cannot be read: ")
 
 
 def test_odd_uids_travel_and_are_escaped(client: TestClient, make_session: StorageFactory) -> None:

@@ -44,6 +44,16 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def _header_text(value: str) -> str:
+    """A header's value as the UTF-8 text a client sent (Starlette decodes headers as
+    Latin-1), so that a token with non-ASCII characters compares equal when sent as
+    ``Authorization: Bearer``; a value that is not UTF-8 stays as it was decoded."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def _hostname(host: str) -> str:
     """The name of a ``Host`` header, without its port (``[::1]:8000`` -> ``[::1]``)."""
     if host.startswith("["):
@@ -127,7 +137,7 @@ def authorize(request: Request, settings: WebSettings) -> bool:
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, sent = header.partition(" ")
-        if scheme.lower() != "bearer" or not _equal(sent.strip(), settings.token):
+        if scheme.lower() != "bearer" or not _equal(_header_text(sent.strip()), settings.token):
             raise Refused(403, "wrong token")
         return False
     if not check_login(request, settings):

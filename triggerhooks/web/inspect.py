@@ -107,6 +107,8 @@ class SessionSummary:
     """The latest status change of each task's newest instance and of its newest
     unresolved ones (scheduled, running or failed; at most 20 a task), or the session's
     creation or finalization when later."""
+    problem: str = ""
+    """Why the session could not be summarized (its data unreadable), else empty."""
 
 
 def _index(name: str) -> int:
@@ -142,7 +144,9 @@ def summarize(uid: str, storage: StorageBackend) -> SessionSummary:
     stamps += [str(meta.get(key) or "") for key in ("createdAt", "finalizedAt")]
     return SessionSummary(uid, len(names), instances=sum(s.next for s in states.values()),
                           finalized="finalizedAt" in meta, created=str(meta.get("createdAt") or ""),
-                          changed=max(stamps, default=""), **counts)
+                          changed=max(stamps, default=""), resolved=counts["resolved"],
+                          failed=counts["failed"], active=counts["active"],
+                          waiting=counts["waiting"])
 
 
 def session_version(storage: StorageBackend) -> str:

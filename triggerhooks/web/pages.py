@@ -8,13 +8,15 @@ safely.
 
 from __future__ import annotations
 
+import logging
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ..core.explain import Explanation
-from ..exceptions import InstanceNotFoundError
+from ..exceptions import InstanceNotFoundError, StorageUnavailableError
 from ..manager import TriggerManager, trigger_managers
+from ..serialization import JsonDict
 from ..storages import StorageBackend
 from .auth import Refused
 from .inspect import (
@@ -34,6 +36,8 @@ from .rendering import render
 __all__ = ["INSTANCE_ROWS", "LISTING_UID", "MAX_LIST", "existing", "graph", "instance_json",
            "live_state", "local_path", "login_page", "manager_of", "session", "sessions",
            "settings_of"]
+
+logger = logging.getLogger(__name__)
 
 LISTING_UID = "-"
 """The uid of the storage that lists the others (any storage of the store lists them all)."""
@@ -95,7 +99,21 @@ def _list(settings: WebSettings, prefix: str, cursor: str | None,
         uids, following = lister.page_sessions(prefix, cursor, limit)
     except ValueError as exc:  # a cursor that is not the storage's
         raise Refused(400, str(exc)) from None
-    return [summarize(uid, settings.open_session(uid)) for uid in uids], following
+    return [_summary(settings, uid) for uid in uids], following
+
+
+def _summary(settings: WebSettings, uid: str) -> SessionSummary:
+    """The summary of session ``uid``, or its line saying why it cannot be read: one
+    unreadable session (a damaged row, data another version wrote) does not hide the
+    others. A storage that does not answer still fails the whole page."""
+    try:
+        return summarize(uid, settings.open_session(uid))
+    except StorageUnavailableError:
+        raise
+    except Exception as exc:
+        message = settings.redact(f"{type(exc).__name__}: {exc}")
+        logger.warning("session %r cannot be summarized: %s", uid, message)
+        return SessionSummary(uid, problem=message)
 
 
 async def sessions(request: Request) -> Response:
@@ -111,15 +129,18 @@ async def sessions(request: Request) -> Response:
 
 # -- one session ----------------------------------------------------------------------------------
 
-def _explain(settings: WebSettings, storage: StorageBackend, task: str) -> Explanation | str:
+def _explain(settings: WebSettings, storage: StorageBackend, task: str) -> JsonDict | str:
+    """The explainer's answer as JSON data: each task in full once (a diamond of cascades
+    is not drawn once per path) and nested at most ``NESTED`` tasks deep, as the command
+    line's tree; or why there is none."""
     try:
-        return manager_of(settings, storage).explain(task)
+        return manager_of(settings, storage).explain(task).to_json()
     except InstanceNotFoundError as exc:
         return str(exc.args[0])
 
 
 def _read_session(settings: WebSettings, uid: str, offset: int,
-                  why: str) -> tuple[SessionPage, Explanation | str | None]:
+                  why: str) -> tuple[SessionPage, JsonDict | str | None]:
     storage = existing(settings, uid)
     version = session_version(storage)  # first: a change made meanwhile shows on the next poll
     page = session_page(uid, storage, offset, INSTANCE_ROWS)

@@ -49,10 +49,12 @@ _env.filters["when"] = short_time
 
 def _here(request: Request) -> str:
     """The path and query of the request, for a login form to come back to (the sessions
-    list after a form was sent)."""
+    list after a form was sent); never the bare part a live page swaps in (``fragment``),
+    whose links must lead back to the whole page."""
     if request.method != "GET":
         return "/sessions"
-    query = request.url.query
+    query = urlencode([(name, value) for name, value in request.query_params.multi_items()
+                       if name != "fragment"])
     return request.url.path + (f"?{query}" if query else "")
 
 

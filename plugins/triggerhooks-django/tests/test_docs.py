@@ -80,3 +80,17 @@ def test_python_examples_run(name: str, monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_the_pages_are_in_the_docs() -> None:
     for name in PAGES + DJANGO_BLOCKS:
         assert (DOCS / name).read_text(encoding="utf-8").startswith("# ")
+
+
+@pytest.mark.parametrize("page", [DOCS / "django.md", DOCS.parent / "plugins" /
+                                  "triggerhooks-django" / "README.md"], ids=lambda p: p.name)
+def test_the_install_steps_install_the_core_before_the_app(page: Path) -> None:
+    """The app requires ``triggerhooks``: in a fresh environment, ``pip install
+    ./plugins/triggerhooks-django`` alone finds no ``triggerhooks`` to install, so the
+    install steps install the core from the checkout first."""
+    block = next(token.content for token in MarkdownIt("commonmark").parse(
+        page.read_text(encoding="utf-8")) if token.type == "fence" and token.info == "sh")
+    commands = [line.partition("#")[0].split() for line in block.splitlines()]
+    assert ["pip", "install", "."] in commands, block
+    assert commands.index(["pip", "install", "."]) < commands.index(
+        ["pip", "install", "./plugins/triggerhooks-django"]), block
