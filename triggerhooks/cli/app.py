@@ -421,11 +421,11 @@ def fire(session: str, trigger: str, kwargs_text: str | None, key: str | None) -
         firing = manager.fire(trigger, kwargs, key=key)
     if firing.repeated:
         settings.console.print(
-            f"[yellow]=[/] key [bold]{key}[/] was fired already (at {firing.fired_at}); "
+            f"[yellow]=[/] key [bold]{escape(str(key))}[/] was fired already (at {firing.fired_at}); "
             f"nothing changed", highlight=False)
         return
     report_outcome(settings.console, outcome, session,
-                   f"fired [bold]{trigger}[/] in session [bold]{session}[/]")
+                   f"fired [bold]{escape(trigger)}[/] in session [bold]{escape(session)}[/]")
 
 
 @cli.command()
@@ -449,7 +449,7 @@ def replay(session: str, instance: str, kwargs_text: str | None, merge: bool) ->
         copy = manager.replay_failed_instance(instance, kwargs, merge=merge)
     status = manager.storage[copy.name].status.value
     report_outcome(settings.console, outcome, session,
-                   f"replayed {instance} as [bold]{copy.name}[/] ({status})")
+                   f"replayed {escape(instance)} as [bold]{escape(copy.name)}[/] ({status})")
 
 
 @cli.command()
@@ -470,7 +470,7 @@ def skip(session: str, instance: str, cascade: bool, result_text: str | None) ->
         check_registered(manager.storage, "skipped", IMPORT_ENV)
     with watching() as outcome, settings.reporting():
         manager.skip_failed_instance(instance, cascade=cascade, result=result)
-    report_outcome(settings.console, outcome, session, f"skipped [bold]{instance}[/]"
+    report_outcome(settings.console, outcome, session, f"skipped [bold]{escape(instance)}[/]"
                    + (" and fired its cascade" if cascade else ""))
 
 

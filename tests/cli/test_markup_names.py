@@ -1,0 +1,42 @@
+"""Names that look like rich markup (``[/]``, ``[red]``) are printed as they are: a command
+that stored its change never fails on them afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+import tests.cli.tasks  # noqa: F401 - registers tests.cli.fail_unless_ok
+from triggerhooks import TriggerManager
+from triggerhooks.cli import cli
+from triggerhooks.storages import open_storage
+
+ENV: dict[str, str | None] = {"COLUMNS": "200", "TRIGGERHOOKS_IMPORT": None,
+                              "TRIGGERHOOKS_STORAGE_URL": None}
+SESSION = "[/]order[bold]"
+TASK = "t_[/]flaky"
+
+
+def invoke(url: str, *args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, ["--storage", url, *args], env=ENV)
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    return result
+
+
+def test_session_trigger_key_and_instance_names_with_markup(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    TriggerManager(open_storage(url, SESSION)).update_configuration({
+        "t_echo": {"after": ["[red]a[/red]"], "run": "tests.echo"},
+        TASK: {"after": ["a"], "run": "tests.cli.fail_unless_ok"}})
+
+    result = invoke(url, "fire", SESSION, "[red]a[/red]", "--key", "[/]k")
+    assert f"fired [red]a[/red] in session {SESSION}" in result.stdout
+    result = invoke(url, "fire", SESSION, "[red]a[/red]", "--key", "[/]k")
+    assert "key [/]k was fired already" in result.stdout
+
+    TriggerManager(open_storage(url, SESSION)).fire("a")  # t_[/]flaky#0 fails
+    result = invoke(url, "replay", SESSION, f"{TASK}#0", code=3)
+    assert f"replayed {TASK}#0 as {TASK}#1 (failed)" in result.stdout
+    result = invoke(url, "skip", SESSION, f"{TASK}#1")
+    assert f"skipped {TASK}#1" in result.stdout
