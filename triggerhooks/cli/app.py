@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 
 from .. import __version__
@@ -253,11 +252,11 @@ def _split_modules(values: tuple[str, ...]) -> list[str]:
 
 
 class _LogFormatter(logging.Formatter):
-    """A record's message; its traceback only with ``--traceback`` (else the exception's
-    one line, when the message does not say it already)."""
+    """A record's level and message; its traceback only with ``--traceback`` (else the
+    exception's one line, when the message does not say it already)."""
 
     def __init__(self, tracebacks: bool) -> None:
-        super().__init__("%(message)s")
+        super().__init__("%(levelname)-8s %(message)s")
         self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
@@ -267,18 +266,34 @@ class _LogFormatter(logging.Formatter):
         exc = record.exc_info[1]
         if exc is not None and f"{type(exc).__name__}: {exc}" not in message:
             message += f" ({type(exc).__name__}: {exc})"
-        return message
+        return f"{record.levelname:<8} {message}"
+
+
+class _StderrHandler(logging.Handler):
+    """Each record on standard error as it is, never wrapped to the terminal's width."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+# Libraries whose retries log a warning each time: the command's own error says it once.
+_RETRY_LOGGERS = ("psycopg.pool",)
 
 
 def _configure_logging(level: str, tracebacks: bool) -> None:
     """Print task logs on standard error, unless the host program configured logging;
     tracebacks (and where a plugin broke, logged at DEBUG) only with ``--traceback``."""
-    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
-                          rich_tracebacks=False)
+    handler = _StderrHandler()
     handler.setFormatter(_LogFormatter(tracebacks))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     if tracebacks:
         logging.getLogger("triggerhooks.plugins").setLevel(logging.DEBUG)
+    if level.lower() != "debug":
+        for name in _RETRY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager
