@@ -40,3 +40,13 @@ def test_session_trigger_key_and_instance_names_with_markup(tmp_path: Path) -> N
     assert f"replayed {TASK}#0 as {TASK}#1 (failed)" in result.stdout
     result = invoke(url, "skip", SESSION, f"{TASK}#1")
     assert f"skipped {TASK}#1" in result.stdout
+
+
+def test_a_fire_that_fails_does_not_say_the_trigger_is_recorded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    result = CliRunner().invoke(cli, ["--storage", url, "fire", "lonely", "a", "--kwargs",
+                                      '{"score": NaN}'], env=ENV)
+    assert result.exit_code == 1
+    assert "is recorded" not in result.stderr
+    assert result.stderr.startswith("error: kwargs of trigger 'a' cannot be stored as JSON")
+    assert open_storage(url, "lonely").latest_kwargs == {}

@@ -428,12 +428,13 @@ def fire(session: str, trigger: str, kwargs_text: str | None, key: str | None) -
     settings = _settings()
     kwargs = _json_option(kwargs_text, "--kwargs")
     manager = settings.manager(session)
-    if not manager.storage.tasks:
-        click.echo(f"note: session {session!r} has no tasks yet; the trigger is recorded",
-                   err=True)
+    no_tasks = not manager.storage.tasks
     check_registered(manager.storage, "fired", IMPORT_ENV)
     with watching() as outcome, settings.reporting():
         firing = manager.fire(trigger, kwargs, key=key)
+    if no_tasks and not firing.repeated:  # once recorded, not before a fire that fails
+        click.echo(f"note: session {session!r} has no tasks yet; the trigger is recorded",
+                   err=True)
     if firing.repeated:
         settings.console.print(
             f"[yellow]=[/] key [bold]{escape(str(key))}[/] was fired already (at {firing.fired_at}); "
