@@ -508,6 +508,8 @@ def resolve_logs(session: str, instances: tuple[str, ...], all_: bool, level: st
     if all_:
         found = manager.storage.get_instances_with_unresolved_logs(logging.getLevelName(level.upper()))
         names = [instance.name for instance in found]
+    for name in names:  # every name known before any log is marked
+        manager.storage[name]
     with settings.reporting():
         for name in names:
             manager.mark_instance_logs_resolved(name)

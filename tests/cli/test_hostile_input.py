@@ -1,5 +1,6 @@
-"""Names that look like rich markup (``[/]``, ``[red]``) are printed as they are: a command
-that stored its change never fails on them afterwards."""
+"""Commands given odd input say what happened and change only what they say: names that
+look like rich markup (``[/]``, ``[red]``) are printed as they are; a fire that fails is not
+said to be recorded; a command that names an unknown instance changes nothing."""
 
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def test_a_fire_that_fails_does_not_say_the_trigger_is_recorded(tmp_path: Path) 
     assert "is recorded" not in result.stderr
     assert result.stderr.startswith("error: kwargs of trigger 'a' cannot be stored as JSON")
     assert open_storage(url, "lonely").latest_kwargs == {}
+
+
+def test_resolve_logs_with_an_unknown_instance_resolves_none(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    manager = TriggerManager(open_storage(url, "s"))
+    manager.update_configuration({"t_warn": {"after": ["a"], "run": "tests.cli.warns"}})
+    manager.fire("a")
+    result = CliRunner().invoke(cli, ["--storage", url, "resolve-logs", "s", "t_warn#0",
+                                      "t_nope#0"], env=ENV)
+    assert result.exit_code == 1
+    assert result.stderr == "error: session 's' has no instance 't_nope#0'\n"
+    assert not open_storage(url, "s")["t_warn#0"].logs_resolved
