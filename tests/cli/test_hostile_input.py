@@ -63,3 +63,12 @@ def test_resolve_logs_with_an_unknown_instance_resolves_none(tmp_path: Path) -> 
     assert result.exit_code == 1
     assert result.stderr == "error: session 's' has no instance 't_nope#0'\n"
     assert not open_storage(url, "s")["t_warn#0"].logs_resolved
+
+
+def test_a_redis_url_with_an_option_no_connection_takes_is_an_invalid_url() -> None:
+    url = "redis://:pw@127.0.0.1:6379/0?bogus_option=1"
+    result = CliRunner().invoke(cli, ["--storage", url, "show", "s"], env=ENV)
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()  # redis-py's words follow the URL
+    assert line.startswith("error: invalid Redis URL 'redis://:***@127.0.0.1:6379/0?bogus_option=1': ")
+    assert "'bogus_option'" in line
