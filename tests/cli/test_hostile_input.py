@@ -72,3 +72,19 @@ def test_a_redis_url_with_an_option_no_connection_takes_is_an_invalid_url() -> N
     [line] = result.stderr.splitlines()  # redis-py's words follow the URL
     assert line.startswith("error: invalid Redis URL 'redis://:***@127.0.0.1:6379/0?bogus_option=1': ")
     assert "'bogus_option'" in line
+
+
+def test_in_80_columns_only_the_detail_of_an_instance_is_cut(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    name = "t_importBrowserMetadata"  # 25 characters with '#0', as in the demo
+    manager = TriggerManager(open_storage(url, "s"))
+    manager.update_configuration({name: {"after": ["a"], "run": "tests.echo"},
+                                  "t_warns": {"after": ["a"], "run": "tests.cli.warns"}})
+    manager.fire("a", {"detail": "y" * 100})  # t_import...#0's result is long
+    result = CliRunner().invoke(cli, ["--storage", url, "show", "s"],
+                                env={**ENV, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    instances = result.stdout.split("\nInstances")[1]
+    rows = [line.split()[:3] for line in instances.splitlines() if line.startswith("t_")]
+    assert rows == [[f"{name}#0", "finished", "-"], ["t_warns#0", "finished", "WARNING"]]
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
