@@ -1,6 +1,8 @@
 """Commands given odd input say what happened and change only what they say: names that
 look like rich markup (``[/]``, ``[red]``) are printed as they are; a fire that fails is not
-said to be recorded; a command that names an unknown instance changes nothing."""
+said to be recorded; a command that names an unknown instance changes nothing; a bad Redis
+URL option is the URL's error; ``show`` keeps 80 columns by cutting only the detail;
+``graph`` never writes over the file it draws."""
 
 from __future__ import annotations
 
@@ -88,3 +90,13 @@ def test_in_80_columns_only_the_detail_of_an_instance_is_cut(tmp_path: Path) -> 
     rows = [line.split()[:3] for line in instances.splitlines() if line.startswith("t_")]
     assert rows == [[f"{name}#0", "finished", "-"], ["t_warns#0", "finished", "WARNING"]]
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_graph_never_writes_over_the_workflow_file_it_draws(tmp_path: Path) -> None:
+    workflow = tmp_path / "shop.yaml"
+    text = "t_charge:\n  after: [orderPlaced]\n  run: tests.echo\n"
+    workflow.write_text(text)
+    result = CliRunner().invoke(cli, ["graph", str(workflow), "-o", str(workflow)], env=ENV)
+    assert result.exit_code == 2
+    assert "is the workflow file being drawn" in result.stderr
+    assert workflow.read_text() == text

@@ -658,6 +658,9 @@ def graph(target: str, format_: str | None, output: str | None, is_session: bool
         format_ = GRAPH_FORMATS.get(Path(output).suffix.lower(), "mermaid") if output else "mermaid"
     path = Path(target)
     if not is_session and (path.is_file() or path.suffix.lower() in FORMATS):
+        if output and path.is_file() and Path(output).resolve() == path.resolve():
+            raise click.BadParameter("is the workflow file being drawn: it would be overwritten",
+                                     param_hint="--output")
         tasks = validate_workflow(target)
         drawing = WorkflowGraph.build(tasks, title=path.name)
     else:
