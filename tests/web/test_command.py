@@ -109,3 +109,18 @@ def test_a_real_server_logs_no_secret(tmp_path: Path) -> None:
     assert "GET /sessions" in output and "503" in output  # the access log
     assert SECRET not in output and TOKEN not in output
 
+
+
+@pytest.mark.slow  # a server process
+def test_an_address_in_use_is_one_error_line_and_status_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "triggerhooks", "--storage", "memory://", "web", "--port",
+             str(port)], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr  # 3 would say a task failed
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert "Traceback" not in result.stderr and "ERROR:" not in result.stderr

@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 
 from .. import __version__
@@ -253,11 +252,11 @@ def _split_modules(values: tuple[str, ...]) -> list[str]:
 
 
 class _LogFormatter(logging.Formatter):
-    """A record's message; its traceback only with ``--traceback`` (else the exception's
-    one line, when the message does not say it already)."""
+    """A record's level and message; its traceback only with ``--traceback`` (else the
+    exception's one line, when the message does not say it already)."""
 
     def __init__(self, tracebacks: bool) -> None:
-        super().__init__("%(message)s")
+        super().__init__("%(levelname)-8s %(message)s")
         self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
@@ -267,18 +266,34 @@ class _LogFormatter(logging.Formatter):
         exc = record.exc_info[1]
         if exc is not None and f"{type(exc).__name__}: {exc}" not in message:
             message += f" ({type(exc).__name__}: {exc})"
-        return message
+        return f"{record.levelname:<8} {message}"
+
+
+class _StderrHandler(logging.Handler):
+    """Each record on standard error as it is, never wrapped to the terminal's width."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+# Libraries whose retries log a warning each time: the command's own error says it once.
+_RETRY_LOGGERS = ("psycopg.pool",)
 
 
 def _configure_logging(level: str, tracebacks: bool) -> None:
     """Print task logs on standard error, unless the host program configured logging;
     tracebacks (and where a plugin broke, logged at DEBUG) only with ``--traceback``."""
-    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
-                          rich_tracebacks=False)
+    handler = _StderrHandler()
     handler.setFormatter(_LogFormatter(tracebacks))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     if tracebacks:
         logging.getLogger("triggerhooks.plugins").setLevel(logging.DEBUG)
+    if level.lower() != "debug":
+        for name in _RETRY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager
@@ -413,19 +428,20 @@ def fire(session: str, trigger: str, kwargs_text: str | None, key: str | None) -
     settings = _settings()
     kwargs = _json_option(kwargs_text, "--kwargs")
     manager = settings.manager(session)
-    if not manager.storage.tasks:
-        click.echo(f"note: session {session!r} has no tasks yet; the trigger is recorded",
-                   err=True)
+    no_tasks = not manager.storage.tasks
     check_registered(manager.storage, "fired", IMPORT_ENV)
     with watching() as outcome, settings.reporting():
         firing = manager.fire(trigger, kwargs, key=key)
+    if no_tasks and not firing.repeated:  # once recorded, not before a fire that fails
+        click.echo(f"note: session {session!r} has no tasks yet; the trigger is recorded",
+                   err=True)
     if firing.repeated:
         settings.console.print(
-            f"[yellow]=[/] key [bold]{key}[/] was fired already (at {firing.fired_at}); "
+            f"[yellow]=[/] key [bold]{escape(str(key))}[/] was fired already (at {firing.fired_at}); "
             f"nothing changed", highlight=False)
         return
     report_outcome(settings.console, outcome, session,
-                   f"fired [bold]{trigger}[/] in session [bold]{session}[/]")
+                   f"fired [bold]{escape(trigger)}[/] in session [bold]{escape(session)}[/]")
 
 
 @cli.command()
@@ -449,7 +465,7 @@ def replay(session: str, instance: str, kwargs_text: str | None, merge: bool) ->
         copy = manager.replay_failed_instance(instance, kwargs, merge=merge)
     status = manager.storage[copy.name].status.value
     report_outcome(settings.console, outcome, session,
-                   f"replayed {instance} as [bold]{copy.name}[/] ({status})")
+                   f"replayed {escape(instance)} as [bold]{escape(copy.name)}[/] ({status})")
 
 
 @cli.command()
@@ -470,7 +486,7 @@ def skip(session: str, instance: str, cascade: bool, result_text: str | None) ->
         check_registered(manager.storage, "skipped", IMPORT_ENV)
     with watching() as outcome, settings.reporting():
         manager.skip_failed_instance(instance, cascade=cascade, result=result)
-    report_outcome(settings.console, outcome, session, f"skipped [bold]{instance}[/]"
+    report_outcome(settings.console, outcome, session, f"skipped [bold]{escape(instance)}[/]"
                    + (" and fired its cascade" if cascade else ""))
 
 
@@ -492,6 +508,8 @@ def resolve_logs(session: str, instances: tuple[str, ...], all_: bool, level: st
     if all_:
         found = manager.storage.get_instances_with_unresolved_logs(logging.getLevelName(level.upper()))
         names = [instance.name for instance in found]
+    for name in names:  # every name known before any log is marked
+        manager.storage[name]
     with settings.reporting():
         for name in names:
             manager.mark_instance_logs_resolved(name)
@@ -640,6 +658,9 @@ def graph(target: str, format_: str | None, output: str | None, is_session: bool
         format_ = GRAPH_FORMATS.get(Path(output).suffix.lower(), "mermaid") if output else "mermaid"
     path = Path(target)
     if not is_session and (path.is_file() or path.suffix.lower() in FORMATS):
+        if output and path.is_file() and Path(output).resolve() == path.resolve():
+            raise click.BadParameter("is the workflow file being drawn: it would be overwritten",
+                                     param_hint="--output")
         tasks = validate_workflow(target)
         drawing = WorkflowGraph.build(tasks, title=path.name)
     else:

@@ -233,7 +233,7 @@ def session_tables(storage: StorageBackend, storage_url: str, width: int = 80) -
     # detail gets what is left of the width, so a long failure never pushes the status out.
     levels = max((len(_level_text(i)) for i in instances), default=5)
     name_width = min(widest, 32)
-    left = width - (name_width + 9 + max(levels, 5) + changed) - 2 * 4
+    left = width - (name_width + 9 + max(levels, 5) + changed) - 3 * 4  # padding, rule
     instance_table.add_column("instance", no_wrap=True, overflow="ellipsis", width=name_width)
     instance_table.add_column("status", no_wrap=True, min_width=9)
     instance_table.add_column("level", no_wrap=True, min_width=5)

@@ -220,6 +220,9 @@ def _connect(url: str) -> redis_py.Redis:
     try:
         pool = BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS,
                                                timeout=options["socket_timeout"], **options)
+        # An option no connection takes fails here, not at the first command (built, not
+        # connected: a connection opens its socket on first use).
+        pool.connection_class(**pool.connection_kwargs)
     except (ValueError, TypeError) as exc:
         raise InvalidSettingError(
             f"invalid Redis URL {redact_url(url)!r}: {redact_text(str(exc), url)}") from None
