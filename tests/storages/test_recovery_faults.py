@@ -325,6 +325,24 @@ def test_a_server_killed_and_restarted_while_writers_fire_loses_and_doubles_noth
         assert failures.read_text()
 
 
+def test_a_hung_server_is_reported_after_one_timeout_not_after_each_retry(
+        tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        url = f"{server.url}?socket_timeout=1"
+        TriggerManager(RedisStorageBackend("hung", url, prefix="faults")).update_configuration(
+            {"t": {"after": ["go"], "run": "tests.noop"}})
+        server.pause()  # SIGSTOP: connected, but nothing answers
+        try:
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailableError, match="Timeout"):
+                RedisStorageBackend("hung", url, prefix="faults").get("t#0")
+            waited = time.monotonic() - started
+        finally:
+            server.resume()
+    # One timeout of 1 s: retrying the read 3 times more would wait 4 s and more.
+    assert waited < 2.5, waited
+
+
 def test_a_fire_whose_reply_was_lost_does_not_say_nothing_was_committed(
         tmp_path: Path, held: type[HoldingRunner]) -> None:
     with redis_server(tmp_path) as server:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import redis as redis_py
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.connection import BlockingConnectionPool, ConnectionPool, SSLConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
@@ -208,12 +209,14 @@ def client_for_url(url: str) -> Client:
 
 def _connect(url: str) -> redis_py.Redis:
     # Defaults that the URL's own options override: a dead server is reported within
-    # seconds, a hung one within half a minute. Retried commands are safe: a writing call
-    # carries a stamp the script remembers, so a re-sent one is applied once.
+    # seconds, a hung one within half a minute. A dropped connection is retried (safe: a
+    # writing call carries a stamp the script remembers, so a re-sent one is applied once);
+    # a timeout is not: a server that did not answer in time would be waited for again.
     options: dict[str, Any] = {
         "socket_connect_timeout": 5.0,
         "socket_timeout": 30.0,
-        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3),
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3,
+                       supported_errors=(RedisConnectionError,)),
     }
     # A thread that finds every connection of the process busy (a burst of task threads of
     # the threading runner) waits for one, up to the socket timeout, rather than failing.
