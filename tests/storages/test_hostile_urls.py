@@ -227,6 +227,13 @@ def test_a_bad_option_beside_a_password_is_refused_without_it() -> None:
     assert ENCODED not in str(caught.value) and SECRET not in str(caught.value)
 
 
+@pytest.mark.parametrize("database", ["abc", "0x1", "1/2", "%31a"])
+def test_a_database_that_is_not_a_number_is_refused_not_taken_for_0(database: str) -> None:
+    storage = open_storage(f"redis://127.0.0.1:6379/{database}", "s")
+    with pytest.raises(InvalidSettingError, match="the database after the host is a number"):
+        storage.latest_kwargs  # noqa: B018 - connects
+
+
 @pytest.mark.parametrize("url", [f"redis://:{ENCODED}@127.0.0.1:{{port}}/0",
                                  f"redis://127.0.0.1:{{port}}/0?password={ENCODED}",
                                  f"redis://127.0.0.1:{{port}}/0?password={ENCODED}&ttl=never"])

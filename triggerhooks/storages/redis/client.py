@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import redis as redis_py
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from ...exceptions import InvalidSettingError, StorageUnavailableError
-from ..urls import redact_text, redact_url
+from ..urls import redact_text, redact_url, url_scheme
 from .cache import SessionCache
 from .protocol import SCRIPT, SCRIPT_SHA, Stamp
 from .wire import Arg, ScriptCall, wire_for
@@ -218,6 +218,12 @@ def _connect(url: str) -> redis_py.Redis:
         "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 3,
                        supported_errors=(RedisConnectionError,)),
     }
+    database = unquote(urlsplit(url).path).strip("/")
+    if url_scheme(url) in ("redis", "rediss") and database and not database.isdigit():
+        # redis-py ignores such a path: every session would silently go to database 0.
+        raise InvalidSettingError(f"invalid Redis URL {redact_url(url)!r}: the database "
+                                  f"after the host is a number (redis://host:port/0), "
+                                  f"not {database!r}")
     # A thread that finds every connection of the process busy (a burst of task threads of
     # the threading runner) waits for one, up to the socket timeout, rather than failing.
     try:
