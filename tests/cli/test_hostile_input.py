@@ -100,3 +100,17 @@ def test_graph_never_writes_over_the_workflow_file_it_draws(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert "is the workflow file being drawn" in result.stderr
     assert workflow.read_text() == text
+
+
+def test_graph_refuses_an_output_suffix_it_cannot_draw_in(tmp_path: Path) -> None:
+    workflow = tmp_path / "shop.yaml"
+    workflow.write_text("t_charge:\n  after: [orderPlaced]\n  run: tests.echo\n")
+    picture = tmp_path / "shop.jpg"
+    result = CliRunner().invoke(cli, ["graph", str(workflow), "-o", str(picture)], env=ENV)
+    assert result.exit_code == 2
+    assert "'.jpg' says no format triggerhooks draws in" in result.stderr
+    assert not picture.exists()
+    named = CliRunner().invoke(cli, ["graph", str(workflow), "-o", str(picture), "-f", "mermaid"],
+                               env=ENV)
+    assert named.exit_code == 0, named.output
+    assert "flowchart LR" in picture.read_text()

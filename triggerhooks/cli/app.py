@@ -643,7 +643,8 @@ def why(session: str, task: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("target", metavar="FILE|SESSION")
 @click.option("-f", "--format", "format_", type=click.Choice(["mermaid", "dot", "svg", "png"]),
-              help="Output format [default: from --output's suffix, else mermaid].")
+              help="Output format [default: from --output's suffix (.mmd, .dot, .svg, .png), "
+                   "else mermaid].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write to this file (.mmd, .dot, .svg, .png) instead of standard output.")
 @click.option("--session", "is_session", is_flag=True,
@@ -654,13 +655,19 @@ def graph(target: str, format_: str | None, output: str | None, is_session: bool
     Mermaid and DOT are text; SVG and PNG need Graphviz's `dot` on PATH.
     """
     settings = _settings()
-    if format_ is None:
-        format_ = GRAPH_FORMATS.get(Path(output).suffix.lower(), "mermaid") if output else "mermaid"
     path = Path(target)
-    if not is_session and (path.is_file() or path.suffix.lower() in FORMATS):
-        if output and path.is_file() and Path(output).resolve() == path.resolve():
-            raise click.BadParameter("is the workflow file being drawn: it would be overwritten",
-                                     param_hint="--output")
+    drawing_file = not is_session and (path.is_file() or path.suffix.lower() in FORMATS)
+    if drawing_file and output and path.is_file() and Path(output).resolve() == path.resolve():
+        raise click.BadParameter("is the workflow file being drawn: it would be overwritten",
+                                 param_hint="--output")
+    if format_ is None:
+        suffix = Path(output).suffix.lower() if output else ""
+        if suffix and suffix not in GRAPH_FORMATS:
+            raise click.BadParameter(
+                f"{suffix!r} says no format triggerhooks draws in: name the file "
+                f"{', '.join(GRAPH_FORMATS)}, or give --format", param_hint="--output")
+        format_ = GRAPH_FORMATS.get(suffix, "mermaid")
+    if drawing_file:
         tasks = validate_workflow(target)
         drawing = WorkflowGraph.build(tasks, title=path.name)
     else:
