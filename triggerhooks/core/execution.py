@@ -26,7 +26,7 @@ from .effects import after_commit, send_pre_fire
 from .leases import Heartbeat, Lease, claim_of
 from .rules import Transition, transition
 from .types import Commit, Plan
-from .updates import commit_status, decode_mapping, prepare_status, replay
+from .updates import commit_status, decode_replacement, prepare_status, replay
 
 if TYPE_CHECKING:
     from ..manager import TriggerManager
@@ -192,7 +192,8 @@ class _Execution:
         replacement = retry.replacement_kwargs
         if replacement is not None:
             try:
-                replacement = decode_mapping(replacement, f"replacement kwargs of {self.name}")
+                replacement = decode_replacement(replacement,
+                                                 f"replacement kwargs of {self.name}")
             except UnstorableKwargsError as exc:
                 return self.failed(exc, context)
         cause = retry.exc if retry.exc is not None else retry

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import signals
+from ..exceptions import UnstorableKwargsError
 from ..models import TaskInstance, TaskStatus, parse_status, split_instance_name
 from ..serialization import JsonDict, dumps_mapping, loads
 from .effects import after_commit, config_in, emit, send_pre_fire, sender_of
@@ -20,12 +21,28 @@ from .types import Commit, Plan
 if TYPE_CHECKING:
     from ..manager import TriggerManager
 
-__all__ = ["StatusUpdate", "commit_status", "decode_mapping", "prepare_status", "replay", "skip"]
+__all__ = ["StatusUpdate", "commit_status", "decode_mapping", "decode_replacement",
+           "prepare_status", "replay", "skip"]
 
 
 def decode_mapping(value: Mapping[str, Any] | None, what: str) -> JsonDict:
     """``value`` as it will be stored (JSON types); raises before any change if it cannot be."""
     decoded: JsonDict = loads(dumps_mapping(value, what))
+    return decoded
+
+
+def decode_replacement(value: Mapping[str, Any], what: str) -> JsonDict:
+    """Replacement kwargs (trigger name -> kwargs) as they will be stored; raises before any
+    change unless each trigger's kwargs are a mapping (``None`` meaning ``{}``, as for
+    ``fire``), so that a copy gets what a firing could have given it."""
+    decoded = decode_mapping(value, what)
+    for trigger, kwargs in decoded.items():
+        if kwargs is None:
+            decoded[trigger] = {}
+        elif not isinstance(kwargs, dict):
+            raise UnstorableKwargsError(
+                f"{what}: the kwargs of trigger {trigger!r} must be a mapping (or None), "
+                f"not {type(kwargs).__name__}; give trigger name -> kwargs")
     return decoded
 
 
@@ -119,7 +136,7 @@ def replay_failed(manager: TriggerManager, name: str,
     """``pre_replay``, then :func:`replay` of a failed instance; returns the copy."""
     replacement = None
     if replacement_kwargs is not None:
-        replacement = decode_mapping(replacement_kwargs, f"replacement kwargs of {name}")
+        replacement = decode_replacement(replacement_kwargs, f"replacement kwargs of {name}")
     if signals.pre_replay.receivers:
         current, sender = _peek_sender(manager, name)
         emit(manager, signals.pre_replay, sender, task_instance=current)
