@@ -167,6 +167,29 @@ def test_join_all_gives_up_after_its_timeout(storage: StorageBackend) -> None:
     assert manager.storage["t#0"].status == "finished"
 
 
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300])
+def test_join_all_with_an_endless_timeout_waits_as_without_one(storage: StorageBackend,
+                                                               timeout: float) -> None:
+    manager = TriggerManager(storage, task_runner="threading")
+    manager.update_configuration({"t": {"after": ["a"], "run": "test_runners.wait_for_release"}})
+    _RELEASE.clear()
+    manager.fire("a")
+    assert ThreadingTaskRunner.active_count() == 1  # it waits for the release
+    release = threading.Timer(0.05, _RELEASE.set)
+    release.start()
+    try:
+        ThreadingTaskRunner.join_all(timeout=timeout)
+    finally:
+        _RELEASE.set()
+        release.cancel()
+    assert manager.storage["t#0"].status == "finished"
+
+
+def test_join_all_refuses_a_nan_timeout() -> None:
+    with pytest.raises(ValueError, match="not nan"):
+        ThreadingTaskRunner.join_all(timeout=float("nan"))
+
+
 def test_threading_and_inline_tasks_mix_in_one_session(storage: StorageBackend) -> None:
     manager = TriggerManager(storage, task_runner="inline")
     manager.update_configuration({

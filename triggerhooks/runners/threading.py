@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING, ClassVar
@@ -79,11 +80,15 @@ class ThreadingTaskRunner(TaskRunner):
         """Wait until every task thread, and every thread their cascades started, has ended.
 
         Raises :class:`RunnerError` when called from a task thread (it would
-        wait for itself) or when ``timeout`` seconds pass first.
+        wait for itself) or when ``timeout`` seconds pass first. An infinite
+        ``timeout`` waits as ``None`` does; NaN is a ``ValueError``.
         """
         if getattr(cls._local, "in_task", False):
             raise RunnerError("join_all() cannot be called from a task thread: it would wait "
                               "for itself")
+        if timeout is not None and math.isnan(timeout):
+            raise ValueError("join_all() takes a timeout in seconds, or None to wait as long "
+                             "as it takes, not nan")
         deadline = None if timeout is None else time.monotonic() + timeout
         with cls._lock:
             while cls._threads:
@@ -91,7 +96,9 @@ class ThreadingTaskRunner(TaskRunner):
                 if remaining is not None and remaining <= 0:
                     raise RunnerError(f"{len(cls._threads)} task thread(s) still running after "
                                       f"{timeout}s")
-                cls._lock.wait(remaining)
+                # A wait longer than the platform allows (an infinite timeout) waits in turns.
+                cls._lock.wait(None if remaining is None
+                               else min(remaining, threading.TIMEOUT_MAX))
 
     @classmethod
     def active_count(cls) -> int:
