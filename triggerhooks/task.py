@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -45,6 +46,10 @@ class Retry(Exception):
                  replacement_kwargs: Mapping[str, Any] | None = None) -> None:
         self.exc = exc
         self.cooldown = float(cooldown)
+        if not self.cooldown <= threading.TIMEOUT_MAX:  # NaN and infinity included
+            raise ValueError(f"a retry's cooldown is a number of seconds up to "
+                             f"{threading.TIMEOUT_MAX:g} (threading.TIMEOUT_MAX, the longest "
+                             f"wait a runner can make), not {cooldown!r}")
         self.replacement_kwargs = dict(replacement_kwargs) if replacement_kwargs is not None else None
         super().__init__(f"retry in {self.cooldown:g}s" + (f" after {exc!r}" if exc else ""))
 

@@ -292,6 +292,23 @@ def test_retry_waits_for_the_cooldown(configured: TriggerManager) -> None:
     assert (started_at - failed_at).total_seconds() >= 0.2
 
 
+def test_a_cooldown_no_runner_can_wait_fails_the_instance(configured: TriggerManager) -> None:
+    """Not an instance left running (the transition overflowed) or scheduled for a wait no
+    runner can make: the retry is refused, and the task fails with the reason."""
+    configured.update_configuration({"t": {"after": ["a"], "run": "test_tasks.Patient"}})
+    configured.fire("a", {"failures": 1, "cooldown": 1e300})
+    settle()
+    [instance] = configured.storage.instances_of_task("t")
+    assert instance.status == "failed" and instance.metadata["exceptionType"] == "ValueError"
+    assert "a retry's cooldown is a number of seconds up to" in instance.metadata["exceptionInfo"]
+
+
+@pytest.mark.parametrize("cooldown", [float("inf"), float("nan"), 1e10])
+def test_retry_refuses_a_cooldown_no_runner_can_wait(cooldown: float) -> None:
+    with pytest.raises(ValueError, match=r"threading\.TIMEOUT_MAX"):
+        Patient().retry(ValueError("x"), cooldown=cooldown)
+
+
 def test_retry_from_a_function_task(configured: TriggerManager) -> None:
     @trigger_task(name="test_tasks.function_retry", max_retries=1)
     def function_retry(context: TaskContext) -> None:
