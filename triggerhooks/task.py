@@ -70,6 +70,11 @@ class StatusChange(Exception):
         super().__init__(f"status change to {self.status.value}")
 
 
+_MAX_LOG_LEVEL = 2**63 - 1
+"""The highest ``log_level`` an instance stores: higher levels (Python's have no bound) count
+as this one."""
+
+
 class TaskLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger that attaches ``context`` to every record and tracks the max level emitted.
 
@@ -146,9 +151,13 @@ class TaskContext:
         return self.manager.storage.uid
 
     def record_level(self, level: int) -> None:
-        """Count ``level`` towards the instance's ``log_level`` (the max level logged)."""
-        if level > self.log_level:
-            self.log_level = level
+        """Count ``level`` towards the instance's ``log_level`` (the max level logged).
+
+        Only an int counts (as for ``logging``, which refuses other levels), stored as a
+        plain int no larger than a 64-bit one, so that any level a task logs at can be
+        stored with its instance."""
+        if isinstance(level, int) and level > self.log_level:
+            self.log_level = min(int(level), _MAX_LOG_LEVEL)
 
     def retry(self, exc: BaseException | None = None, cooldown: float = 0.0,
               replacement_kwargs: Mapping[str, Any] | None = None) -> Retry:
