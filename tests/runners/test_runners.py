@@ -190,6 +190,27 @@ def test_join_all_refuses_a_nan_timeout() -> None:
         ThreadingTaskRunner.join_all(timeout=float("nan"))
 
 
+def test_a_thread_that_cannot_start_is_not_waited_for(storage: StorageBackend) -> None:
+    """The process is out of threads (here: no stack can be that large): the hand-off fails
+    with a RunnerError saying what to do, and join_all does not wait for that thread."""
+    manager = TriggerManager(storage, task_runner="threading")
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
+    manager.fire("warm up")  # connections are open before threads cannot start
+    usual = threading.stack_size(1 << 60)
+    try:
+        with pytest.raises(RunnerError, match=r"cannot start a thread for t#0 \(it stays "
+                                              r"scheduled: hand it off again") as raised:
+            manager.fire("a")
+    finally:
+        threading.stack_size(usual)
+    assert raised.value.committed is True
+    assert ThreadingTaskRunner.active_count() == 0
+    ThreadingTaskRunner.join_all(timeout=5)
+    manager.update_instance_status("t#0", "scheduled")
+    settle()
+    assert manager.storage["t#0"].status == "finished"
+
+
 def test_threading_and_inline_tasks_mix_in_one_session(storage: StorageBackend) -> None:
     manager = TriggerManager(storage, task_runner="inline")
     manager.update_configuration({

@@ -36,17 +36,30 @@ class ThreadingTaskRunner(TaskRunner):
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
         thread = threading.Thread(target=self._execute_later, args=(manager, instance_name, countdown),
                                   name=f"triggerhooks {instance_name}", daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
+        self._start(thread, f"{instance_name} (it stays scheduled: hand it off again with "
+                            f"manager.update_instance_status({instance_name!r}, 'scheduled'))")
 
     def schedule_receiver(self, manager: TriggerManager, call: BackgroundCall) -> None:
         """Run a background receiver in its own thread (``join_all`` waits for it too)."""
         thread = threading.Thread(target=self._call, args=(manager, call),
                                   name=f"triggerhooks receiver {call.receiver_name}", daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
+        self._start(thread, f"background receiver {call.receiver_name}")
+
+    @classmethod
+    def _start(cls, thread: threading.Thread, what: str) -> None:
+        """Start ``thread``, which ``join_all`` waits for; one that cannot start (the process
+        is out of threads or memory) is forgotten again, so that ``join_all`` never waits
+        for it, and raises :class:`RunnerError` naming ``what`` it was for."""
+        with cls._lock:
+            cls._threads.add(thread)
+        try:
+            thread.start()
+        except Exception as exc:
+            with cls._lock:
+                cls._threads.discard(thread)
+                cls._lock.notify_all()
+            raise RunnerError(f"threading task runner: cannot start a thread for {what}: "
+                              f"{exc}") from exc
 
     @classmethod
     def _call(cls, manager: TriggerManager, call: BackgroundCall) -> None:
