@@ -17,6 +17,7 @@ from .exceptions import (
     InvalidStatusError,
     MaxRetriesExceeded,
     Problem,
+    exception_text,
     with_context,
 )
 from .models import TaskInstance, TaskStatus, parse_status
@@ -177,7 +178,7 @@ class TaskContext:
         except Exception as exc:
             if not isinstance(exc, (Retry, StatusChange)) and id(exc) not in self.logged_exceptions:
                 self.logged_exceptions.add(id(exc))
-                adapter.exception("%s: %s", type(exc).__name__, exc,
+                adapter.exception("%s: %s", type(exc).__name__, exception_text(exc),
                                   extra={"context": getattr(exc, "context", None) or {}})
             raise
 

@@ -187,6 +187,36 @@ def test_a_task_exception_fails_the_instance_and_is_never_raised(
     assert meta["exceptionContext"] == {"score": 0.4}
 
 
+class Unprintable(Exception):
+    """An exception whose ``str()`` fails."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this exception fails")
+
+
+@trigger_task(name="test_tasks.raises_unprintable")
+def raises_unprintable(context: TaskContext) -> None:
+    if context.trigger_kwargs["a"].get("inside"):
+        with context.get_logger_context():
+            raise Unprintable()
+    raise Unprintable()
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_exception_whose_str_fails_fails_the_instance(configured: TriggerManager,
+                                                         caplog: pytest.LogCaptureFixture,
+                                                         inside: bool) -> None:
+    """Logged (pytest's log capture raises on a log call it cannot format) and stored as
+    Python's tracebacks show it, instead of leaving the instance running."""
+    configured.update_configuration({"t": {"after": ["a"], "run": "test_tasks.raises_unprintable"}})
+    configured.fire("a", {"inside": inside})
+    settle()
+    instance = configured.storage["t#0"]
+    assert instance.status == "failed"
+    assert instance.metadata["exceptionType"].endswith("Unprintable")
+    assert "<exception str() failed>" in caplog.text
+
+
 def test_a_builtin_exception_type_is_its_bare_name(configured: TriggerManager) -> None:
     configured.update_configuration({"u": {"after": ["b"], "run": "test_tasks.ends_with"}})
     configured.fire("b")  # ends_with reads trigger_kwargs["a"]: KeyError

@@ -17,7 +17,12 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ..exceptions import InvalidTaskResultError, SignalHandlingError, UnstorableKwargsError
+from ..exceptions import (
+    InvalidTaskResultError,
+    SignalHandlingError,
+    UnstorableKwargsError,
+    exception_text,
+)
 from ..models import TaskConfig, TaskInstance
 from ..registries import trigger_tasks
 from ..serialization import JsonDict, dotted_name, dumps, dumps_mapping, loads, safe_text, storable
@@ -167,7 +172,7 @@ class _Execution:
         name = self.name
         if context is None or id(exc) not in context.logged_exceptions:
             log.warning("%s: task instance %s failed: %s: %s", self.manager.storage.uid, name,
-                        type(exc).__name__, exc)
+                        type(exc).__name__, exception_text(exc))
         level = context.log_level if context else logging.NOTSET
         return self.store_failure(failure_metadata(exc), level, exc)
 
