@@ -289,7 +289,7 @@ class TriggerManager:
                                  metadata: Mapping[str, Any]) -> TaskInstance:
         """Merge ``metadata`` into an instance's metadata."""
         name = _instance_name(instance)
-        meta = updates.decode_mapping(metadata, f"metadata of {name}")
+        meta = updates.decode_metadata(metadata, f"metadata of {name}")
         commit = self.storage.transact(Plan(instances=(name,)),
                                        transition(lambda step: step.update_metadata(name, meta),
                                                   self.claim_grace_seconds))

@@ -21,14 +21,32 @@ from .types import Commit, Plan
 if TYPE_CHECKING:
     from ..manager import TriggerManager
 
-__all__ = ["StatusUpdate", "commit_status", "decode_mapping", "decode_replacement",
-           "prepare_status", "replay", "skip"]
+__all__ = ["OWN_METADATA", "StatusUpdate", "commit_status", "decode_mapping", "decode_metadata",
+           "decode_replacement", "prepare_status", "replay", "skip"]
+
+OWN_METADATA = ("timestamps", "claim", "due", "recovered")
+"""Metadata keys triggerhooks keeps its bookkeeping in, and reads back: when each status was
+reached, the lease of a running instance, when a scheduled one is due, its recoveries."""
 
 
 def decode_mapping(value: Mapping[str, Any] | None, what: str) -> JsonDict:
     """``value`` as it will be stored (JSON types); raises before any change if it cannot be."""
     decoded: JsonDict = loads(dumps_mapping(value, what))
     return decoded
+
+
+def decode_metadata(value: Mapping[str, Any] | None, what: str) -> JsonDict:
+    """Metadata given by hand (or by a task's ``StatusChange``) as it will be stored; raises
+    before any change if it cannot be, or if it would overwrite triggerhooks' bookkeeping,
+    which it reads back (recoveries, claims and status changes of the instance need it)."""
+    meta = decode_mapping(value, what)
+    own = [key for key in OWN_METADATA if key in meta]
+    if own:
+        raise UnstorableKwargsError(
+            f"{what} cannot be stored: {', '.join(map(repr, own))} "
+            f"{'is' if len(own) == 1 else 'are'} triggerhooks' own (status times, lease and "
+            "recovery bookkeeping); put your metadata under other keys")
+    return meta
 
 
 def decode_replacement(value: Mapping[str, Any], what: str) -> JsonDict:
@@ -63,7 +81,7 @@ def prepare_status(manager: TriggerManager, name: str, status: str,
                    cascade_kwargs: Mapping[str, Any] | None) -> StatusUpdate:
     """Check and encode a status update; raises before anything is stored."""
     new_status = parse_status(status)
-    meta = decode_mapping(metadata, f"metadata of {name}") if metadata else None
+    meta = decode_metadata(metadata, f"metadata of {name}") if metadata else None
     raw = dumps_mapping(cascade_kwargs, f"cascade kwargs of {name}")
     task_name = split_instance_name(name)[0]
     if cascade:
