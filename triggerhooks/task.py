@@ -209,6 +209,11 @@ class TriggerTask(ABC):
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
+        retries = cls.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            # Checked here, not at the first retry(), where it failed the instance instead.
+            raise TypeError(f"max_retries of task {cls.name!r} is how many times it may retry: "
+                            f"an int from 0, not {retries!r}")
         if register and not inspect.isabstract(cls):
             trigger_tasks.register(cls)
 

@@ -114,6 +114,26 @@ def test_function_tasks_are_registered_and_returned_unchanged() -> None:
     assert plain_function.__name__ == "plain_function"
 
 
+@pytest.mark.parametrize("count", ["3", None, 2.5, -1, True])
+def test_a_max_retries_that_is_not_a_count_is_refused_when_the_task_is_defined(
+        count: Any) -> None:
+    """Not at the first retry(), where it failed the instance with a TypeError comparing
+    the retries so far with it; nothing is registered."""
+    with pytest.raises(TypeError, match=r"max_retries of task 'test_tasks\.bad_max_retries' is "
+                                        r"how many times it may retry: an int from 0"):
+        @trigger_task(name="test_tasks.bad_max_retries", max_retries=count)
+        def bad_max_retries(context: TaskContext) -> None: ...
+
+    with pytest.raises(TypeError, match="an int from 0"):
+        class BadMaxRetries(TriggerTask):
+            name = "test_tasks.bad_max_retries"
+            max_retries = count
+
+            def _run(self, context: TaskContext) -> None: ...
+
+    assert "test_tasks.bad_max_retries" not in trigger_tasks
+
+
 def test_a_class_task_runs_with_the_trigger_kwargs(configured: TriggerManager) -> None:
     configured.update_configuration({"t": {"after": ["firstPageReceived"],
                                            "run": "test_tasks.ImportSubject"}})
