@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -207,6 +208,31 @@ def test_a_thread_that_cannot_start_is_not_waited_for(storage: StorageBackend) -
     assert ThreadingTaskRunner.active_count() == 0
     ThreadingTaskRunner.join_all(timeout=5)
     manager.update_instance_status("t#0", "scheduled")
+    settle()
+    assert manager.storage["t#0"].status == "finished"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: forking with threads
+def test_a_forked_child_does_not_wait_for_its_parent_s_task_threads(
+        storage: StorageBackend) -> None:
+    """They do not exist in the child: its join_all waited for them forever."""
+    manager = TriggerManager(storage, task_runner="threading")
+    manager.update_configuration({"t": {"after": ["a"], "run": "test_runners.wait_for_release"}})
+    _RELEASE.clear()
+    manager.fire("a")
+    assert ThreadingTaskRunner.active_count() == 1
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: reported by its exit code
+        code = 1
+        try:
+            ThreadingTaskRunner.join_all(timeout=5)
+            code = 0 if ThreadingTaskRunner.active_count() == 0 else 2
+        finally:
+            os._exit(code)
+    _RELEASE.set()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     settle()
     assert manager.storage["t#0"].status == "finished"
 

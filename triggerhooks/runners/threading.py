@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, ClassVar
@@ -117,3 +118,15 @@ class ThreadingTaskRunner(TaskRunner):
     def active_count(cls) -> int:
         with cls._lock:
             return len(cls._threads)
+
+    @classmethod
+    def _forget_threads(cls) -> None:
+        """In a forked child: the parent's task threads do not exist there (so ``join_all``
+        would wait for them forever), and the lock may have been held by one of them."""
+        cls._threads = set()
+        cls._lock = threading.Condition()
+        cls._local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=ThreadingTaskRunner._forget_threads)
