@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -235,6 +235,41 @@ def test_a_forked_child_does_not_wait_for_its_parent_s_task_threads(
     assert os.waitstatus_to_exitcode(status) == 0
     settle()
     assert manager.storage["t#0"].status == "finished"
+
+
+_FORKED_OPENS: list[Callable[[str], StorageBackend]] = []
+"""How the child of ``test_runners.forks`` opens the session (the test's storage factory)."""
+
+
+@trigger_task(name="test_runners.forks")
+def forks(context: TaskContext) -> dict[str, Any]:
+    """Forks a child that fires ``fromChild``, and reports whether the child ran ``c#0``."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: reported by its exit code
+        code = 1
+        try:
+            child = TriggerManager(_FORKED_OPENS[-1](context.session_uid))
+            child.fire("fromChild")
+            code = 0 if child.storage["c#0"].status == "finished" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return {"child": os.waitstatus_to_exitcode(status)}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: forking with threads
+def test_a_child_forked_by_an_inline_task_runs_its_own_instances(
+        make_storage: Callable[[str], StorageBackend]) -> None:
+    """The child inherits the queue of the thread that forked, mid-drain: its own instances
+    were queued there and never run (left scheduled)."""
+    _FORKED_OPENS.append(make_storage)
+    storage = make_storage("forked-inline")
+    manager = TriggerManager(storage, task_runner="inline")
+    manager.update_configuration({"f": {"after": ["go"], "run": "test_runners.forks"},
+                                  "c": {"after": ["fromChild"], "run": "tests.noop"}})
+    manager.fire("go")
+    assert storage["f#0"].metadata["result"] == {"child": 0}
 
 
 def test_threading_and_inline_tasks_mix_in_one_session(storage: StorageBackend) -> None:
