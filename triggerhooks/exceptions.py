@@ -224,7 +224,17 @@ class SignalHandlingError(TriggerhooksError):
 
     def __init__(self, caught_exceptions: Sequence[BaseException]) -> None:
         self.caught_exceptions = list(caught_exceptions)
-        super().__init__(", ".join(str(exc) for exc in self.caught_exceptions))
+        super().__init__(", ".join(map(exception_text, self.caught_exceptions)))
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or what Python's tracebacks show when that raises: what triggerhooks
+    puts in a message or a log line, so that an application's odd exception can never
+    stop what it is doing (raising receivers' errors together, storing a failure)."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<exception str() failed>"
 
 
 class PluginLoadWarning(UserWarning):

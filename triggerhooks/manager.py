@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
@@ -54,9 +55,10 @@ def _seconds(given: float | None, env: str, default: float, what: str) -> float:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
+    if not 0 < seconds <= threading.TIMEOUT_MAX:  # longer ones overflow the clock's arithmetic
         source = f" (from ${env})" if given is None else ""
-        raise ValueError(f"{what} must be a positive number of seconds, not {value!r}{source}")
+        raise ValueError(f"{what} must be a positive number of seconds, not {value!r}{source} "
+                         f"(at most {threading.TIMEOUT_MAX:g})")
     return seconds
 
 
@@ -289,7 +291,7 @@ class TriggerManager:
                                  metadata: Mapping[str, Any]) -> TaskInstance:
         """Merge ``metadata`` into an instance's metadata."""
         name = _instance_name(instance)
-        meta = updates.decode_mapping(metadata, f"metadata of {name}")
+        meta = updates.decode_metadata(metadata, f"metadata of {name}")
         commit = self.storage.transact(Plan(instances=(name,)),
                                        transition(lambda step: step.update_metadata(name, meta),
                                                   self.claim_grace_seconds))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from .exceptions import (
     InvalidStatusError,
     MaxRetriesExceeded,
     Problem,
+    exception_text,
     with_context,
 )
 from .models import TaskInstance, TaskStatus, parse_status
@@ -45,6 +47,10 @@ class Retry(Exception):
                  replacement_kwargs: Mapping[str, Any] | None = None) -> None:
         self.exc = exc
         self.cooldown = float(cooldown)
+        if not self.cooldown <= threading.TIMEOUT_MAX:  # NaN and infinity included
+            raise ValueError(f"a retry's cooldown is a number of seconds up to "
+                             f"{threading.TIMEOUT_MAX:g} (threading.TIMEOUT_MAX, the longest "
+                             f"wait a runner can make), not {cooldown!r}")
         self.replacement_kwargs = dict(replacement_kwargs) if replacement_kwargs is not None else None
         super().__init__(f"retry in {self.cooldown:g}s" + (f" after {exc!r}" if exc else ""))
 
@@ -63,6 +69,11 @@ class StatusChange(Exception):
         self.cascade = cascade
         self.cascade_kwargs = dict(cascade_kwargs or {})
         super().__init__(f"status change to {self.status.value}")
+
+
+_MAX_LOG_LEVEL = 2**63 - 1
+"""The highest ``log_level`` an instance stores: higher levels (Python's have no bound) count
+as this one."""
 
 
 class TaskLogger(logging.LoggerAdapter[logging.Logger]):
@@ -141,9 +152,13 @@ class TaskContext:
         return self.manager.storage.uid
 
     def record_level(self, level: int) -> None:
-        """Count ``level`` towards the instance's ``log_level`` (the max level logged)."""
-        if level > self.log_level:
-            self.log_level = level
+        """Count ``level`` towards the instance's ``log_level`` (the max level logged).
+
+        Only an int counts (as for ``logging``, which refuses other levels), stored as a
+        plain int no larger than a 64-bit one, so that any level a task logs at can be
+        stored with its instance."""
+        if isinstance(level, int) and level > self.log_level:
+            self.log_level = min(int(level), _MAX_LOG_LEVEL)
 
     def retry(self, exc: BaseException | None = None, cooldown: float = 0.0,
               replacement_kwargs: Mapping[str, Any] | None = None) -> Retry:
@@ -163,7 +178,7 @@ class TaskContext:
         except Exception as exc:
             if not isinstance(exc, (Retry, StatusChange)) and id(exc) not in self.logged_exceptions:
                 self.logged_exceptions.add(id(exc))
-                adapter.exception("%s: %s", type(exc).__name__, exc,
+                adapter.exception("%s: %s", type(exc).__name__, exception_text(exc),
                                   extra={"context": getattr(exc, "context", None) or {}})
             raise
 
@@ -194,6 +209,11 @@ class TriggerTask(ABC):
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
+        retries = cls.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            # Checked here, not at the first retry(), where it failed the instance instead.
+            raise TypeError(f"max_retries of task {cls.name!r} is how many times it may retry: "
+                            f"an int from 0, not {retries!r}")
         if register and not inspect.isabstract(cls):
             trigger_tasks.register(cls)
 

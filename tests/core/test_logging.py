@@ -71,6 +71,39 @@ def test_the_max_level_is_stored_on_the_instance(any_manager: TriggerManager,
     assert (instance.log_level, instance.log_level_name) == (logging.WARNING, "WARNING")
 
 
+@trigger_task(name="test_logging.logs_beyond_64_bits")
+def logs_beyond_64_bits(context: TaskContext) -> dict[str, Any]:
+    """Logs at levels Python accepts but no 64-bit integer holds, and at a bool."""
+    with context.get_logger_context() as logger:
+        logger.log(True, "a bool is an int to logging")
+        logger.log(10**30, "beyond any named level")
+    return {}
+
+
+def test_a_level_beyond_64_bits_is_stored_as_the_highest(any_manager: TriggerManager) -> None:
+    """The instance ends (it was left running, and fire() raised UnstorableKwargsError)."""
+    any_manager.update_configuration({"t": {"after": ["a"],
+                                            "run": "test_logging.logs_beyond_64_bits"}})
+    any_manager.fire("a")
+    settle()
+    instance = any_manager.storage["t#0"]
+    assert instance.status == "finished"
+    assert instance.log_level == 2**63 - 1 and type(instance.log_level) is int
+
+
+def test_a_bool_level_is_stored_as_an_int(manager: TriggerManager) -> None:
+    @trigger_task(name="test_logging.logs_at_a_bool")
+    def logs_at_a_bool(context: TaskContext) -> None:
+        with context.get_logger_context() as logger:
+            logger.log(True, "level 1")
+
+    manager.update_configuration({"t": {"after": ["a"], "run": "test_logging.logs_at_a_bool"}})
+    manager.fire("a")
+    instance = manager.storage["t#0"]
+    assert (instance.log_level, instance.log_level_name) == (1, "Level 1")
+    assert type(instance.log_level) is int
+
+
 def test_an_instance_that_logged_nothing_has_level_notset(manager: TriggerManager) -> None:
     instance = _run(manager)
     assert (instance.log_level, instance.log_level_name) == (logging.NOTSET, "NOTSET")

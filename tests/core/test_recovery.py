@@ -595,13 +595,30 @@ def test_lease_and_grace_come_from_the_constructor_then_the_environment(
         2.5, 7.0)
     given = TriggerManager(storage, lease_seconds=4, claim_grace_seconds=5)
     assert (given.lease_seconds, given.claim_grace_seconds) == (4.0, 5.0)
-    for bad in ("0", "-1", "nan", "inf", "soon"):
+    for bad in ("0", "-1", "nan", "inf", "soon", "1e12"):  # 1e12: its expiry overflows
         monkeypatch.setenv("TRIGGERHOOKS_CLAIM_GRACE_SECONDS", bad)
         with pytest.raises(ValueError, match=r"claim_grace_seconds must be a positive number of "
                                              r"seconds, not .* \(from \$TRIGGERHOOKS_CLAIM_GRACE"):
             TriggerManager(storage)
     with pytest.raises(ValueError, match="lease_seconds must be a positive number"):
         TriggerManager(storage, lease_seconds=0, claim_grace_seconds=1)
+
+
+@pytest.mark.parametrize("setting", ["lease_seconds", "claim_grace_seconds"])
+def test_seconds_too_long_for_the_clock_are_refused(storage: StorageBackend, setting: str,
+                                                    held: type[HoldingRunner]) -> None:
+    """Accepted, a lease of 1e12 seconds failed every claim with an OverflowError (every
+    instance left scheduled), a grace that long every recovery."""
+    with pytest.raises(ValueError, match=rf"{setting} must be a positive number of seconds, "
+                                         r"not 1000000000000\.0 \(at most"):
+        TriggerManager(storage, **{setting: 1e12})
+    manager = TriggerManager(storage, task_runner="held")
+    manager.update_configuration({"t": {"after": ["go"], "run": "tests.noop"}})
+    manager.fire("go")
+    with pytest.raises(ValueError, match=r"a lease must last a positive number of seconds, "
+                                         r"not 1000000000000\.0"):
+        manager.execute("t#0", lease=1e12)
+    assert storage["t#0"].status == "scheduled"
 
 
 def test_the_lease_of_an_execution_is_the_manager_s(storage: StorageBackend,

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from tests.helpers import settle
-from triggerhooks import InvalidStatusError, TaskInstance, TriggerManager, trigger_task
+from triggerhooks import (
+    InvalidStatusError,
+    TaskInstance,
+    TriggerManager,
+    UnstorableKwargsError,
+    trigger_task,
+)
 from triggerhooks.storages import StorageBackend
 from triggerhooks.task import TaskContext
 from triggerhooks.testing import HoldingRunner
@@ -74,6 +80,40 @@ def test_replay_with_empty_replacement_kwargs_runs_with_none(failed: TriggerMana
     failed.replay_failed_instance("t#0", replacement_kwargs={})
     settle()
     assert failed.storage["t#1"].kwargs == {"p": {"k": 1}}
+
+
+@pytest.mark.parametrize("kwargs", [5, "ok", [1], True])
+def test_replacement_kwargs_of_a_trigger_must_be_a_mapping(failed: TriggerManager,
+                                                           kwargs: object) -> None:
+    """As for ``fire``: a copy never runs with kwargs no firing could have given it."""
+    with pytest.raises(UnstorableKwargsError, match="the kwargs of trigger 'a' must be a mapping"):
+        failed.replay_failed_instance("t#0", replacement_kwargs={"a": kwargs})
+    settle()
+    assert [i.status for i in failed.storage.instances_of_task("t")] == ["failed"]
+
+
+def test_replacement_kwargs_of_none_are_empty_as_for_fire(failed: TriggerManager) -> None:
+    _fix(failed)
+    failed.replay_failed_instance("t#0", replacement_kwargs={"a": None, "p": None})
+    settle()
+    assert failed.storage["t#1"].kwargs == {"a": {}, "p": {"k": 1}}
+
+
+@trigger_task(name="test_replay_skip.retries_with_bad_kwargs")
+def retries_with_bad_kwargs(context: TaskContext) -> dict[str, Any]:
+    raise context.retry(replacement_kwargs={"a": 5})
+
+
+def test_a_retry_with_replacement_kwargs_that_are_not_mappings_fails(
+        any_manager: TriggerManager) -> None:
+    any_manager.update_configuration({
+        "t": {"after": ["a"], "run": "test_replay_skip.retries_with_bad_kwargs"}})
+    any_manager.fire("a")
+    settle()
+    [instance] = any_manager.storage.instances_of_task("t")
+    assert instance.status == "failed"
+    assert instance.metadata["exceptionType"] == "triggerhooks.exceptions.UnstorableKwargsError"
+    assert "the kwargs of trigger 'a' must be a mapping" in instance.metadata["exceptionInfo"]
 
 
 @trigger_task(name="test_replay_skip.import_subject")

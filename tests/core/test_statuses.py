@@ -16,6 +16,7 @@ from triggerhooks import (
     TaskStatus,
     TriggerhooksError,
     TriggerManager,
+    UnstorableKwargsError,
 )
 from triggerhooks.storages import StorageBackend
 from triggerhooks.testing import HoldingRunner
@@ -188,6 +189,27 @@ def test_update_instance_metadata_merges_and_keeps_the_status(failed: TriggerMan
     assert instance.status == "failed"
     assert (instance.metadata["ticket"], instance.metadata["note"]) == (7, "seen")
     assert instance.metadata["exceptionType"] == "ValueError"
+
+
+@pytest.mark.parametrize("metadata", [
+    {"timestamps": "overwritten"}, {"timestamps": {"scheduled": "not a time"}},
+    {"claim": {"token": "t"}}, {"due": "tomorrow"}, {"recovered": {"at": 1}}])
+def test_metadata_by_hand_cannot_overwrite_the_bookkeeping(
+        manager: TriggerManager, held: type[HoldingRunner], metadata: dict[str, object]) -> None:
+    """Overwritten, it broke every later change of the instance (a TypeError when claimed,
+    replayed or skipped) and every recovery of the session; now refused, nothing stored."""
+    manager.update_configuration({"t": {"after": ["a"], "using": "held", "run": "tests.noop"}})
+    manager.fire("a")
+    before = manager.storage["t#0"]
+    [key] = metadata
+    with pytest.raises(UnstorableKwargsError, match=f"'{key}' is triggerhooks' own"):
+        manager.update_instance_metadata("t#0", metadata)
+    with pytest.raises(UnstorableKwargsError, match=f"'{key}' is triggerhooks' own"):
+        manager.update_instance_status("t#0", "scheduled", metadata)
+    assert manager.storage["t#0"] == before
+    assert manager.stuck() == []
+    held.release()
+    assert manager.storage["t#0"].status == "finished"
 
 
 # -- looking at a session --------------------------------------------------------------------

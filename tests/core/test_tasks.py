@@ -114,6 +114,26 @@ def test_function_tasks_are_registered_and_returned_unchanged() -> None:
     assert plain_function.__name__ == "plain_function"
 
 
+@pytest.mark.parametrize("count", ["3", None, 2.5, -1, True])
+def test_a_max_retries_that_is_not_a_count_is_refused_when_the_task_is_defined(
+        count: Any) -> None:
+    """Not at the first retry(), where it failed the instance with a TypeError comparing
+    the retries so far with it; nothing is registered."""
+    with pytest.raises(TypeError, match=r"max_retries of task 'test_tasks\.bad_max_retries' is "
+                                        r"how many times it may retry: an int from 0"):
+        @trigger_task(name="test_tasks.bad_max_retries", max_retries=count)
+        def bad_max_retries(context: TaskContext) -> None: ...
+
+    with pytest.raises(TypeError, match="an int from 0"):
+        class BadMaxRetries(TriggerTask):
+            name = "test_tasks.bad_max_retries"
+            max_retries = count
+
+            def _run(self, context: TaskContext) -> None: ...
+
+    assert "test_tasks.bad_max_retries" not in trigger_tasks
+
+
 def test_a_class_task_runs_with_the_trigger_kwargs(configured: TriggerManager) -> None:
     configured.update_configuration({"t": {"after": ["firstPageReceived"],
                                            "run": "test_tasks.ImportSubject"}})
@@ -185,6 +205,36 @@ def test_a_task_exception_fails_the_instance_and_is_never_raised(
     assert "Traceback (most recent call last)" in meta["exceptionInfo"]
     assert "ValueError: failed spam check" in meta["exceptionInfo"]
     assert meta["exceptionContext"] == {"score": 0.4}
+
+
+class Unprintable(Exception):
+    """An exception whose ``str()`` fails."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this exception fails")
+
+
+@trigger_task(name="test_tasks.raises_unprintable")
+def raises_unprintable(context: TaskContext) -> None:
+    if context.trigger_kwargs["a"].get("inside"):
+        with context.get_logger_context():
+            raise Unprintable()
+    raise Unprintable()
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_exception_whose_str_fails_fails_the_instance(configured: TriggerManager,
+                                                         caplog: pytest.LogCaptureFixture,
+                                                         inside: bool) -> None:
+    """Logged (pytest's log capture raises on a log call it cannot format) and stored as
+    Python's tracebacks show it, instead of leaving the instance running."""
+    configured.update_configuration({"t": {"after": ["a"], "run": "test_tasks.raises_unprintable"}})
+    configured.fire("a", {"inside": inside})
+    settle()
+    instance = configured.storage["t#0"]
+    assert instance.status == "failed"
+    assert instance.metadata["exceptionType"].endswith("Unprintable")
+    assert "<exception str() failed>" in caplog.text
 
 
 def test_a_builtin_exception_type_is_its_bare_name(configured: TriggerManager) -> None:
@@ -290,6 +340,23 @@ def test_retry_waits_for_the_cooldown(configured: TriggerManager) -> None:
     started_at = datetime.fromisoformat(copy.metadata["timestamps"]["running"])
     assert copy.status == "finished"
     assert (started_at - failed_at).total_seconds() >= 0.2
+
+
+def test_a_cooldown_no_runner_can_wait_fails_the_instance(configured: TriggerManager) -> None:
+    """Not an instance left running (the transition overflowed) or scheduled for a wait no
+    runner can make: the retry is refused, and the task fails with the reason."""
+    configured.update_configuration({"t": {"after": ["a"], "run": "test_tasks.Patient"}})
+    configured.fire("a", {"failures": 1, "cooldown": 1e300})
+    settle()
+    [instance] = configured.storage.instances_of_task("t")
+    assert instance.status == "failed" and instance.metadata["exceptionType"] == "ValueError"
+    assert "a retry's cooldown is a number of seconds up to" in instance.metadata["exceptionInfo"]
+
+
+@pytest.mark.parametrize("cooldown", [float("inf"), float("nan"), 1e10])
+def test_retry_refuses_a_cooldown_no_runner_can_wait(cooldown: float) -> None:
+    with pytest.raises(ValueError, match=r"threading\.TIMEOUT_MAX"):
+        Patient().retry(ValueError("x"), cooldown=cooldown)
 
 
 def test_retry_from_a_function_task(configured: TriggerManager) -> None:

@@ -307,6 +307,30 @@ def test_raise_exception_errors_are_aggregated_after_every_receiver_ran(
     assert len([r for r in caplog.records if r.name == "triggerhooks.events"]) == 3
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this exception fails")
+
+
+def test_an_exception_whose_str_fails_is_raised_with_the_others(manager: TriggerManager) -> None:
+    """The SignalHandlingError is still made (its message shows what Python's tracebacks
+    show), so the change goes on: the scheduled instance is handed off and runs."""
+    def unprintable(sender: Any, **kwargs: Any) -> None:
+        raise _Unprintable()
+
+    def plain(sender: Any, **kwargs: Any) -> None:
+        raise ValueError("plain")
+
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
+    with connected(unprintable, task_started, raise_exception=True), \
+            connected(plain, task_started, raise_exception=True), \
+            pytest.raises(SignalHandlingError) as caught:
+        manager.fire("a")
+    assert str(caught.value) == "<exception str() failed>, plain"
+    assert [type(e) for e in caught.value.caught_exceptions] == [_Unprintable, ValueError]
+    assert manager.storage["t#0"].status == "finished"
+
+
 def test_send_event_results_muting_and_no_receivers() -> None:
     signal = Signal()
     assert send_event(signal, None) == []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -165,6 +166,110 @@ def test_join_all_gives_up_after_its_timeout(storage: StorageBackend) -> None:
         _RELEASE.set()
     settle()
     assert manager.storage["t#0"].status == "finished"
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300])
+def test_join_all_with_an_endless_timeout_waits_as_without_one(storage: StorageBackend,
+                                                               timeout: float) -> None:
+    manager = TriggerManager(storage, task_runner="threading")
+    manager.update_configuration({"t": {"after": ["a"], "run": "test_runners.wait_for_release"}})
+    _RELEASE.clear()
+    manager.fire("a")
+    assert ThreadingTaskRunner.active_count() == 1  # it waits for the release
+    release = threading.Timer(0.05, _RELEASE.set)
+    release.start()
+    try:
+        ThreadingTaskRunner.join_all(timeout=timeout)
+    finally:
+        _RELEASE.set()
+        release.cancel()
+    assert manager.storage["t#0"].status == "finished"
+
+
+def test_join_all_refuses_a_nan_timeout() -> None:
+    with pytest.raises(ValueError, match="not nan"):
+        ThreadingTaskRunner.join_all(timeout=float("nan"))
+
+
+def test_a_thread_that_cannot_start_is_not_waited_for(storage: StorageBackend) -> None:
+    """The process is out of threads (here: no stack can be that large): the hand-off fails
+    with a RunnerError saying what to do, and join_all does not wait for that thread."""
+    manager = TriggerManager(storage, task_runner="threading")
+    manager.update_configuration({"t": {"after": ["a"], "run": "tests.noop"}})
+    manager.fire("warm up")  # connections are open before threads cannot start
+    usual = threading.stack_size(1 << 60)
+    try:
+        with pytest.raises(RunnerError, match=r"cannot start a thread for t#0 \(it stays "
+                                              r"scheduled: hand it off again") as raised:
+            manager.fire("a")
+    finally:
+        threading.stack_size(usual)
+    assert raised.value.committed is True
+    assert ThreadingTaskRunner.active_count() == 0
+    ThreadingTaskRunner.join_all(timeout=5)
+    manager.update_instance_status("t#0", "scheduled")
+    settle()
+    assert manager.storage["t#0"].status == "finished"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: forking with threads
+def test_a_forked_child_does_not_wait_for_its_parent_s_task_threads(
+        storage: StorageBackend) -> None:
+    """They do not exist in the child: its join_all waited for them forever."""
+    manager = TriggerManager(storage, task_runner="threading")
+    manager.update_configuration({"t": {"after": ["a"], "run": "test_runners.wait_for_release"}})
+    _RELEASE.clear()
+    manager.fire("a")
+    assert ThreadingTaskRunner.active_count() == 1
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: reported by its exit code
+        code = 1
+        try:
+            ThreadingTaskRunner.join_all(timeout=5)
+            code = 0 if ThreadingTaskRunner.active_count() == 0 else 2
+        finally:
+            os._exit(code)
+    _RELEASE.set()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    settle()
+    assert manager.storage["t#0"].status == "finished"
+
+
+_FORKED_OPENS: list[Callable[[str], StorageBackend]] = []
+"""How the child of ``test_runners.forks`` opens the session (the test's storage factory)."""
+
+
+@trigger_task(name="test_runners.forks")
+def forks(context: TaskContext) -> dict[str, Any]:
+    """Forks a child that fires ``fromChild``, and reports whether the child ran ``c#0``."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: reported by its exit code
+        code = 1
+        try:
+            child = TriggerManager(_FORKED_OPENS[-1](context.session_uid))
+            child.fire("fromChild")
+            code = 0 if child.storage["c#0"].status == "finished" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return {"child": os.waitstatus_to_exitcode(status)}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: forking with threads
+def test_a_child_forked_by_an_inline_task_runs_its_own_instances(
+        make_storage: Callable[[str], StorageBackend]) -> None:
+    """The child inherits the queue of the thread that forked, mid-drain: its own instances
+    were queued there and never run (left scheduled)."""
+    _FORKED_OPENS.append(make_storage)
+    storage = make_storage("forked-inline")
+    manager = TriggerManager(storage, task_runner="inline")
+    manager.update_configuration({"f": {"after": ["go"], "run": "test_runners.forks"},
+                                  "c": {"after": ["fromChild"], "run": "tests.noop"}})
+    manager.fire("go")
+    assert storage["f#0"].metadata["result"] == {"child": 0}
 
 
 def test_threading_and_inline_tasks_mix_in_one_session(storage: StorageBackend) -> None:

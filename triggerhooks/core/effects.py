@@ -4,7 +4,9 @@ finalization, then the hand-off of scheduled instances to their runners.
 
 A receiver's error never stops the steps after it: the errors of
 ``raise_exception`` receivers are collected and raised together at the end, once
-every scheduled instance was handed off. Nothing here reads the whole session:
+every scheduled instance was handed off. Nor does an error of a subclass's hook or
+of finalization: the first is raised at the end instead, so that no scheduled
+instance is left without its hand-off. Nothing here reads the whole session:
 each step works from what the commit already knows.
 """
 
@@ -86,16 +88,26 @@ def send_pre_fire(manager: TriggerManager, trigger_name: str,
 class _Errors:
     """Receiver errors collected across the steps that follow one commit."""
 
-    __slots__ = ("caught",)
+    __slots__ = ("caught", "failures")
 
     def __init__(self) -> None:
         self.caught: list[BaseException] = []
+        self.failures: list[Exception] = []
+        """Errors of the steps run with :meth:`keep`, in order."""
 
     def run(self, step: Callable[[], None]) -> None:
         try:
             step()
         except SignalHandlingError as exc:
             self.caught.extend(exc.caught_exceptions)
+
+    def keep(self, step: Callable[[], None]) -> None:
+        """Run a step that may fail by itself (a hook, finalization): its error is raised
+        once the steps after it ran, as a failed hand-off is."""
+        try:
+            self.run(step)
+        except Exception as exc:
+            self.failures.append(exc)
 
 
 def _announce(manager: TriggerManager, signal: Signal, notice: Notice) -> None:
@@ -113,7 +125,7 @@ def _report_fire(manager: TriggerManager, fired: Fired, scheduled: list[TaskInst
                            tasks_scheduled=scheduled))
     if trigger_name == SESSION_FINALIZED and signals.session_finalized.receivers:
         errors.run(partial(emit, manager, signals.session_finalized, type(manager)))
-    manager._post_fire(trigger_name, scheduled)
+    errors.keep(partial(manager._post_fire, trigger_name, scheduled))
 
 
 def finalize(manager: TriggerManager, commit: Commit) -> None:
@@ -173,13 +185,13 @@ def _hand_off(manager: TriggerManager, scheduled: Scheduled, errors: _Errors) ->
 
 
 def _raise(manager: TriggerManager, failures: list[Exception], errors: _Errors) -> None:
-    """The first hand-off failure (the others logged), else every receiver error together."""
+    """The first failure of a hook, finalization or hand-off (the others logged), else
+    every receiver error together."""
     if failures:
         if errors.caught:
             failures.append(SignalHandlingError(errors.caught))
         for extra in failures[1:]:
-            log.error("%s: handing off a task instance failed: %s", manager.storage.uid,
-                      extra, exc_info=extra)
+            log.error("%s: after a change, %s", manager.storage.uid, extra, exc_info=extra)
         raise failures[0]
     if errors.caught:
         raise SignalHandlingError(errors.caught)
@@ -214,12 +226,12 @@ def _follow(manager: TriggerManager, commit: Commit, fired: Fired | None,
     if fired is not None and changes.result is not False:
         _report_fire(manager, fired, [instance for instance, _, _ in changes.schedule], errors)
     if then is not None:
-        errors.run(then)
+        errors.keep(then)
     if commit.ready_to_finalize:
-        errors.run(partial(finalize, manager, commit))
+        errors.keep(partial(finalize, manager, commit))
     handing = changes.schedule
     if changes.recover:
         handing = [*handing, *_recovered(manager, commit)]
-    failures = _hand_off(manager, handing, errors) if handing else []
+    failures = errors.failures + (_hand_off(manager, handing, errors) if handing else [])
     if failures or errors.caught:
         _raise(manager, failures, errors)

@@ -17,7 +17,12 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ..exceptions import InvalidTaskResultError, SignalHandlingError, UnstorableKwargsError
+from ..exceptions import (
+    InvalidTaskResultError,
+    SignalHandlingError,
+    UnstorableKwargsError,
+    exception_text,
+)
 from ..models import TaskConfig, TaskInstance
 from ..registries import trigger_tasks
 from ..serialization import JsonDict, dotted_name, dumps, dumps_mapping, loads, safe_text, storable
@@ -26,7 +31,7 @@ from .effects import after_commit, send_pre_fire
 from .leases import Heartbeat, Lease, claim_of
 from .rules import Transition, transition
 from .types import Commit, Plan
-from .updates import commit_status, decode_mapping, prepare_status, replay
+from .updates import commit_status, decode_replacement, prepare_status, replay
 
 if TYPE_CHECKING:
     from ..manager import TriggerManager
@@ -167,7 +172,7 @@ class _Execution:
         name = self.name
         if context is None or id(exc) not in context.logged_exceptions:
             log.warning("%s: task instance %s failed: %s: %s", self.manager.storage.uid, name,
-                        type(exc).__name__, exc)
+                        type(exc).__name__, exception_text(exc))
         level = context.log_level if context else logging.NOTSET
         return self.store_failure(failure_metadata(exc), level, exc)
 
@@ -192,7 +197,8 @@ class _Execution:
         replacement = retry.replacement_kwargs
         if replacement is not None:
             try:
-                replacement = decode_mapping(replacement, f"replacement kwargs of {self.name}")
+                replacement = decode_replacement(replacement,
+                                                 f"replacement kwargs of {self.name}")
             except UnstorableKwargsError as exc:
                 return self.failed(exc, context)
         cause = retry.exc if retry.exc is not None else retry

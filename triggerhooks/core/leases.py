@@ -83,8 +83,9 @@ class Lease:
     max_attempts: int | None = DEFAULT_MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
-        if not self.seconds > 0:
-            raise ValueError(f"a lease must last a positive number of seconds, not {self.seconds!r}")
+        if not 0 < self.seconds <= threading.TIMEOUT_MAX:  # longer: its expiry overflows
+            raise ValueError(f"a lease must last a positive number of seconds, not "
+                             f"{self.seconds!r} (at most {threading.TIMEOUT_MAX:g})")
         limit = self.max_attempts
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 1):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import signals
+from ..exceptions import UnstorableKwargsError
 from ..models import TaskInstance, TaskStatus, parse_status, split_instance_name
 from ..serialization import JsonDict, dumps_mapping, loads
 from .effects import after_commit, config_in, emit, send_pre_fire, sender_of
@@ -20,12 +21,46 @@ from .types import Commit, Plan
 if TYPE_CHECKING:
     from ..manager import TriggerManager
 
-__all__ = ["StatusUpdate", "commit_status", "decode_mapping", "prepare_status", "replay", "skip"]
+__all__ = ["OWN_METADATA", "StatusUpdate", "commit_status", "decode_mapping", "decode_metadata",
+           "decode_replacement", "prepare_status", "replay", "skip"]
+
+OWN_METADATA = ("timestamps", "claim", "due", "recovered")
+"""Metadata keys triggerhooks keeps its bookkeeping in, and reads back: when each status was
+reached, the lease of a running instance, when a scheduled one is due, its recoveries."""
 
 
 def decode_mapping(value: Mapping[str, Any] | None, what: str) -> JsonDict:
     """``value`` as it will be stored (JSON types); raises before any change if it cannot be."""
     decoded: JsonDict = loads(dumps_mapping(value, what))
+    return decoded
+
+
+def decode_metadata(value: Mapping[str, Any] | None, what: str) -> JsonDict:
+    """Metadata given by hand (or by a task's ``StatusChange``) as it will be stored; raises
+    before any change if it cannot be, or if it would overwrite triggerhooks' bookkeeping,
+    which it reads back (recoveries, claims and status changes of the instance need it)."""
+    meta = decode_mapping(value, what)
+    own = [key for key in OWN_METADATA if key in meta]
+    if own:
+        raise UnstorableKwargsError(
+            f"{what} cannot be stored: {', '.join(map(repr, own))} "
+            f"{'is' if len(own) == 1 else 'are'} triggerhooks' own (status times, lease and "
+            "recovery bookkeeping); put your metadata under other keys")
+    return meta
+
+
+def decode_replacement(value: Mapping[str, Any], what: str) -> JsonDict:
+    """Replacement kwargs (trigger name -> kwargs) as they will be stored; raises before any
+    change unless each trigger's kwargs are a mapping (``None`` meaning ``{}``, as for
+    ``fire``), so that a copy gets what a firing could have given it."""
+    decoded = decode_mapping(value, what)
+    for trigger, kwargs in decoded.items():
+        if kwargs is None:
+            decoded[trigger] = {}
+        elif not isinstance(kwargs, dict):
+            raise UnstorableKwargsError(
+                f"{what}: the kwargs of trigger {trigger!r} must be a mapping (or None), "
+                f"not {type(kwargs).__name__}; give trigger name -> kwargs")
     return decoded
 
 
@@ -46,7 +81,7 @@ def prepare_status(manager: TriggerManager, name: str, status: str,
                    cascade_kwargs: Mapping[str, Any] | None) -> StatusUpdate:
     """Check and encode a status update; raises before anything is stored."""
     new_status = parse_status(status)
-    meta = decode_mapping(metadata, f"metadata of {name}") if metadata else None
+    meta = decode_metadata(metadata, f"metadata of {name}") if metadata else None
     raw = dumps_mapping(cascade_kwargs, f"cascade kwargs of {name}")
     task_name = split_instance_name(name)[0]
     if cascade:
@@ -119,7 +154,7 @@ def replay_failed(manager: TriggerManager, name: str,
     """``pre_replay``, then :func:`replay` of a failed instance; returns the copy."""
     replacement = None
     if replacement_kwargs is not None:
-        replacement = decode_mapping(replacement_kwargs, f"replacement kwargs of {name}")
+        replacement = decode_replacement(replacement_kwargs, f"replacement kwargs of {name}")
     if signals.pre_replay.receivers:
         current, sender = _peek_sender(manager, name)
         emit(manager, signals.pre_replay, sender, task_instance=current)

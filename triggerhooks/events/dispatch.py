@@ -21,7 +21,7 @@ from typing import Any
 from blinker import Signal
 from blinker._utilities import make_id
 
-from ..exceptions import SignalHandlingError
+from ..exceptions import SignalHandlingError, exception_text
 from ..serialization import dotted_name
 from ..signals import NO_SENDER, OrderedSignal, pop_sender
 from .adapters import ForeignSignal, adapter_for, signal_name
@@ -116,5 +116,5 @@ def log_receiver_failure(signal: Any, receiver: Callable[..., Any], exc: BaseExc
     the receiver's dotted name, the signal's name, ``note`` (what happens to the error, if
     anything is said) and the traceback. For adapters of other libraries' signals."""
     log.error("receiver %s of signal %s failed%s: %s: %s", dotted_name(receiver),
-              signal_name(signal), f" ({note})" if note else "", type(exc).__name__, exc,
-              exc_info=exc)
+              signal_name(signal), f" ({note})" if note else "", type(exc).__name__,
+              exception_text(exc), exc_info=exc)

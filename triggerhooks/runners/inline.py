@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -95,3 +96,13 @@ class InlineTaskRunner(TaskRunner):
             for extra in errors[1:]:
                 log.error("inline task runner: %s", extra, exc_info=extra)
             raise errors[0]
+
+    @classmethod
+    def _forget_queue(cls) -> None:
+        """In a forked child (a task that forks, say): the queue of the thread that forked
+        is its parent's, which its parent drains; the child's calls must drain their own."""
+        cls._queue = _Queue()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=InlineTaskRunner._forget_queue)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, ClassVar
@@ -35,17 +37,30 @@ class ThreadingTaskRunner(TaskRunner):
     def schedule(self, manager: TriggerManager, instance_name: str, countdown: float = 0.0) -> None:
         thread = threading.Thread(target=self._execute_later, args=(manager, instance_name, countdown),
                                   name=f"triggerhooks {instance_name}", daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
+        self._start(thread, f"{instance_name} (it stays scheduled: hand it off again with "
+                            f"manager.update_instance_status({instance_name!r}, 'scheduled'))")
 
     def schedule_receiver(self, manager: TriggerManager, call: BackgroundCall) -> None:
         """Run a background receiver in its own thread (``join_all`` waits for it too)."""
         thread = threading.Thread(target=self._call, args=(manager, call),
                                   name=f"triggerhooks receiver {call.receiver_name}", daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
+        self._start(thread, f"background receiver {call.receiver_name}")
+
+    @classmethod
+    def _start(cls, thread: threading.Thread, what: str) -> None:
+        """Start ``thread``, which ``join_all`` waits for; one that cannot start (the process
+        is out of threads or memory) is forgotten again, so that ``join_all`` never waits
+        for it, and raises :class:`RunnerError` naming ``what`` it was for."""
+        with cls._lock:
+            cls._threads.add(thread)
+        try:
+            thread.start()
+        except Exception as exc:
+            with cls._lock:
+                cls._threads.discard(thread)
+                cls._lock.notify_all()
+            raise RunnerError(f"threading task runner: cannot start a thread for {what}: "
+                              f"{exc}") from exc
 
     @classmethod
     def _call(cls, manager: TriggerManager, call: BackgroundCall) -> None:
@@ -79,11 +94,15 @@ class ThreadingTaskRunner(TaskRunner):
         """Wait until every task thread, and every thread their cascades started, has ended.
 
         Raises :class:`RunnerError` when called from a task thread (it would
-        wait for itself) or when ``timeout`` seconds pass first.
+        wait for itself) or when ``timeout`` seconds pass first. An infinite
+        ``timeout`` waits as ``None`` does; NaN is a ``ValueError``.
         """
         if getattr(cls._local, "in_task", False):
             raise RunnerError("join_all() cannot be called from a task thread: it would wait "
                               "for itself")
+        if timeout is not None and math.isnan(timeout):
+            raise ValueError("join_all() takes a timeout in seconds, or None to wait as long "
+                             "as it takes, not nan")
         deadline = None if timeout is None else time.monotonic() + timeout
         with cls._lock:
             while cls._threads:
@@ -91,9 +110,23 @@ class ThreadingTaskRunner(TaskRunner):
                 if remaining is not None and remaining <= 0:
                     raise RunnerError(f"{len(cls._threads)} task thread(s) still running after "
                                       f"{timeout}s")
-                cls._lock.wait(remaining)
+                # A wait longer than the platform allows (an infinite timeout) waits in turns.
+                cls._lock.wait(None if remaining is None
+                               else min(remaining, threading.TIMEOUT_MAX))
 
     @classmethod
     def active_count(cls) -> int:
         with cls._lock:
             return len(cls._threads)
+
+    @classmethod
+    def _forget_threads(cls) -> None:
+        """In a forked child: the parent's task threads do not exist there (so ``join_all``
+        would wait for them forever), and the lock may have been held by one of them."""
+        cls._threads = set()
+        cls._lock = threading.Condition()
+        cls._local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=ThreadingTaskRunner._forget_threads)
