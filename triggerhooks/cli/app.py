@@ -279,9 +279,6 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-# Libraries whose retries log a warning each time: the command's own error says it once.
-_RETRY_LOGGERS = ("psycopg.pool",)
-
 
 def _configure_logging(level: str, tracebacks: bool) -> None:
     """Print task logs on standard error, unless the host program configured logging;
@@ -292,8 +289,8 @@ def _configure_logging(level: str, tracebacks: bool) -> None:
     if tracebacks:
         logging.getLogger("triggerhooks.plugins").setLevel(logging.DEBUG)
     if level.lower() != "debug":
-        for name in _RETRY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
+        # psycopg's pool logs a warning at each retry: the command's own error says it once.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 @contextmanager
